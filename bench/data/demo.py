@@ -1,0 +1,89 @@
+"""The offline `demo` dataset: each real photo shipped inside an installed package is a class,
+each item a deterministic crop of it (datasets/demo.toml)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from PIL import Image
+
+from bench.data.record import ImageRecord
+from bench.seeding import rng_for
+
+DEMO_SEED = 0
+TRAIN_PER_CLASS = 16  # sized so the default run takes minutes on 2 CPU cores
+VAL_PER_CLASS = 6
+CROP_FRACTION = (0.35, 0.6)  # crop side as a fraction of the photo's shorter side
+
+
+def _skimage(name: str) -> Path:
+    import skimage
+
+    return Path(skimage.__file__).parent / "data" / name
+
+
+def _sklearn(name: str) -> Path:
+    return Path(str(resources.files("sklearn.datasets") / "images" / name))
+
+
+def _matplotlib(name: str) -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / name
+
+
+
+
+def photos() -> list[tuple[str, Path]]:
+    """The demo's source photos, located inside the installed packages."""
+    return [
+        ("astronaut", _skimage("astronaut.png")),
+        ("cat", _skimage("chelsea.png")),
+        ("coffee", _skimage("coffee.png")),
+        ("hubble", _skimage("hubble_deep_field.jpg")),
+        ("microscopy", _skimage("ihc.png")),
+        ("motorcycle", _skimage("motorcycle_left.png")),
+        ("retina", _skimage("retina.jpg")),
+        ("rocket", _skimage("rocket.jpg")),
+        ("temple", _sklearn("china.jpg")),
+        ("flower", _sklearn("flower.jpg")),
+        ("portrait", _matplotlib("grace_hopper.jpg")),
+    ]
+
+
+def _crop_box(width: int, height: int, image_id: str) -> tuple[int, int, int, int]:
+    rng = rng_for(DEMO_SEED, image_id, "demo-crop")
+    side = int(min(width, height) * rng.uniform(*CROP_FRACTION))
+    left = int(rng.integers(0, width - side + 1))
+    top = int(rng.integers(0, height - side + 1))
+    return left, top, left + side, top + side
+
+
+def records() -> list[ImageRecord]:
+    """All demo items, train then val, class by class, in a stable order."""
+    sources = photos()
+    missing = [str(path) for _, path in sources if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            "the demo dataset needs photos shipped with scikit-image, scikit-learn and matplotlib; "
+            f"missing: {', '.join(missing)}. Reinstall with `pip install -e .`"
+        )
+    items: list[ImageRecord] = []
+    for split, count in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):
+        for label, (class_name, path) in enumerate(sources):
+            with Image.open(path) as handle:
+                width, height = handle.size
+            for index in range(count):
+                image_id = f"{class_name}/{split}/{index:03d}"
+                items.append(
+                    ImageRecord(
+                        image_id=image_id,
+                        split=split,
+                        label=label,
+                        label_name=class_name,
+                        path=str(path),
+                        crop=_crop_box(width, height, image_id),
+                    )
+                )
+    return items

@@ -1,0 +1,56 @@
+"""ImageRecord: one image of a dataset, loadable in a worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from PIL import Image
+
+# Metadata columns every store table has; datasets fill what they know, the rest stays null.
+METADATA_COLUMNS: dict[str, str] = {
+    "camera_make": "string",
+    "camera_model": "string",
+    "is_smartphone": "bool",
+    "iso": "float64",
+    "exposure": "float64",
+    "aperture": "float64",
+    "focal_length": "float64",
+    "camera_class": "int64",
+    "subject_id": "int64",
+    "source_path": "string",
+}
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One dataset item: stable id, split, semantic label, where its pixels come from, metadata."""
+
+    image_id: str
+    split: str
+    label: int
+    label_name: str
+    path: str
+    crop: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) in source pixels
+    meta: tuple[tuple[str, object], ...] = field(default_factory=tuple)
+
+    def load(self) -> Image.Image:
+        """Decode to RGB (palette, grayscale, alpha and CMYK are converted), then crop."""
+        if self.crop is None:
+            return _decode_rgb(self.path)
+        return _decode_rgb_cached(self.path).crop(self.crop)  # crop() copies: the cache stays intact
+
+    def metadata(self) -> dict[str, object]:
+        values: dict[str, object] = {column: None for column in METADATA_COLUMNS}
+        values["source_path"] = self.path
+        values.update(self.meta)
+        return values
+
+
+def _decode_rgb(path: str) -> Image.Image:
+    with Image.open(path) as handle:
+        return handle.convert("RGB")
+
+
+# Crops of one source photo come in runs; keeping the last decode saves re-reading it per crop.
+_decode_rgb_cached = lru_cache(maxsize=2)(_decode_rgb)

@@ -1,0 +1,38 @@
+"""EncoderSpec: everything needed to rebuild an encoder and its preprocessing exactly."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Family = Literal["cvl", "ssl", "sup"]
+FAMILY_TITLES = {"cvl": "CVL (contrastive vision-language)", "ssl": "SSL (self-supervised)", "sup": "SUP (supervised)"}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One encoder: `family/arch.tag` name, where its weights come from, and how it sees images."""
+
+    name: str
+    family: Family
+    loader: str  # key of bench.encoders.loaders.LOADERS
+    architecture: str  # the loader's architecture name (timm / open_clip model name)
+    pretrained: str  # the loader's weights tag; "" for random init
+    input_size: int
+    embed_dim: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bicubic"
+    pooling: str = "default"  # what the embedding is: the loader's standard image embedding
+    source: str = ""  # human-readable origin of the weights
+    init_seed: int = 0  # for random-init specs
+
+    def describe(self) -> dict[str, object]:
+        """Plain dict for fingerprints and result provenance."""
+        return asdict(self)
