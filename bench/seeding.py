@@ -15,3 +15,12 @@ def stable_int(text: str) -> int:
 def rng_for(seed: int, image_id: str, purpose: str) -> np.random.Generator:
     """A generator whose stream is a pure function of (seed, image_id, purpose)."""
     return np.random.default_rng([seed, stable_int(image_id), stable_int(purpose)])
+
+
+def uniform_choice(seed: int, image_ids: "np.ndarray | list[str]", choices: int, purpose: str) -> np.ndarray:
+    """One i.i.d. uniform draw in [0, choices) per image id, keyed by (seed, image_id, purpose)."""
+    return np.fromiter(
+        (stable_int(f"{seed}|{purpose}|{image_id}") % choices for image_id in image_ids),
+        dtype=np.int64,
+        count=len(image_ids),
+    )

@@ -141,6 +141,9 @@ class Store:
         """Merge the small fragments left by incremental writes."""
         self._open(table_name(dataset, encoder)).optimize()
 
+    def version(self, dataset: str, encoder: str) -> int:
+        return int(self._open(table_name(dataset, encoder)).version)
+
     def count(self, dataset: str, encoder: str) -> int:
         return self._open(table_name(dataset, encoder)).count_rows()
 

@@ -1,0 +1,167 @@
+"""Command line: `python -m bench {list,extract,run,leaderboard}`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import index, processing
+from bench.tasks.options import DEFAULT_ENCODERS
+from bench.workspace import Workspace
+
+EPILOG = """examples:
+  python -m bench run knn-influence                    # offline default: demo data, two EfficientNets
+  python -m bench run knn-influence --group jpeg --k 10 --encoders effnet/lite0.in1k
+  python -m bench extract --dataset demo --encoder effnet/lite0.in1k --group jpeg
+  python -m bench leaderboard
+  python -m bench list encoders
+"""
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: the best available)")
+    parser.add_argument("--batch-size", type=_positive, help="images per forward pass (default: 8 on CPU, 256 on a GPU)")
+    parser.add_argument("--workers", type=int, help="DataLoader worker processes (default: 0 on CPU, every core on a GPU)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure what frozen visual encoders know about image processing and acquisition.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--home", help="workspace root holding embeddings/, indexes/, reports/ (default: $BENCH_HOME or the current folder)")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    listing = verbs.add_parser("list", help="list encoders, datasets, tasks or processings")
+    listing.add_argument("kind", choices=("encoders", "datasets", "tasks", "processings"))
+    listing.add_argument("--family", choices=("cvl", "ssl", "sup"), help="encoders of one family only")
+
+    extract = verbs.add_parser("extract", help="embed a dataset under processings into the store (resumable)")
+    extract.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
+    extract.add_argument("--encoder", required=True, help="encoder name, e.g. effnet/lite0.in1k")
+    which = extract.add_mutually_exclusive_group()
+    which.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
+    which.add_argument("--processings", type=_csv, help="comma-separated processing names instead of a group")
+    extract.add_argument("--splits", type=_csv, default=("train", "val"), help="comma-separated splits (default: train,val)")
+    extract.add_argument("--rebuild", action="store_true", help="drop the table first (needed after a fingerprint mismatch)")
+    extract.add_argument("--commit-seconds", type=float, default=5.0, help="commit rows to the store at least this often (default: 5)")
+    _add_extraction_options(extract)
+
+    run = verbs.add_parser("run", help="run a task and print its leaderboard; finished cells are skipped")
+    run.add_argument("task", help="task name, e.g. knn-influence (`list tasks` shows all)")
+    run.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
+    run.add_argument("--encoders", type=_csv, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)})")
+    run.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
+    run.add_argument("--k", type=_positive, help="neighbours for the kNN vote (default: the dataset's; 10 for demo)")
+    run.add_argument("--seeds", type=_positive, default=10, help="seeds of the uniform setup (default: 10, as the paper)")
+    run.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend (default: auto)")
+    run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
+    _add_extraction_options(run)
+
+    board = verbs.add_parser("leaderboard", help="print leaderboards from stored results alone")
+    board.add_argument("--task", help="one task only")
+    return parser
+
+
+def _list(kind: str, family: str | None, console: Console) -> None:
+    from bench import data, encoders, tasks
+
+    grid = Table(title=kind, title_justify="left")
+    if kind == "encoders":
+        for header in ("name", "family", "source", "input", "dim"):
+            grid.add_column(header)
+        for spec in encoders.ENCODERS.values():
+            if family is None or spec.family == family:
+                grid.add_row(spec.name, spec.family, spec.source, str(spec.input_size), str(spec.embed_dim))
+    elif kind == "datasets":
+        grid.add_column("name")
+        grid.add_column("description")
+        grid.add_column("card")
+        for spec in data.DATASETS.values():
+            grid.add_row(spec.name, spec.description, spec.card)
+    elif kind == "tasks":
+        grid.add_column("name")
+        grid.add_column("description")
+        for task in tasks.TASKS.values():
+            grid.add_row(task.name, task.description)
+    else:
+        grid.add_column("name")
+        grid.add_column("groups")
+        grid.add_column("stage")
+        grid.add_column("what it does")
+        for op in processing.PROCESSINGS.values():
+            groups = ", ".join(name for name, members in processing.GROUPS.items() if op.name in members) or "masking"
+            grid.add_row(op.name, groups, op.stage, op.description)
+    console.print(grid)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    console = Console()
+    errors = Console(stderr=True)
+    workspace = Workspace.at(arguments.home)
+    from bench import data, encoders, extraction, leaderboard, registry, store, tasks
+    from bench.tasks.options import RunOptions
+
+    expected = (
+        registry.UnknownNameError,
+        store.FingerprintMismatchError,
+        store.MissingEmbeddingsError,
+        encoders.WeightsUnavailableError,
+        FileNotFoundError,
+    )
+    try:
+        if arguments.verb == "list":
+            _list(arguments.kind, arguments.family, console)
+        elif arguments.verb == "extract":
+            names = arguments.processings or processing.group(arguments.group)
+            extraction.extract(
+                data.get(arguments.dataset), encoders.get(arguments.encoder), names, store.Store(workspace.embeddings_uri),
+                splits=arguments.splits, device=arguments.device, batch_size=arguments.batch_size,
+                workers=arguments.workers, commit_seconds=arguments.commit_seconds, rebuild=arguments.rebuild,
+                rejects_dir=workspace.rejects, console=errors,
+            )
+        elif arguments.verb == "run":
+            task = tasks.get(arguments.task)
+            options = RunOptions(
+                workspace=workspace, dataset=arguments.dataset, encoders=arguments.encoders, group=arguments.group,
+                k=arguments.k, seeds=arguments.seeds, backend=arguments.backend, device=arguments.device,
+                batch_size=arguments.batch_size, workers=arguments.workers, overwrite=arguments.overwrite,
+            )
+            for name in options.encoders:  # fail on a typo before any long work starts
+                encoders.get(name)
+            processing.group(options.group)
+            data.get(options.dataset)
+            task.execute(options, errors)
+            leaderboard.show(workspace.results, [task.name], console)
+        elif arguments.verb == "leaderboard":
+            names = [tasks.get(arguments.task).name] if arguments.task else None
+            leaderboard.show(workspace.results, names, console)
+    except expected as error:
+        errors.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        errors.print("interrupted: rows already committed are kept; run the same command again to resume.")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

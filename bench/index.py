@@ -1,0 +1,224 @@
+"""Exact top-k inner-product search: FAISS GPU, torch (CUDA or CPU), FAISS CPU. The only FAISS caller.
+
+Every backend returns the same neighbours for the same scores: candidates are ordered by
+(score descending, database row ascending), and a query whose k-th score is tied with
+candidates that were not fetched is searched again with a wider k until the tie is inside.
+Restricted searches keep, per query, only database rows whose label equals ("same") or differs
+from ("other") the query's label, without ever building a per-query database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+Backend = Literal["auto", "faiss-gpu", "torch", "faiss-cpu"]
+Restrict = Literal["none", "same", "other"]
+BACKENDS: tuple[str, ...] = ("auto", "faiss-gpu", "torch", "faiss-cpu")
+TIE_MARGIN = 8  # extra candidates fetched so that most boundary ties resolve in one pass
+FAISS_GPU_MAX_K = 2048
+SCORE_BLOCK_BYTES = 256 << 20  # torch backend: at most this much score matrix per query block
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    scores: np.ndarray  # (Q, k) float32, best first; -inf where fewer than k rows are allowed
+    rows: np.ndarray  # (Q, k) int64 database rows; -1 where fewer than k rows are allowed
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalised float32 copy (zero vectors stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+def resolve_backend(requested: str = "auto") -> str:
+    """auto: FAISS GPU if a GPU build sees a GPU, else torch on CUDA, else FAISS CPU."""
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown search backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+    if requested != "auto":
+        return requested
+    if _faiss_gpus() > 0:
+        return "faiss-gpu"
+    if _torch_cuda():
+        return "torch"
+    return "faiss-cpu"
+
+
+def _faiss_gpus() -> int:
+    try:
+        import faiss
+    except ImportError:
+        return 0
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+def _torch_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+# A raw searcher fetches `width` candidates per query (any order among equal scores).
+RawSearch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+def search(
+    queries: np.ndarray,
+    database: np.ndarray,
+    k: int,
+    *,
+    restrict: Restrict = "none",
+    query_labels: np.ndarray | None = None,
+    database_labels: np.ndarray | None = None,
+    backend: str = "auto",
+) -> Neighbours:
+    """Exact top-k by inner product with deterministic tie-breaking (lower database row wins)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    database = np.ascontiguousarray(database, dtype=np.float32)
+    if queries.ndim != 2 or database.ndim != 2 or queries.shape[1] != database.shape[1]:
+        raise ValueError(f"queries {queries.shape} and database {database.shape} must be 2-D with the same width")
+    if restrict != "none" and (query_labels is None or database_labels is None):
+        raise ValueError(f"restrict={restrict!r} needs query_labels and database_labels")
+    chosen = resolve_backend(backend)
+    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    rows = np.full((len(queries), k), -1, dtype=np.int64)
+    if len(queries) == 0 or len(database) == 0 or k == 0:
+        return Neighbours(scores, rows)
+    if restrict == "none":
+        groups = [(np.arange(len(queries)), None)]
+    else:
+        query_labels = np.asarray(query_labels)
+        database_labels = np.asarray(database_labels)
+        groups = [(np.flatnonzero(query_labels == label), label) for label in np.unique(query_labels)]
+    searcher = _SEARCHERS[chosen](database)
+    for members, label in groups:
+        allowed = _allowed_rows(database_labels, label, restrict)
+        raw = searcher(allowed)
+        group_scores, group_rows = _exact_top_k(raw, queries[members], k, len(database) if allowed is None else len(allowed))
+        scores[members], rows[members] = group_scores, group_rows
+    return Neighbours(scores, rows)
+
+
+def _allowed_rows(database_labels: np.ndarray | None, label: object, restrict: Restrict) -> np.ndarray | None:
+    if restrict == "none":
+        return None
+    assert database_labels is not None
+    return np.flatnonzero(database_labels == label if restrict == "same" else database_labels != label)
+
+
+def _exact_top_k(raw: RawSearch, queries: np.ndarray, k: int, allowed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fetch k + margin, order by (-score, row), widen for queries whose boundary tie is cut."""
+    out_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    out_rows = np.full((len(queries), k), -1, dtype=np.int64)
+    pending = np.arange(len(queries))
+    width = min(k + TIE_MARGIN, max(allowed, 1))
+    while len(pending):
+        scores, rows = raw(queries[pending], width)
+        scores = np.where(rows < 0, -np.inf, scores).astype(np.float32)
+        order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)
+        scores = np.take_along_axis(scores, order, axis=1)
+        rows = np.take_along_axis(rows, order, axis=1)
+        kth = scores[:, min(k, width) - 1]
+        weakest = scores[:, -1]
+        done = (width >= allowed) | (weakest < kth) | np.isneginf(kth)
+        take = min(k, width)
+        out_scores[pending[done], :take] = scores[done, :take]
+        out_rows[pending[done], :take] = np.where(np.isneginf(scores[done, :take]), -1, rows[done, :take])
+        pending = pending[~done]
+        width = min(width * 2, allowed)
+    return out_scores, out_rows
+
+
+def _torch_searcher(database: np.ndarray) -> Callable[[np.ndarray | None], RawSearch]:
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    base = torch.from_numpy(database).to(device)
+
+    def for_rows(allowed: np.ndarray | None) -> RawSearch:
+        mask = None
+        if allowed is not None:
+            mask = torch.full((len(database),), float("-inf"), device=device)
+            mask[torch.from_numpy(allowed).to(device)] = 0.0
+
+        def raw(queries: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+            block = max(1, SCORE_BLOCK_BYTES // (4 * len(database)))
+            all_scores, all_rows = [], []
+            for start in range(0, len(queries), block):
+                chunk = torch.from_numpy(queries[start : start + block]).to(device)
+                scores = chunk @ base.T
+                if mask is not None:
+                    scores += mask
+                top = torch.topk(scores, width, dim=1)
+                all_scores.append(top.values.cpu().numpy())
+                all_rows.append(top.indices.cpu().numpy().astype(np.int64))
+            return np.concatenate(all_scores), np.concatenate(all_rows)
+
+        return raw
+
+    return for_rows
+
+
+def _faiss_cpu_searcher(database: np.ndarray) -> Callable[[np.ndarray | None], RawSearch]:
+    import faiss
+
+    index = faiss.IndexFlatIP(database.shape[1])
+    index.add(database)
+
+    def for_rows(allowed: np.ndarray | None) -> RawSearch:
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
+
+        def raw(queries: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+            scores, rows = index.search(queries, width, params=params)
+            return scores, rows.astype(np.int64)
+
+        return raw
+
+    return for_rows
+
+
+def _faiss_gpu_searcher(database: np.ndarray) -> Callable[[np.ndarray | None], RawSearch]:
+    """FAISS GPU has no selectors: restricted searches over-fetch and filter when the excluded
+    rows fit under FAISS's k limit, and otherwise run on torch CUDA."""
+    import faiss
+
+    index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(database.shape[1]))
+    index.add(database)
+    fallback = _torch_searcher(database)
+
+    def for_rows(allowed: np.ndarray | None) -> RawSearch:
+        excluded = 0 if allowed is None else len(database) - len(allowed)
+        if excluded + 2 * TIE_MARGIN > FAISS_GPU_MAX_K // 2:
+            return fallback(allowed)
+        keep = None if allowed is None else np.zeros(len(database), dtype=bool)
+        if keep is not None:
+            keep[allowed] = True
+
+        def raw(queries: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+            scores, rows = index.search(queries, min(width + excluded, len(database)))
+            rows = rows.astype(np.int64)
+            if keep is not None:
+                rows = np.where(keep[np.maximum(rows, 0)] & (rows >= 0), rows, -1)
+                order = np.argsort(rows < 0, axis=1, kind="stable")  # allowed rows first, order kept
+                scores = np.take_along_axis(scores, order, axis=1)[:, :width]
+                rows = np.take_along_axis(rows, order, axis=1)[:, :width]
+            return scores, rows
+
+        return raw
+
+    return for_rows
+
+
+_SEARCHERS: dict[str, Callable[[np.ndarray], Callable[[np.ndarray | None], RawSearch]]] = {
+    "torch": _torch_searcher,
+    "faiss-cpu": _faiss_cpu_searcher,
+    "faiss-gpu": _faiss_gpu_searcher,
+}

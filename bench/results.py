@@ -1,0 +1,83 @@
+"""Result cells: one JSON per (task, dataset, encoder, condition), written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import bench
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    dataset: str
+    encoder: str
+    condition: str  # e.g. "group=jpeg,k=10": what distinguishes cells of one task
+
+    def path(self, results_dir: Path) -> Path:
+        return results_dir / self.task / self.dataset / self.encoder.replace("/", "--") / f"{self.condition}.json"
+
+
+def condition(**parts: object) -> str:
+    """A stable, readable condition string from keyword parts."""
+    return ",".join(f"{key}={value}" for key, value in sorted(parts.items()))
+
+
+def git_sha() -> str | None:
+    """The commit of the bench checkout that produced a result, if it is a git checkout."""
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(bench.__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    from bench.extraction import package_versions
+
+    return {
+        "bench_version": bench.__version__,
+        "git_sha": git_sha(),
+        "packages": package_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }
+
+
+def write(cell: Cell, results_dir: Path, payload: dict[str, Any]) -> Path:
+    """Write the cell's JSON atomically: readers see the old file or the whole new one."""
+    path = cell.path(results_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"task": cell.task, "dataset": cell.dataset, "encoder": cell.encoder, "condition": cell.condition, **payload}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=2, sort_keys=True, allow_nan=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def exists(cell: Cell, results_dir: Path) -> bool:
+    return cell.path(results_dir).is_file()
+
+
+def read_all(results_dir: Path, task: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every stored cell (optionally of one task), in a stable order."""
+    root = results_dir / task if task else results_dir
+    for path in sorted(root.glob("**/*.json")):
+        with open(path, encoding="utf-8") as handle:
+            yield json.load(handle)
