@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -114,10 +115,12 @@ def _list(kind: str, family: str | None, console: Console) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    console = Console()
+    # Piped output (files, CI logs) gets room for the leaderboard columns instead of 80.
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    console = Console(width=140 if piped else None)
     errors = Console(stderr=True)
     workspace = Workspace.at(arguments.home)
-    from bench import data, encoders, extraction, leaderboard, registry, store, tasks
+    from bench import data, encoders, leaderboard, registry, store, tasks
     from bench.tasks.options import RunOptions
 
     expected = (
@@ -131,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.verb == "list":
             _list(arguments.kind, arguments.family, console)
         elif arguments.verb == "extract":
+            from bench import extraction
+
             names = arguments.processings or processing.group(arguments.group)
             extraction.extract(
                 data.get(arguments.dataset), encoders.get(arguments.encoder), names, store.Store(workspace.embeddings_uri),

@@ -43,12 +43,16 @@ class Processing:
         return dict(self.params)[key]
 
 
-def jpeg_roundtrip(image: Image.Image, quality: int, subsampling: str) -> Image.Image:
-    """Re-encode with Pillow's baseline JPEG writer (standard tables) and decode again."""
+def jpeg_bytes(image: Image.Image, quality: int, subsampling: str) -> bytes:
+    """Pillow's baseline JPEG writer with libjpeg's standard tables: no optimise, no progressive."""
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
-    buffer.seek(0)
-    decoded = Image.open(buffer)
+    return buffer.getvalue()
+
+
+def jpeg_roundtrip(image: Image.Image, quality: int, subsampling: str) -> Image.Image:
+    """Re-encode as JPEG and decode again."""
+    decoded = Image.open(io.BytesIO(jpeg_bytes(image, quality, subsampling)))
     decoded.load()
     return decoded.convert("RGB")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 from bench import registry
@@ -28,6 +29,13 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             f"{demo.TRAIN_PER_CLASS} train + {demo.VAL_PER_CLASS} val deterministic crops each",
             records=demo.records,
             card="datasets/demo.toml",
+        ),
+        DatasetSpec(
+            name="demo-mini",
+            description="the demo photos with 4 train + 2 val crops each: a smoke test in seconds",
+            records=partial(demo.records, train_per_class=4, val_per_class=2),
+            card="datasets/demo.toml",
+            knn_k=3,
         ),
     ],
 )

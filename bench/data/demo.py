@@ -60,7 +60,7 @@ def _crop_box(width: int, height: int, image_id: str) -> tuple[int, int, int, in
     return left, top, left + side, top + side
 
 
-def records() -> list[ImageRecord]:
+def records(train_per_class: int = TRAIN_PER_CLASS, val_per_class: int = VAL_PER_CLASS) -> list[ImageRecord]:
     """All demo items, train then val, class by class, in a stable order."""
     sources = photos()
     missing = [str(path) for _, path in sources if not path.is_file()]
@@ -70,7 +70,7 @@ def records() -> list[ImageRecord]:
             f"missing: {', '.join(missing)}. Reinstall with `pip install -e .`"
         )
     items: list[ImageRecord] = []
-    for split, count in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
         for label, (class_name, path) in enumerate(sources):
             with Image.open(path) as handle:
                 width, height = handle.size

@@ -1,7 +1,21 @@
-"""Encoders: the spec registry and the loaders that turn a spec into a model + preprocessing."""
+"""Encoders: the spec registry and the loaders that turn a spec into a model + preprocessing.
+
+`load` and `weights_identity` import torch on first use, so listing specs stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from bench.encoders.catalog import ENCODERS, get
-from bench.encoders.loaders import LoadedEncoder, WeightsUnavailableError, load, weights_identity
-from bench.encoders.spec import EncoderSpec
+from bench.encoders.spec import EncoderSpec, WeightsUnavailableError
 
-__all__ = ["ENCODERS", "EncoderSpec", "LoadedEncoder", "WeightsUnavailableError", "get", "load", "weights_identity"]
+__all__ = ["ENCODERS", "EncoderSpec", "WeightsUnavailableError", "get", "load", "weights_identity"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load", "weights_identity", "LoadedEncoder"):
+        from bench.encoders import loaders
+
+        return getattr(loaders, name)
+    raise AttributeError(f"module 'bench.encoders' has no attribute {name!r}")

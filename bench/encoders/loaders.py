@@ -10,11 +10,7 @@ from typing import Callable
 import torch
 
 from bench.encoders.preprocess import Preprocess, paper_preprocess
-from bench.encoders.spec import EncoderSpec
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The weights for a spec cannot be obtained here; the message says how to supply them."""
+from bench.encoders.spec import EncoderSpec, WeightsUnavailableError
 
 
 @dataclass(frozen=True)
@@ -48,8 +44,9 @@ def _packaged_effnet_identity(spec: EncoderSpec) -> str:
     return f"sha256:{file_sha256(_packaged_effnet_path(spec))}"
 
 
-def _load_packaged_effnet(spec: EncoderSpec) -> torch.nn.Module:
-    """ImageNet EfficientNet-Lite0 from the PyPI package; its tensors map, in order, onto timm's."""
+def packaged_effnet_classifier(spec: EncoderSpec) -> torch.nn.Module:
+    """ImageNet EfficientNet-Lite0 with its 1000-class head, from the PyPI package; its
+    tensors map, in order, onto timm's architecture."""
     import timm
 
     path = _packaged_effnet_path(spec)
@@ -67,7 +64,12 @@ def _load_packaged_effnet(spec: EncoderSpec) -> torch.nn.Module:
             )
         remapped[target_key] = tensor
     model.load_state_dict(remapped)
-    model.reset_classifier(0)
+    return model
+
+
+def _load_packaged_effnet(spec: EncoderSpec) -> torch.nn.Module:
+    model = packaged_effnet_classifier(spec)
+    model.reset_classifier(0)  # the embedding is the pooled feature before the head
     return model
 
 

@@ -15,6 +15,10 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 HALF = (0.5, 0.5, 0.5)
 
 
+class WeightsUnavailableError(RuntimeError):
+    """The weights for a spec cannot be obtained here; the message says how to supply them."""
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     """One encoder: `family/arch.tag` name, where its weights come from, and how it sees images."""

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from rich.console import Console
 
-from bench import data, encoders, extraction, index, processing, results
+from bench import data, encoders, index, processing, results
 from bench.seeding import uniform_choice
 from bench.store import SplitVectors, Store, table_name
 from bench.tasks.options import RunOptions
@@ -114,6 +114,8 @@ def run(
 
 def execute(options: RunOptions, console: Console) -> list[Path]:
     """Extract what is missing, compute each encoder's cell, skip cells already stored."""
+    from bench import extraction  # torch: only when there is work to do
+
     dataset = data.get(options.dataset)
     classes = processing.group(options.group)
     k = options.k or dataset.knn_k

@@ -1,0 +1,60 @@
+"""The command line as a user meets it: run, cached rerun, leaderboard from files, helpful errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from tests.conftest import run_bench
+
+RUN = ("run", "knn-influence", "--dataset", "demo-mini", "--encoders", "effnet/lite0.random", "--group", "sharpening", "--seeds", "2")
+
+
+def test_run_then_cached_rerun_then_leaderboard_from_result_files_alone(tmp_path: Path) -> None:
+    first = run_bench(tmp_path, *RUN)
+    assert first.returncode == 0, first.stderr
+    cells = list((tmp_path / "reports" / "results" / "knn-influence").glob("**/*.json"))
+    assert len(cells) == 1
+    cell = json.loads(cells[0].read_text())
+    assert cell["encoder"] == "effnet/lite0.random" and cell["family"] == "sup"
+    assert set(cell["metrics"]["knn_acc1"]) == {"all_same", "all_diff", "pos_same", "neg_same", "uniform"}
+    assert len(cell["detail"]["triples"]) == 27 and len(cell["detail"]["uniform"]) == 6
+    assert cell["provenance"]["fingerprint"]["weights"].startswith("random-init")
+    assert "effnet/lite0.random" in first.stdout and "pos−neg" in first.stdout
+
+    started = time.monotonic()
+    second = run_bench(tmp_path, *RUN)
+    assert second.returncode == 0, second.stderr
+    assert "cached" in second.stderr and "extract" not in second.stderr
+    assert time.monotonic() - started < 30
+    assert json.loads(cells[0].read_text()) == cell
+
+    shutil.rmtree(tmp_path / "embeddings")  # the leaderboard needs nothing but the result files
+    board = run_bench(tmp_path, "leaderboard")
+    assert board.returncode == 0, board.stderr
+    all_same = f"{cell['metrics']['knn_acc1']['all_same']:.2f}"
+    assert "effnet/lite0.random" in board.stdout and all_same in board.stdout
+
+
+def test_unknown_names_fail_fast_with_suggestions(tmp_path: Path) -> None:
+    typo = run_bench(tmp_path, "run", "knn-influence", "--encoders", "effnet/lite0.rando")
+    assert typo.returncode == 2
+    assert "effnet/lite0.random" in typo.stderr and "Traceback" not in typo.stderr
+    task = run_bench(tmp_path, "run", "knn-influense")
+    assert task.returncode == 2 and "knn-influence" in task.stderr
+    group = run_bench(tmp_path, "run", "knn-influence", "--group", "jpg")
+    assert group.returncode == 2 and "jpeg" in group.stderr
+    assert not (tmp_path / "embeddings").exists()
+
+
+def test_list_verbs_show_registries(tmp_path: Path) -> None:
+    for kind, expected in (("encoders", "effnet/lite0.in1k"), ("datasets", "demo"), ("tasks", "knn-influence"), ("processings", "jpeg75_420")):
+        listed = run_bench(tmp_path, "list", kind)
+        assert listed.returncode == 0 and expected in listed.stdout, listed.stderr
+
+
+def test_leaderboard_without_results_says_what_to_run(tmp_path: Path) -> None:
+    board = run_bench(tmp_path, "leaderboard")
+    assert board.returncode == 0 and "bench run knn-influence" in board.stdout

@@ -1,0 +1,80 @@
+"""Encoder registry and loaders: real packaged weights classify correctly; the control is random."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import skimage
+import torch
+from PIL import Image
+
+from bench import encoders
+from bench.encoders.loaders import packaged_effnet_classifier
+from bench.encoders.spec import EncoderSpec
+
+ESPRESSO = 967  # ImageNet-1k class index
+
+
+@pytest.fixture(scope="module")
+def coffee() -> Image.Image:
+    return Image.open(Path(skimage.__file__).parent / "data" / "coffee.png").convert("RGB")
+
+
+def test_packaged_effnet_classifies_the_espresso_photo(coffee: Image.Image) -> None:
+    spec = encoders.get("effnet/lite0.in1k")
+    loaded = encoders.load(spec)
+    classifier = packaged_effnet_classifier(spec).eval()
+    batch = loaded.preprocess(coffee)[None]
+    with torch.inference_mode():
+        probabilities = classifier(batch).softmax(-1)[0]
+        embedding = loaded.model(batch)
+        pooled = classifier.forward_head(classifier.forward_features(batch), pre_logits=True)
+    assert int(probabilities.argmax()) == ESPRESSO
+    assert float(probabilities[ESPRESSO]) > 0.5
+    assert embedding.shape == (1, spec.embed_dim)
+    torch.testing.assert_close(embedding, pooled)
+    assert loaded.weights_id.startswith("sha256:")
+
+
+def test_random_control_is_seeded_and_not_the_real_weights(coffee: Image.Image) -> None:
+    spec = encoders.get("effnet/lite0.random")
+    first, second = encoders.load(spec), encoders.load(spec)
+    real = encoders.load(encoders.get("effnet/lite0.in1k"))
+    batch = first.preprocess(coffee)[None]
+    with torch.inference_mode():
+        a, b, c = first.model(batch), second.model(batch), real.model(batch)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+    assert a.shape == (1, spec.embed_dim)
+
+
+def test_loading_leaves_the_global_torch_rng_untouched() -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    encoders.load(encoders.get("effnet/lite0.random"))
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_paper_preprocessing_resizes_shorter_side_then_centre_crops() -> None:
+    preprocess = encoders.load(encoders.get("effnet/lite0.random")).preprocess
+    wide = Image.new("RGB", (640, 320))
+    assert preprocess.geometry(wide).size == (224, 224)
+    assert preprocess(wide).shape == (3, 224, 224)
+    assert "Resize(size=224" in preprocess.describe()
+
+
+def test_unknown_encoder_suggests_close_names() -> None:
+    with pytest.raises(KeyError, match="effnet/lite0.in1k"):
+        encoders.get("effnet/lite0.in1")
+
+
+def test_spec_is_frozen_and_names_follow_family_arch_tag() -> None:
+    for spec in encoders.ENCODERS.values():
+        assert isinstance(spec, EncoderSpec)
+        family, rest = spec.name.split("/")
+        assert family and "." in rest
+        assert spec.family in ("cvl", "ssl", "sup")
+    with pytest.raises(AttributeError):
+        encoders.get("effnet/lite0.in1k").input_size = 1  # type: ignore[misc]
