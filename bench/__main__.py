@@ -38,6 +38,7 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: the best available)")
     parser.add_argument("--batch-size", type=_positive, help="images per forward pass (default: 8 on CPU, 256 on a GPU)")
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (default: 0 on CPU, every core on a GPU)")
+    parser.add_argument("--weights", help="local checkpoint file replacing the encoder's pretrained weights (one encoder only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--home", help="workspace root holding embeddings/, indexes/, reports/ (default: $BENCH_HOME or the current folder)")
+    parser.add_argument("--encoders-file", help="TOML file declaring extra encoders ([[encoder]] tables; see README, 'Custom encoders')")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     listing = verbs.add_parser("list", help="list encoders, datasets, tasks or processings")
@@ -86,11 +88,12 @@ def _list(kind: str, family: str | None, console: Console) -> None:
 
     grid = Table(title=kind, title_justify="left")
     if kind == "encoders":
-        for header in ("name", "family", "source", "input", "dim"):
+        for header in ("name", "family", "source", "input", "dim", "offline now"):
             grid.add_column(header)
         for spec in encoders.ENCODERS.values():
             if family is None or spec.family == family:
-                grid.add_row(spec.name, spec.family, spec.source, str(spec.input_size), str(spec.embed_dim))
+                ready = "[green]yes[/green]" if encoders.available_offline(spec) else "[dim]no[/dim]"
+                grid.add_row(spec.name, spec.family, spec.source, str(spec.input_size), str(spec.embed_dim), ready)
     elif kind == "datasets":
         grid.add_column("name")
         grid.add_column("description")
@@ -123,7 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench import data, encoders, leaderboard, registry, store, tasks
     from bench.tasks.options import RunOptions
 
+    from bench.encoders import custom
+
     expected = (
+        custom.EncodersFileError,
         registry.UnknownNameError,
         store.FingerprintMismatchError,
         store.MissingEmbeddingsError,
@@ -131,24 +137,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
     )
     try:
+        if arguments.encoders_file:
+            custom.register_file(arguments.encoders_file)
         if arguments.verb == "list":
             _list(arguments.kind, arguments.family, console)
         elif arguments.verb == "extract":
             from bench import extraction
 
             names = arguments.processings or processing.group(arguments.group)
+            spec = encoders.get(arguments.encoder)
+            if arguments.weights:
+                spec = custom.with_weights(spec, arguments.weights)
             extraction.extract(
-                data.get(arguments.dataset), encoders.get(arguments.encoder), names, store.Store(workspace.embeddings_uri),
+                data.get(arguments.dataset), spec, names, store.Store(workspace.embeddings_uri),
                 splits=arguments.splits, device=arguments.device, batch_size=arguments.batch_size,
                 workers=arguments.workers, commit_seconds=arguments.commit_seconds, rebuild=arguments.rebuild,
                 rejects_dir=workspace.rejects, console=errors,
             )
         elif arguments.verb == "run":
             task = tasks.get(arguments.task)
+            if arguments.weights and len(arguments.encoders) != 1:
+                raise custom.EncodersFileError("--weights replaces the checkpoint of one encoder: name exactly one with --encoders")
             options = RunOptions(
                 workspace=workspace, dataset=arguments.dataset, encoders=arguments.encoders, group=arguments.group,
                 k=arguments.k, seeds=arguments.seeds, backend=arguments.backend, device=arguments.device,
                 batch_size=arguments.batch_size, workers=arguments.workers, overwrite=arguments.overwrite,
+                weights=arguments.weights,
             )
             for name in options.encoders:  # fail on a typo before any long work starts
                 encoders.get(name)

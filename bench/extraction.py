@@ -170,7 +170,9 @@ def extract(
     preprocess = paper_preprocess(spec)
     if rebuild:
         store.drop(dataset.name, spec.name)
-    table_schema = store.prepare(dataset.name, spec.name, spec.embed_dim, fingerprint(spec, preprocess, seed))
+    expected = fingerprint(spec, preprocess, seed)
+    if store.has_table(dataset.name, spec.name):
+        store.prepare(dataset.name, spec.name, spec.embed_dim, expected)  # refuse a mismatch before any work
     existing = store.existing_keys(dataset.name, spec.name)
     todo = [(r, op) for op in ops for r in records if (r.image_id, r.split, op.name, op.version) not in existing]
     summary = ExtractionSummary(dataset.name, spec.name, rows_skipped=len(ops) * len(records) - len(todo))
@@ -178,7 +180,8 @@ def extract(
         return summary
 
     started = time.perf_counter()
-    loaded = encoders.load(spec)
+    loaded = encoders.load(spec)  # a bad checkpoint fails here, before the table exists
+    table_schema = store.prepare(dataset.name, spec.name, spec.embed_dim, expected)
     target = pick_device(device)
     model = loaded.model.to(target)
     batch_size, workers = _defaults(target, batch_size, workers)

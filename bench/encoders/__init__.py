@@ -14,7 +14,7 @@ __all__ = ["ENCODERS", "EncoderSpec", "WeightsUnavailableError", "get", "load", 
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load", "weights_identity", "LoadedEncoder"):
+    if name in ("load", "weights_identity", "LoadedEncoder", "architecture", "available_offline"):
         from bench.encoders import loaders
 
         return getattr(loaders, name)

@@ -1,16 +1,27 @@
-"""Turn an EncoderSpec into a frozen model that maps a normalised batch to embeddings."""
+"""Turn an EncoderSpec into a frozen model that maps a normalised batch to embeddings.
+
+Each loader has three parts: `architecture` (the network with random weights; works under
+`torch.device("meta")`, so specs can be checked without memory), `identity` (names the exact
+weights cheaply, for the extraction fingerprint) and `build` (the network with its weights).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from bench.encoders.preprocess import Preprocess, paper_preprocess
 from bench.encoders.spec import EncoderSpec, WeightsUnavailableError
+
+HOW_TO_SUPPLY = (
+    "pass a local checkpoint with --weights PATH, or declare the encoder in an --encoders-file "
+    "with weights = \"PATH\" (see README, 'Custom encoders')"
+)
 
 
 @dataclass(frozen=True)
@@ -18,7 +29,7 @@ class LoadedEncoder:
     spec: EncoderSpec
     model: torch.nn.Module  # eval mode; forward(batch) -> (B, embed_dim)
     preprocess: Preprocess
-    weights_id: str  # checksum of the weights file, or how random weights were drawn
+    weights_id: str  # checksum of the weights file, or the exact pretrained tag, or the random-init recipe
 
 
 def file_sha256(path: Path) -> str:
@@ -28,6 +39,225 @@ def file_sha256(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
+def offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on") for name in ("HF_HUB_OFFLINE", "BENCH_OFFLINE"))
+
+
+def _options(spec: EncoderSpec) -> dict[str, Any]:
+    return dict(spec.options)
+
+
+# ---- checkpoint files -------------------------------------------------------------------------
+
+def read_checkpoint(path: Path, spec: EncoderSpec) -> dict[str, torch.Tensor]:
+    """Tensors of a .safetensors / torch checkpoint (a nested 'state_dict'/'model' is unwrapped)."""
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{spec.name}: checkpoint {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated or foreign files raise many different types
+        raise WeightsUnavailableError(f"{spec.name}: cannot read checkpoint {path} ({type(error).__name__}: {error}); is the file complete?") from error
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsUnavailableError(f"{spec.name}: checkpoint {path} holds no tensor dictionary")
+    return state
+
+
+def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path | str, spec: EncoderSpec) -> None:
+    """Load every tensor of the model from `state`, or name the file and what does not fit."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} wrong shapes (e.g. {'; '.join(wrong[:2])})")
+        raise WeightsUnavailableError(f"{spec.name}: checkpoint {path} does not fit {spec.architecture}: {', '.join(parts)}")
+    model.load_state_dict(state, strict=True)
+
+
+def _local_identity(spec: EncoderSpec) -> str:
+    assert spec.weights is not None
+    path = Path(spec.weights)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{spec.name}: checkpoint {path} does not exist")
+    return f"sha256:{file_sha256(path)}"
+
+
+# ---- open_clip ----------------------------------------------------------------------------------
+
+class _OpenClipImage(torch.nn.Module):
+    """open_clip's image tower: forward = encode_image (the projected embedding)."""
+
+    def __init__(self, clip_model: torch.nn.Module):
+        super().__init__()
+        self.visual = clip_model.visual
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.visual(images)
+
+
+def _open_clip_model(spec: EncoderSpec, pretrained: str | None) -> torch.nn.Module:
+    import open_clip
+
+    device = "meta" if torch.empty(0).device.type == "meta" else "cpu"
+    return open_clip.create_model(spec.architecture, pretrained=pretrained, device=device, **_options(spec))
+
+
+def _open_clip_architecture(spec: EncoderSpec) -> torch.nn.Module:
+    return _OpenClipImage(_open_clip_model(spec, None))
+
+
+def _open_clip_build(spec: EncoderSpec) -> torch.nn.Module:
+    if spec.weights:
+        path = Path(spec.weights)
+        model = _open_clip_model(spec, None)
+        state = read_checkpoint(path, spec)
+        load_strict(model, {k.removeprefix("module."): v for k, v in state.items()}, path, spec)
+        return _OpenClipImage(model)
+    _refuse_if_offline_and_missing(spec, _open_clip_cached(spec))
+    try:
+        return _OpenClipImage(_open_clip_model(spec, spec.pretrained))
+    except Exception as error:
+        raise _unavailable(spec, error) from error
+
+
+def _open_clip_cached(spec: EncoderSpec) -> bool:
+    import open_clip
+
+    config = open_clip.get_pretrained_cfg(spec.architecture, spec.pretrained)
+    repo = (config.get("hf_hub") or "").strip("/")
+    names = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+    return bool(repo) and any(_hf_cached(repo, name) for name in names)
+
+
+# ---- timm ---------------------------------------------------------------------------------------
+
+def _timm_architecture(spec: EncoderSpec) -> torch.nn.Module:
+    import timm
+
+    return timm.create_model(spec.architecture, pretrained=False, num_classes=0, **_options(spec))
+
+
+def _timm_build(spec: EncoderSpec) -> torch.nn.Module:
+    import timm
+
+    if spec.weights:
+        path = Path(spec.weights)
+        model = _timm_architecture(spec)
+        state = read_checkpoint(path, spec)
+        head = model.pretrained_cfg.get("classifier") or "head"
+        state = {k: v for k, v in state.items() if k in model.state_dict() or not k.startswith(f"{head}.")}
+        load_strict(model, state, path, spec)
+        return model
+    _refuse_if_offline_and_missing(spec, _timm_cached(spec))
+    try:
+        return timm.create_model(f"{spec.architecture}.{spec.pretrained}", pretrained=True, num_classes=0, **_options(spec))
+    except Exception as error:
+        raise _unavailable(spec, error) from error
+
+
+def _timm_cached(spec: EncoderSpec) -> bool:
+    import timm
+
+    config = timm.models.get_pretrained_cfg(f"{spec.architecture}.{spec.pretrained}")
+    repo = getattr(config, "hf_hub_id", None) if config else None
+    return bool(repo) and any(_hf_cached(repo, name) for name in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"))
+
+
+def _hub_identity(spec: EncoderSpec) -> str:
+    if spec.weights:
+        return _local_identity(spec)
+    return f"{spec.loader}:{spec.architecture}:{spec.pretrained}"
+
+
+# ---- authors' checkpoint files (DINO ResNet-50, MoCo v3) ----------------------------------------
+
+def _torchvision_resnet50() -> torch.nn.Module:
+    import torchvision
+
+    model = torchvision.models.resnet50(weights=None)
+    model.fc = torch.nn.Identity()
+    return model
+
+
+def _mocov3_vit(dim: int) -> Callable[[], torch.nn.Module]:
+    def build() -> torch.nn.Module:
+        from functools import partial
+
+        from timm.models.vision_transformer import VisionTransformer
+
+        # MoCo v3 uses 12 heads for both ViT-S and ViT-B (PROTOCOL.md §2).
+        return VisionTransformer(
+            patch_size=16, embed_dim=dim, depth=12, num_heads=12, mlp_ratio=4, qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_classes=0,
+        )
+
+    return build
+
+
+CHECKPOINT_ARCHITECTURES: dict[str, Callable[[], torch.nn.Module]] = {
+    "torchvision_resnet50": _torchvision_resnet50,
+    "mocov3_vit_small": _mocov3_vit(384),
+    "mocov3_vit_base": _mocov3_vit(768),
+}
+_BACKBONE_PREFIXES = ("module.base_encoder.", "module.", "backbone.")
+_HEAD_PREFIXES = ("fc.", "head.")
+
+
+def _checkpoint_architecture(spec: EncoderSpec) -> torch.nn.Module:
+    return CHECKPOINT_ARCHITECTURES[spec.architecture]()
+
+
+def _checkpoint_path(spec: EncoderSpec) -> Path:
+    if spec.weights:
+        return Path(spec.weights)
+    return Path(torch.hub.get_dir()) / "checkpoints" / spec.url.rsplit("/", 1)[-1]
+
+
+def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Backbone tensors of an SSL checkpoint: the encoder prefix removed, projection heads dropped."""
+    for prefix in _BACKBONE_PREFIXES:
+        if any(key.startswith(prefix) for key in state):
+            state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+            break
+    return {k: v for k, v in state.items() if not k.startswith(_HEAD_PREFIXES)}
+
+
+def _checkpoint_build(spec: EncoderSpec) -> torch.nn.Module:
+    path = _checkpoint_path(spec)
+    if not path.is_file():
+        _refuse_if_offline_and_missing(spec, False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(spec.url, str(path), progress=True)
+        except Exception as error:
+            raise _unavailable(spec, error) from error
+    model = _checkpoint_architecture(spec)
+    load_strict(model, backbone_state(read_checkpoint(path, spec)), path, spec)
+    return model
+
+
+def _checkpoint_identity(spec: EncoderSpec) -> str:
+    if spec.weights:
+        return _local_identity(spec)
+    return f"url:{spec.url}"
+
+
+# ---- the offline pair ---------------------------------------------------------------------------
 
 def _packaged_effnet_path(spec: EncoderSpec) -> Path:
     try:
@@ -50,7 +280,7 @@ def packaged_effnet_classifier(spec: EncoderSpec) -> torch.nn.Module:
     import timm
 
     path = _packaged_effnet_path(spec)
-    source = torch.load(path, map_location="cpu", weights_only=True)
+    source = read_checkpoint(path, spec)
     model = timm.create_model(spec.architecture, pretrained=False)
     target = model.state_dict()
     if len(source) != len(target):
@@ -79,45 +309,85 @@ def _random_identity(spec: EncoderSpec) -> str:
 
 def _load_timm_random(spec: EncoderSpec) -> torch.nn.Module:
     """The architecture with seeded random weights: a control with no learned knowledge."""
-    import timm
-
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(spec.init_seed)
     try:
-        model = timm.create_model(spec.architecture, pretrained=False, num_classes=0)
+        return _timm_architecture(spec)
     finally:
         torch.random.set_rng_state(generator_state)
-    return model
+
+
+# ---- availability and errors --------------------------------------------------------------------
+
+def _hf_cached(repo: str, filename: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, filename)
+    return isinstance(found, str) and Path(found).is_file()
+
+
+def _refuse_if_offline_and_missing(spec: EncoderSpec, cached: bool) -> None:
+    if offline() and not cached:
+        raise WeightsUnavailableError(
+            f"{spec.name}: weights {spec.url or spec.pretrained!r} ({spec.source}) are not on this machine and "
+            f"downloads are off (HF_HUB_OFFLINE/BENCH_OFFLINE). Download them once with internet, or {HOW_TO_SUPPLY}."
+        )
+
+
+def _unavailable(spec: EncoderSpec, error: Exception) -> WeightsUnavailableError:
+    return WeightsUnavailableError(
+        f"{spec.name}: could not load weights {spec.url or spec.pretrained!r} ({spec.source}): "
+        f"{type(error).__name__}: {error}. Without internet, {HOW_TO_SUPPLY}."
+    )
 
 
 @dataclass(frozen=True)
 class Loader:
-    """`identity` names the exact weights cheaply (no model built); `build` makes the model."""
-
+    architecture: Callable[[EncoderSpec], torch.nn.Module]
     identity: Callable[[EncoderSpec], str]
     build: Callable[[EncoderSpec], torch.nn.Module]
+    available: Callable[[EncoderSpec], bool]  # weights usable without a download, right now
+
+
+def _local_or(cached: Callable[[EncoderSpec], bool]) -> Callable[[EncoderSpec], bool]:
+    return lambda spec: Path(spec.weights).is_file() if spec.weights else cached(spec)
 
 
 LOADERS: dict[str, Loader] = {
-    "packaged_effnet_lite0": Loader(_packaged_effnet_identity, _load_packaged_effnet),
-    "timm_random": Loader(_random_identity, _load_timm_random),
+    "open_clip": Loader(_open_clip_architecture, _hub_identity, _open_clip_build, _local_or(_open_clip_cached)),
+    "timm": Loader(_timm_architecture, _hub_identity, _timm_build, _local_or(_timm_cached)),
+    "checkpoint_url": Loader(_checkpoint_architecture, _checkpoint_identity, _checkpoint_build, lambda spec: _checkpoint_path(spec).is_file()),
+    "packaged_effnet_lite0": Loader(_timm_architecture, _packaged_effnet_identity, _load_packaged_effnet, lambda spec: _packaged_effnet_path(spec).is_file()),
+    "timm_random": Loader(_timm_architecture, _random_identity, _load_timm_random, lambda spec: True),
 }
 
 
-def _loader(spec: EncoderSpec) -> Loader:
+def loader(spec: EncoderSpec) -> Loader:
     if spec.loader not in LOADERS:
         raise ValueError(f"encoder {spec.name}: unknown loader {spec.loader!r}; known: {', '.join(LOADERS)}")
     return LOADERS[spec.loader]
 
 
 def weights_identity(spec: EncoderSpec) -> str:
-    """Checksum (or random-init recipe) of the weights, without building the model."""
-    return _loader(spec).identity(spec)
+    """Checksum, pinned tag or random-init recipe of the weights, without building the model."""
+    return loader(spec).identity(spec)
+
+
+def architecture(spec: EncoderSpec) -> torch.nn.Module:
+    """The network with random weights (build it under torch.device('meta') to check shapes for free)."""
+    return loader(spec).architecture(spec)
+
+
+def available_offline(spec: EncoderSpec) -> bool:
+    try:
+        return loader(spec).available(spec)
+    except Exception:
+        return False
 
 
 def load(spec: EncoderSpec) -> LoadedEncoder:
     """Build the frozen model (eval mode, no grad) and its preprocessing."""
-    loader = _loader(spec)
-    model = loader.build(spec)
+    chosen = loader(spec)
+    model = chosen.build(spec)
     model.eval().requires_grad_(False)
-    return LoadedEncoder(spec=spec, model=model, preprocess=paper_preprocess(spec), weights_id=loader.identity(spec))
+    return LoadedEncoder(spec=spec, model=model, preprocess=paper_preprocess(spec), weights_id=chosen.identity(spec))

@@ -36,6 +36,9 @@ class EncoderSpec:
     pooling: str = "default"  # what the embedding is: the loader's standard image embedding
     source: str = ""  # human-readable origin of the weights
     init_seed: int = 0  # for random-init specs
+    weights: str | None = None  # a local checkpoint file that replaces the pretrained tag
+    url: str = ""  # checkpoint URL, for loaders that fetch a raw file
+    options: tuple[tuple[str, object], ...] = ()  # extra constructor arguments (e.g. img_size)
 
     def describe(self) -> dict[str, object]:
         """Plain dict for fingerprints and result provenance."""

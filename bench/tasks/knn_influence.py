@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from rich.console import Console
 
-from bench import data, encoders, index, processing, results
+from bench import data, index, processing, results
 from bench.seeding import uniform_choice
 from bench.store import SplitVectors, Store, table_name
 from bench.tasks.options import RunOptions
@@ -121,8 +121,7 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
     k = options.k or dataset.knn_k
     store = Store(options.workspace.embeddings_uri)
     written: list[Path] = []
-    for encoder_name in options.encoders:
-        spec = encoders.get(encoder_name)
+    for spec in options.encoder_specs():
         cell = results.Cell(NAME, dataset.name, spec.name, results.condition(group=options.group, k=k, seeds=options.seeds))
         if results.exists(cell, options.workspace.results) and not options.overwrite:
             console.print(f"[dim]cached: {cell.path(options.workspace.results)}[/dim]")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from bench.workspace import Workspace
+
+if TYPE_CHECKING:
+    from bench.encoders.spec import EncoderSpec
 
 DEFAULT_ENCODERS = ("effnet/lite0.in1k", "effnet/lite0.random")
 
@@ -22,3 +27,12 @@ class RunOptions:
     batch_size: int | None = None
     workers: int | None = None
     overwrite: bool = False
+    weights: str | None = None  # a local checkpoint replacing the (single) encoder's weights
+
+    def encoder_specs(self) -> list["EncoderSpec"]:
+        """The specs to run, with --weights applied."""
+        from bench import encoders
+        from bench.encoders.custom import with_weights
+
+        specs = [encoders.get(name) for name in self.encoders]
+        return [with_weights(spec, self.weights) for spec in specs] if self.weights else specs

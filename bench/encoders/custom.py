@@ -1,0 +1,95 @@
+"""User-declared encoders (an --encoders-file TOML) and per-run weight overrides (--weights)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+from bench.encoders.catalog import ENCODERS
+from bench.encoders.spec import EncoderSpec
+
+CUSTOM_LOADERS = ("open_clip", "timm", "checkpoint_url")
+REQUIRED = ("name", "family", "loader", "architecture", "input_size", "embed_dim")
+EXAMPLE = """[[encoder]]
+name = "mine/vit-b-32.finetuned"   # family/arch.tag
+family = "cvl"                     # cvl | ssl | sup
+loader = "open_clip"               # open_clip | timm | checkpoint_url
+architecture = "ViT-B-32"          # open_clip / timm architecture name
+weights = "/path/to/checkpoint.pt" # or pretrained = "<hub tag>"
+input_size = 224
+embed_dim = 512"""
+
+
+class EncodersFileError(ValueError):
+    """An --encoders-file entry is malformed; the message names the file, entry and field."""
+
+
+def _fail(path: Path, where: str, problem: str) -> EncodersFileError:
+    return EncodersFileError(f"{path}: {where}: {problem}. An entry looks like:\n{EXAMPLE}")
+
+
+def read_file(path: str | Path) -> list[EncoderSpec]:
+    """Parse and validate specs from a TOML file with [[encoder]] tables."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EncodersFileError(f"{path}: no such encoders file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise EncodersFileError(f"{path}: not valid TOML ({error})") from None
+    entries = document.get("encoder")
+    if not isinstance(entries, list) or not entries:
+        raise _fail(path, "top level", "no [[encoder]] tables found")
+    fields = {field.name for field in dataclasses.fields(EncoderSpec)}
+    specs: list[EncoderSpec] = []
+    for number, entry in enumerate(entries, start=1):
+        where = f"encoder #{number} ({entry.get('name', 'unnamed')})"
+        unknown = sorted(set(entry) - fields)
+        if unknown:
+            raise _fail(path, where, f"unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+        missing = [name for name in REQUIRED if name not in entry]
+        if missing:
+            raise _fail(path, where, f"missing field(s) {', '.join(missing)}")
+        if entry["loader"] not in CUSTOM_LOADERS:
+            raise _fail(path, where, f"loader must be one of {', '.join(CUSTOM_LOADERS)}, not {entry['loader']!r}")
+        if entry["family"] not in ("cvl", "ssl", "sup"):
+            raise _fail(path, where, f"family must be cvl, ssl or sup, not {entry['family']!r}")
+        if "/" not in entry["name"]:
+            raise _fail(path, where, "name must look like family/arch.tag")
+        if not entry.get("weights") and not entry.get("pretrained") and not entry.get("url"):
+            raise _fail(path, where, "give weights (a local file), pretrained (a hub tag) or url")
+        values = dict(entry)
+        for key in ("mean", "std"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        if "options" in values:
+            values["options"] = tuple(sorted(dict(values["options"]).items()))
+        if values.get("weights"):
+            values["weights"] = str((path.parent / values["weights"]).resolve())  # relative to the file
+        values.setdefault("pretrained", "")
+        values.setdefault("source", f"declared in {path}")
+        try:
+            specs.append(EncoderSpec(**values))
+        except TypeError as error:
+            raise _fail(path, where, str(error)) from None
+    return specs
+
+
+def register_file(path: str | Path) -> list[EncoderSpec]:
+    """Add a file's specs to the registry; a name that is already taken is refused."""
+    specs = read_file(path)
+    for spec in specs:
+        if spec.name in ENCODERS and ENCODERS[spec.name] != spec:
+            raise EncodersFileError(f"{path}: encoder name {spec.name!r} is already registered; choose another name")
+    for spec in specs:
+        ENCODERS[spec.name] = spec
+    return specs
+
+
+def with_weights(spec: EncoderSpec, weights: str | Path) -> EncoderSpec:
+    """The same spec with its checkpoint replaced by a local file."""
+    path = Path(weights).expanduser().resolve()
+    if spec.loader not in CUSTOM_LOADERS:
+        raise EncodersFileError(f"--weights: encoder {spec.name} ({spec.loader}) takes no checkpoint file")
+    return dataclasses.replace(spec, weights=str(path), source=f"{spec.source}; weights from {path}")
