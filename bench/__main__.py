@@ -35,6 +35,8 @@ def _positive(text: str) -> int:
 
 
 def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", help="the dataset's folder, for datasets that live on disk (layout: datasets/<name>.toml)")
+    parser.add_argument("--attribute", help="label attribute for datasets with several (e.g. make, model, iso for cameras/flickrexif)")
     parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: the best available)")
     parser.add_argument("--batch-size", type=_positive, help="images per forward pass (default: 8 on CPU, 256 on a GPU)")
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (default: 0 on CPU, every core on a GPU)")
@@ -153,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 splits=arguments.splits, device=arguments.device, batch_size=arguments.batch_size,
                 workers=arguments.workers, commit_seconds=arguments.commit_seconds, rebuild=arguments.rebuild,
                 rejects_dir=workspace.rejects, console=errors,
+                dataset_options=RunOptions(workspace, root=arguments.root, attribute=arguments.attribute).dataset_options(),
             )
         elif arguments.verb == "run":
             task = tasks.get(arguments.task)
@@ -162,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workspace=workspace, dataset=arguments.dataset, encoders=arguments.encoders, group=arguments.group,
                 k=arguments.k, seeds=arguments.seeds, backend=arguments.backend, device=arguments.device,
                 batch_size=arguments.batch_size, workers=arguments.workers, overwrite=arguments.overwrite,
-                weights=arguments.weights,
+                weights=arguments.weights, root=arguments.root, attribute=arguments.attribute,
             )
             for name in options.encoders:  # fail on a typo before any long work starts
                 encoders.get(name)

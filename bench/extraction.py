@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench import encoders, processing
-from bench.data import DatasetSpec, ImageRecord
+from bench.data import DatasetOptions, DatasetSpec, ImageRecord
 from bench.encoders.preprocess import Preprocess, paper_preprocess
 from bench.encoders.spec import EncoderSpec
 from bench.store import Store, rows_to_arrow
@@ -162,11 +162,13 @@ def extract(
     rebuild: bool = False,
     rejects_dir: Path | None = None,
     console: Console | None = None,
+    dataset_options: DatasetOptions | None = None,
 ) -> ExtractionSummary:
     """Embed every (record, processing) not yet stored; return what was done."""
     console = console or Console(stderr=True)
     ops = [processing.get(name) for name in processings]
-    records = [record for record in dataset.records() if record.split in splits]
+    listing = dataset.list(dataset_options)
+    records = [record for record in listing.records if record.split in splits]
     preprocess = paper_preprocess(spec)
     if rebuild:
         store.drop(dataset.name, spec.name)
@@ -176,7 +178,9 @@ def extract(
     existing = store.existing_keys(dataset.name, spec.name)
     todo = [(r, op) for op in ops for r in records if (r.image_id, r.split, op.name, op.version) not in existing]
     summary = ExtractionSummary(dataset.name, spec.name, rows_skipped=len(ops) * len(records) - len(todo))
+    summary.rejects.extend({"image_id": "", "split": "", "processing": "", **reject} for reject in listing.rejects)
     if not todo:
+        _finish(summary, rejects_dir, console, quiet=not summary.rejects)
         return summary
 
     started = time.perf_counter()
@@ -238,10 +242,16 @@ def extract(
     if commits > 1:
         store.compact(dataset.name, spec.name)
     summary.seconds = time.perf_counter() - started
-    if summary.rejects and rejects_dir is not None:
-        _write_rejects(rejects_dir, dataset.name, spec.name, summary.rejects)
-    console.print(summary.line())
+    _finish(summary, rejects_dir, console)
     return summary
+
+
+def _finish(summary: ExtractionSummary, rejects_dir: Path | None, console: Console, quiet: bool = False) -> None:
+    if summary.rejects and rejects_dir is not None:
+        path = _write_rejects(rejects_dir, summary.dataset, summary.encoder, summary.rejects)
+        console.print(f"{len(summary.rejects)} rejected images listed in {path}")
+    if not quiet:
+        console.print(summary.line())
 
 
 def _defaults(device: torch.device, batch_size: int | None, workers: int | None) -> tuple[int, int]:
@@ -259,7 +269,7 @@ def _defaults(device: torch.device, batch_size: int | None, workers: int | None)
 def _write_rejects(folder: Path, dataset: str, encoder: str, rejects: list[dict[str, str]]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dataset}__{encoder.replace('/', '--')}.jsonl"
-    with open(path, "a", encoding="utf-8") as handle:
+    with open(path, "w", encoding="utf-8") as handle:  # this run's rejects; a rerun lists them again
         for reject in rejects:
             handle.write(json.dumps(reject) + "\n")
     return path

@@ -8,16 +8,29 @@ from typing import Callable
 
 from bench import registry
 from bench.data import demo
-from bench.data.record import METADATA_COLUMNS, ImageRecord
+from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
     description: str
-    records: Callable[[], list[ImageRecord]]
+    listing: Callable[[DatasetOptions], Listing]
     card: str  # datasets/<name>.toml
     knn_k: int = 10  # the paper: k=10 on ImageNet, k=1 on iNat
+    needs_root: bool = False
+
+    def records(self, options: DatasetOptions | None = None) -> list[ImageRecord]:
+        return self.list(options).records
+
+    def list(self, options: DatasetOptions | None = None) -> Listing:
+        """Records in stable order; a dataset that lives on disk needs --root."""
+        options = options or DatasetOptions()
+        if self.needs_root and options.root is None:
+            raise FileNotFoundError(f"dataset {self.name!r} needs --root pointing at its folder; see {self.card} for the layout")
+        if options.root is not None and not options.root.is_dir():
+            raise FileNotFoundError(f"dataset {self.name!r}: --root {options.root} is not a folder; see {self.card} for the layout")
+        return self.listing(options)
 
 
 DATASETS: dict[str, DatasetSpec] = registry.build(
@@ -27,13 +40,13 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             name="demo",
             description="offline: 11 real photos shipped in scikit-image/scikit-learn/matplotlib, "
             f"{demo.TRAIN_PER_CLASS} train + {demo.VAL_PER_CLASS} val deterministic crops each",
-            records=demo.records,
+            listing=demo.listing,
             card="datasets/demo.toml",
         ),
         DatasetSpec(
             name="demo-mini",
             description="the demo photos with 4 train + 2 val crops each: a smoke test in seconds",
-            records=partial(demo.records, train_per_class=4, val_per_class=2),
+            listing=partial(demo.listing, train_per_class=4, val_per_class=2),
             card="datasets/demo.toml",
             knn_k=3,
         ),
@@ -45,4 +58,4 @@ def get(name: str) -> DatasetSpec:
     return registry.lookup("dataset", DATASETS, name)
 
 
-__all__ = ["DATASETS", "DatasetSpec", "ImageRecord", "METADATA_COLUMNS", "get"]
+__all__ = ["DATASETS", "DatasetOptions", "DatasetSpec", "ImageRecord", "Listing", "METADATA_COLUMNS", "get"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.data.record import ImageRecord
+from bench.data.record import DatasetOptions, ImageRecord, Listing
 from bench.seeding import rng_for
 
 DEMO_SEED = 0
@@ -60,8 +60,8 @@ def _crop_box(width: int, height: int, image_id: str) -> tuple[int, int, int, in
     return left, top, left + side, top + side
 
 
-def records(train_per_class: int = TRAIN_PER_CLASS, val_per_class: int = VAL_PER_CLASS) -> list[ImageRecord]:
-    """All demo items, train then val, class by class, in a stable order."""
+def listing(options: DatasetOptions, train_per_class: int = TRAIN_PER_CLASS, val_per_class: int = VAL_PER_CLASS) -> Listing:
+    """All demo items, train then val, class by class, in a stable order (options are unused)."""
     sources = photos()
     missing = [str(path) for _, path in sources if not path.is_file()]
     if missing:
@@ -86,4 +86,4 @@ def records(train_per_class: int = TRAIN_PER_CLASS, val_per_class: int = VAL_PER
                         crop=_crop_box(width, height, image_id),
                     )
                 )
-    return items
+    return Listing(items)

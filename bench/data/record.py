@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from PIL import Image
 
@@ -54,3 +55,19 @@ def _decode_rgb(path: str) -> Image.Image:
 
 # Crops of one source photo come in runs; keeping the last decode saves re-reading it per crop.
 _decode_rgb_cached = lru_cache(maxsize=2)(_decode_rgb)
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """What a user says about where a dataset lives and which label to use."""
+
+    root: Path | None = None  # the dataset's folder (see its card in datasets/)
+    attribute: str | None = None  # label attribute, for datasets with several (flickrexif, cameras)
+
+
+@dataclass
+class Listing:
+    """A dataset's records in stable order, plus the files it had to leave out and why."""
+
+    records: list[ImageRecord]
+    rejects: list[dict[str, str]] = field(default_factory=list)  # {"path": ..., "reason": ...}

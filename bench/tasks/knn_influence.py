@@ -130,7 +130,7 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
         summary = extraction.extract(
             dataset, spec, classes, store,
             device=options.device, batch_size=options.batch_size, workers=options.workers,
-            rejects_dir=options.workspace.rejects, console=console,
+            rejects_dir=options.workspace.rejects, console=console, dataset_options=options.dataset_options(),
         )
         extracted = time.perf_counter()
         train = store.split_vectors(dataset.name, spec.name, "train", classes)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from bench.workspace import Workspace
 
 if TYPE_CHECKING:
+    from bench.data import DatasetOptions
     from bench.encoders.spec import EncoderSpec
 
 DEFAULT_ENCODERS = ("effnet/lite0.in1k", "effnet/lite0.random")
@@ -28,6 +29,15 @@ class RunOptions:
     workers: int | None = None
     overwrite: bool = False
     weights: str | None = None  # a local checkpoint replacing the (single) encoder's weights
+    root: str | None = None  # the dataset's folder, for datasets that live on disk
+    attribute: str | None = None  # label attribute, for datasets with several
+
+    def dataset_options(self) -> "DatasetOptions":
+        from pathlib import Path
+
+        from bench.data import DatasetOptions
+
+        return DatasetOptions(root=Path(self.root).expanduser() if self.root else None, attribute=self.attribute)
 
     def encoder_specs(self) -> list["EncoderSpec"]:
         """The specs to run, with --weights applied."""
