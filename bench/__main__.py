@@ -1,10 +1,11 @@
-"""Command line: `python -m bench {list,extract,run,leaderboard}`."""
+"""Command line: `python -m bench {list,extract,run,query,leaderboard}`."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
@@ -18,6 +19,8 @@ EPILOG = """examples:
   python -m bench run knn-influence                    # offline default: demo data, two EfficientNets
   python -m bench run knn-influence --group jpeg --k 10 --encoders effnet/lite0.in1k
   python -m bench extract --dataset demo --encoder effnet/lite0.in1k --group jpeg
+  python -m bench query --dataset demo --encoder effnet/lite0.in1k --where "processing = 'jpeg75_420' AND label = 3"
+  python -m bench query --dataset demo --encoder effnet/lite0.in1k --like photo.jpg --k 5 --where "processing = 'jpeg95_444'"
   python -m bench leaderboard
   python -m bench list encoders
 """
@@ -80,9 +83,56 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
     _add_extraction_options(run)
 
+    query = verbs.add_parser("query", help="rows of an embedding table by metadata filter, or the neighbours of an image")
+    query.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
+    query.add_argument("--encoder", required=True, help="encoder name whose table to read")
+    query.add_argument("--where", help="SQL filter over the table's columns, e.g. \"camera_make = 'Canon' AND processing = 'jpeg95_444'\"")
+    query.add_argument("--columns", type=_csv, help="comma-separated columns to show (default: all but the vector)")
+    query.add_argument("--limit", type=_positive, help=f"at most this many rows (default: all; {TABLE_ROWS} for --format table)")
+    query.add_argument("--format", choices=("table", "csv", "parquet"), default="table", help="output format (default: table)")
+    query.add_argument("--out", help="write to this file instead of the terminal (required for parquet)")
+    query.add_argument("--like", metavar="IMAGE_PATH", help="return the rows nearest to this image (cosine), best first")
+    query.add_argument("--k", type=_positive, default=10, help="neighbours for --like (default: 10)")
+    query.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend for --like (default: auto)")
+
     board = verbs.add_parser("leaderboard", help="print leaderboards from stored results alone")
     board.add_argument("--task", help="one task only")
     return parser
+
+
+TABLE_ROWS = 50
+
+
+def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    from bench import query, store
+
+    source = store.Store(workspace.embeddings_uri)
+    if arguments.format == "parquet" and not arguments.out:
+        raise query.QueryError("--format parquet needs --out FILE")
+    if arguments.like:
+        found = query.like(
+            source, arguments.dataset, arguments.encoder, Path(arguments.like), arguments.k,
+            where=arguments.where, columns=arguments.columns, backend=arguments.backend,
+        )
+    else:
+        limit = arguments.limit or (TABLE_ROWS if arguments.format == "table" and not arguments.out else None)
+        found = query.select(source, arguments.dataset, arguments.encoder, arguments.where, arguments.columns, limit)
+    if arguments.format == "parquet":
+        pyarrow.parquet.write_table(found, arguments.out)
+    elif arguments.format == "csv":
+        pyarrow.csv.write_csv(found, arguments.out or sys.stdout.buffer)
+    else:
+        grid = Table(title=f"{arguments.dataset} x {arguments.encoder}: {found.num_rows} rows", title_justify="left")
+        for name in found.column_names:
+            grid.add_column(name, overflow="fold")
+        for row in found.to_pylist():
+            grid.add_row(*("" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value) for value in row.values()))
+        (Console(file=open(arguments.out, "w", encoding="utf-8"), width=200) if arguments.out else console).print(grid)
+    if arguments.out:
+        console.print(f"{found.num_rows} rows written to {arguments.out}")
 
 
 def _list(kind: str, family: str | None, console: Console) -> None:
@@ -129,8 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.tasks.options import RunOptions
 
     from bench.encoders import custom
+    from bench.query import QueryError
 
     expected = (
+        QueryError,
         custom.EncodersFileError,
         registry.UnknownNameError,
         store.FingerprintMismatchError,
@@ -173,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             data.get(options.dataset)
             task.execute(options, errors)
             leaderboard.show(workspace.results, [task.name], console)
+        elif arguments.verb == "query":
+            _query(arguments, workspace, console)
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
             leaderboard.show(workspace.results, names, console)

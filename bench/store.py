@@ -147,10 +147,15 @@ class Store:
     def count(self, dataset: str, encoder: str) -> int:
         return self._open(table_name(dataset, encoder)).count_rows()
 
-    def scan(self, dataset: str, encoder: str, where: str | None = None, columns: Iterable[str] | None = None) -> pa.Table:
-        """Rows matching a SQL filter (LanceDB syntax) as an Arrow table."""
+    def scan(
+        self, dataset: str, encoder: str, where: str | None = None, columns: Iterable[str] | None = None, limit: int | None = None
+    ) -> pa.Table:
+        """Rows matching a SQL filter (LanceDB syntax) as an Arrow table; a bad filter raises ValueError."""
         table = self._open(table_name(dataset, encoder))
-        return table.to_lance().to_table(filter=where, columns=list(columns) if columns else None)
+        return table.to_lance().to_table(filter=where, columns=list(columns) if columns else None, limit=limit)
+
+    def columns(self, dataset: str, encoder: str) -> list[str]:
+        return list(self._open(table_name(dataset, encoder)).schema.names)
 
     def split_vectors(self, dataset: str, encoder: str, split: str, processings: Sequence[str]) -> SplitVectors:
         """Vectors of `split` under each processing, aligned row for row by image_id."""
