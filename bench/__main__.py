@@ -136,6 +136,8 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
 
 
 def _list(kind: str, family: str | None, console: Console) -> None:
+    from rich.markup import escape
+
     from bench import data, encoders, tasks
 
     grid = Table(title=kind, title_justify="left")
@@ -145,18 +147,18 @@ def _list(kind: str, family: str | None, console: Console) -> None:
         for spec in encoders.ENCODERS.values():
             if family is None or spec.family == family:
                 ready = "[green]yes[/green]" if encoders.available_offline(spec) else "[dim]no[/dim]"
-                grid.add_row(spec.name, spec.family, spec.source, str(spec.input_size), str(spec.embed_dim), ready)
+                grid.add_row(escape(spec.name), spec.family, escape(spec.source), str(spec.input_size), str(spec.embed_dim), ready)
     elif kind == "datasets":
         grid.add_column("name")
         grid.add_column("description")
         grid.add_column("card")
         for spec in data.DATASETS.values():
-            grid.add_row(spec.name, spec.description, spec.card)
+            grid.add_row(spec.name, escape(spec.description), spec.card)
     elif kind == "tasks":
         grid.add_column("name")
         grid.add_column("description")
         for task in tasks.TASKS.values():
-            grid.add_row(task.name, task.description)
+            grid.add_row(task.name, escape(task.description))
     else:
         grid.add_column("name")
         grid.add_column("groups")
@@ -164,7 +166,7 @@ def _list(kind: str, family: str | None, console: Console) -> None:
         grid.add_column("what it does")
         for op in processing.PROCESSINGS.values():
             groups = ", ".join(name for name, members in processing.GROUPS.items() if op.name in members) or "masking"
-            grid.add_row(op.name, groups, op.stage, op.description)
+            grid.add_row(op.name, groups, op.stage, escape(op.description))
     console.print(grid)
 
 

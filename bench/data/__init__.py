@@ -7,7 +7,7 @@ from functools import partial
 from typing import Callable
 
 from bench import registry
-from bench.data import demo
+from bench.data import annotated, demo, folders
 from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
 
 
@@ -49,6 +49,31 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             listing=partial(demo.listing, train_per_class=4, val_per_class=2),
             card="datasets/demo.toml",
             knn_k=3,
+        ),
+        DatasetSpec(
+            name="imagefolder",
+            description="any folder of class subfolders: <root>/[train|val|test/]<class>/<image>",
+            listing=folders.imagefolder, card="datasets/imagefolder.toml", needs_root=True,
+        ),
+        DatasetSpec(
+            name="imagenet",
+            description="ImageNet-1k, standard train/val layout with wnid folders (k = 10, as the paper)",
+            listing=folders.imagenet, card="datasets/imagenet.toml", needs_root=True,
+        ),
+        DatasetSpec(
+            name="inat2018",
+            description="iNaturalist 2018 with the official train2018/val2018 JSON annotations (k = 1, as the paper)",
+            listing=annotated.inat2018, card="datasets/inat2018.toml", needs_root=True, knn_k=1,
+        ),
+        DatasetSpec(
+            name="flickrexif",
+            description="FlickrExif images <FlickrID>.<ext> + the paper's split JSONs; --attribute picks the label",
+            listing=annotated.flickrexif, card="datasets/flickrexif.toml", needs_root=True,
+        ),
+        DatasetSpec(
+            name="paircams",
+            description="PairCams: same subject shot by a modern phone and an older camera (metadata.csv beside the images)",
+            listing=annotated.paircams, card="datasets/paircams.toml", needs_root=True,
         ),
     ],
 )

@@ -36,7 +36,7 @@ class ImageRecord:
     meta: tuple[tuple[str, object], ...] = field(default_factory=tuple)
 
     def load(self) -> Image.Image:
-        """Decode to RGB (palette, grayscale, alpha and CMYK are converted), then crop."""
+        """Decode to 8-bit RGB (see `to_rgb`), then crop; undecodable files raise OSError."""
         if self.crop is None:
             return _decode_rgb(self.path)
         return _decode_rgb_cached(self.path).crop(self.crop)  # crop() copies: the cache stays intact
@@ -48,9 +48,24 @@ class ImageRecord:
         return values
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB the way the paper's loaders see images: palette, grayscale and CMYK converted,
+    alpha dropped (not composited), Exif orientation not applied. 16-bit and 32-bit integer
+    grayscale is scaled by its bit depth instead of clipped (Pillow's own conversion clips)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        import numpy as np
+
+        values = np.asarray(image, dtype=np.int64)
+        gray = np.clip(values >> 8, 0, 255).astype(np.uint8)  # 16-bit range -> 8-bit
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode == "F":
+        return image.convert("L").convert("RGB")
+    return image.convert("RGB")
+
+
 def _decode_rgb(path: str) -> Image.Image:
     with Image.open(path) as handle:
-        return handle.convert("RGB")
+        return to_rgb(handle)
 
 
 # Crops of one source photo come in runs; keeping the last decode saves re-reading it per crop.

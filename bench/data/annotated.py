@@ -1,0 +1,112 @@
+"""Adapters driven by annotation files: iNaturalist 2018, FlickrExif (the paper's split JSONs), PairCams."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from bench.data.folders import IMAGE_SUFFIXES
+from bench.data.record import DatasetOptions, ImageRecord, Listing
+
+# PROTOCOL.md §5.3: lower-cased, stripped Exif model -> camera class (0 = DSLR/compact, 1 = phone).
+# The 2013 Moto G (XT1032) is class 0 in the paper's mapping: "modern smartphone vs older device".
+PAIRCAMS_CAMERA_CLASS: dict[str, int] = {
+    **{model: 1 for model in ("iphone xr", "pixel 4", "iphone se (3rd generation)", "22101320g", "iphone 12", "iphone 14 pro", "a065", "iphone 12 pro")},
+    **{model: 0 for model in ("canon ixy 630", "dsc-wx300", "c8080wz", "ex-fh20", "canon eos 450d", "u700,s700", "xt1032", "coolpix s200")},
+}
+PAIRCAMS_CLASS_NAMES = ("DSLR/compact", "phone")
+FLICKREXIF_SPLITS = (("train", "train_ids", "encoded_train_labels"), ("val", "val_ids", "encoded_val_labels"), ("test", "test_ids", "encoded_test_labels"))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"annotation file {path} not found") from None
+    except json.JSONDecodeError as error:
+        raise FileNotFoundError(f"annotation file {path} is not valid JSON ({error})") from None
+
+
+def inat2018(options: DatasetOptions) -> Listing:
+    """<root>/train2018.json and val2018.json (official COCO-style files), images at <root>/<file_name>."""
+    assert options.root is not None
+    records: list[ImageRecord] = []
+    rejects: list[dict[str, str]] = []
+    for split, name in (("train", "train2018.json"), ("val", "val2018.json")):
+        document = _read_json(options.root / name)
+        categories = {item["id"]: item.get("name", str(item["id"])) for item in document.get("categories", [])}
+        label_of = {item["image_id"]: item["category_id"] for item in document.get("annotations", [])}
+        for image in sorted(document.get("images", []), key=lambda item: item["file_name"]):
+            path = options.root / image["file_name"]
+            if image["id"] not in label_of:
+                rejects.append({"path": str(path), "reason": f"{name}: image id {image['id']} has no annotation"})
+            elif not path.is_file():
+                rejects.append({"path": str(path), "reason": f"{name} lists it but the file is missing"})
+            else:
+                label = int(label_of[image["id"]])
+                records.append(ImageRecord(image["file_name"], split, label, categories.get(label, str(label)), str(path)))
+    return Listing(records, rejects)
+
+
+def _flickr_files(root: Path) -> dict[str, Path]:
+    """Flickr ID -> file, for files named <FlickrID>.<ext> anywhere below root."""
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and path.stem.isdigit():
+            found.setdefault(path.stem, path)
+    return found
+
+
+def flickrexif(options: DatasetOptions) -> Listing:
+    """<root>/<FlickrID>.<ext> images and <root>/splits/split_data_target_attribute=<Attribute>.json."""
+    assert options.root is not None
+    attribute = options.attribute or "Make"
+    split_file = options.root / "splits" / f"split_data_target_attribute={attribute}.json"
+    if not split_file.is_file():
+        available = sorted(p.name.split("=", 1)[1].removesuffix(".json") for p in (options.root / "splits").glob("split_data_target_attribute=*.json"))
+        raise FileNotFoundError(
+            f"flickrexif: no split file for attribute {attribute!r} at {split_file}; "
+            f"available attributes: {', '.join(available) or 'none (copy the paper split JSONs into <root>/splits/)'}"
+        )
+    document = _read_json(split_file)
+    classes = [str(name) for name in document["label_encoder_classes"]]
+    files = _flickr_files(options.root)
+    records: list[ImageRecord] = []
+    rejects: list[dict[str, str]] = []
+    for split, ids_key, labels_key in FLICKREXIF_SPLITS:
+        for flickr_id, label in zip(document[ids_key], document[labels_key]):
+            path = files.get(str(flickr_id))
+            if path is None:
+                rejects.append({"path": f"{options.root}/{flickr_id}.*", "reason": f"{split_file.name} names Flickr ID {flickr_id} ({split}) but no such image file exists"})
+                continue
+            records.append(ImageRecord(str(flickr_id), split, int(label), classes[int(label)], str(path)))
+    return Listing(records, rejects)
+
+
+def paircams(options: DatasetOptions) -> Listing:
+    """<root>/metadata.csv (file_name, subject_idx, model) beside the images; all images are `test`.
+
+    The semantic label is the subject; camera_class (0 DSLR/compact, 1 phone) comes from the
+    Exif model through the paper's mapping."""
+    assert options.root is not None
+    table = options.root / "metadata.csv"
+    if not table.is_file():
+        raise FileNotFoundError(f"paircams: {table} not found (columns: file_name, subject_idx, model)")
+    records: list[ImageRecord] = []
+    rejects: list[dict[str, str]] = []
+    with open(table, newline="", encoding="utf-8") as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: (int(row["subject_idx"]), row["file_name"]))
+    for row in rows:
+        path = options.root / row["file_name"]
+        model = row["model"].strip().lower()
+        if model not in PAIRCAMS_CAMERA_CLASS:
+            rejects.append({"path": str(path), "reason": f"unknown camera model {row['model']!r}; known: {', '.join(sorted(PAIRCAMS_CAMERA_CLASS))}"})
+        elif not path.is_file():
+            rejects.append({"path": str(path), "reason": "listed in metadata.csv but the file is missing"})
+        else:
+            subject = int(row["subject_idx"])
+            camera_class = PAIRCAMS_CAMERA_CLASS[model]
+            meta = (("camera_model", row["model"].strip()), ("camera_class", camera_class), ("subject_id", subject), ("is_smartphone", bool(camera_class)))
+            records.append(ImageRecord(row["file_name"], "test", subject, f"subject {subject}", str(path), meta=meta))
+    return Listing(records, rejects)

@@ -1,0 +1,63 @@
+"""Adapters for images on disk: `imagefolder` (class subfolders) and `imagenet` (its standard layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.data.record import DatasetOptions, ImageRecord, Listing
+from bench.seeding import stable_int
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".heic", ".heif"}
+SPLITS = ("train", "val", "test")
+VAL_PERCENT = 20  # imagefolder without split subfolders: this share of each class goes to val
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files below `folder`, sorted by relative path; hidden files and folders skipped."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(child.name for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
+
+
+def _split_of(image_id: str) -> str:
+    return "val" if stable_int(f"imagefolder-split|{image_id}") % 100 < VAL_PERCENT else "train"
+
+
+def class_folder_listing(root: Path, require_splits: tuple[str, ...] = ()) -> Listing:
+    """`root/<split>/<class>/...` when split folders exist, else `root/<class>/...` split by hash."""
+    present = [split for split in SPLITS if (root / split).is_dir()]
+    missing = [split for split in require_splits if split not in present]
+    if missing:
+        raise FileNotFoundError(f"{root}: expected the folder(s) {', '.join(missing)} (layout <root>/<split>/<class>/<image>)")
+    groups = [(split, root / split) for split in present] or [("", root)]
+    classes = sorted({name for _, folder in groups for name in _class_folders(folder)})
+    if not classes:
+        raise FileNotFoundError(f"{root}: no class subfolders found (layout <root>/[<split>/]<class>/<image>)")
+    labels = {name: index for index, name in enumerate(classes)}
+    records: list[ImageRecord] = []
+    for split, folder in groups:
+        for name in _class_folders(folder):
+            for path in image_files(folder / name):
+                image_id = path.relative_to(root).as_posix()
+                records.append(ImageRecord(image_id, split or _split_of(image_id), labels[name], name, str(path)))
+    return Listing(records)
+
+
+def imagefolder(options: DatasetOptions) -> Listing:
+    assert options.root is not None
+    return class_folder_listing(options.root)
+
+
+def imagenet(options: DatasetOptions) -> Listing:
+    """ImageNet-1k as torchvision lays it out: train/<wnid>/*.JPEG, val/<wnid>/*.JPEG; labels
+    follow sorted wnids, as torchvision's ImageNet does."""
+    assert options.root is not None
+    return class_folder_listing(options.root, require_splits=("train", "val"))
