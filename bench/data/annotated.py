@@ -13,7 +13,7 @@ from bench.data.record import DatasetOptions, ImageRecord, Listing
 # The 2013 Moto G (XT1032) is class 0 in the paper's mapping: "modern smartphone vs older device".
 PAIRCAMS_CAMERA_CLASS: dict[str, int] = {
     **{model: 1 for model in ("iphone xr", "pixel 4", "iphone se (3rd generation)", "22101320g", "iphone 12", "iphone 14 pro", "a065", "iphone 12 pro")},
-    **{model: 0 for model in ("canon ixy 630", "dsc-wx300", "c8080wz", "ex-fh20", "canon eos 450d", "u700,s700", "xt1032", "coolpix s200")},
+    **{model: 0 for model in ("canon ixy 630", "dsc-wx300", "c8080wz", "ex-fh20", "canon eos 450d", "u700,s700", "u700/s700", "xt1032", "coolpix s200")},
 }
 PAIRCAMS_CLASS_NAMES = ("DSLR/compact", "phone")
 FLICKREXIF_SPLITS = (("train", "train_ids", "encoded_train_labels"), ("val", "val_ids", "encoded_val_labels"), ("test", "test_ids", "encoded_test_labels"))
