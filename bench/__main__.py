@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     query = verbs.add_parser("query", help="rows of an embedding table by metadata filter, or the neighbours of an image")
     query.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
     query.add_argument("--encoder", required=True, help="encoder name whose table to read")
+    query.add_argument("--attribute", help="the label attribute the table was extracted with (cameras, flickrexif)")
     query.add_argument("--where", help="SQL filter over the table's columns, e.g. \"camera_make = 'Canon' AND processing = 'jpeg95_444'\"")
     query.add_argument("--columns", type=_csv, help="comma-separated columns to show (default: all but the vector)")
     query.add_argument("--limit", type=_positive, help=f"at most this many rows (default: all; {TABLE_ROWS} for --format table)")
@@ -110,22 +111,23 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
     from bench import query, store
 
     source = store.Store(workspace.embeddings_uri)
+    dataset = f"{arguments.dataset}@{arguments.attribute}" if arguments.attribute else arguments.dataset
     if arguments.format == "parquet" and not arguments.out:
         raise query.QueryError("--format parquet needs --out FILE")
     if arguments.like:
         found = query.like(
-            source, arguments.dataset, arguments.encoder, Path(arguments.like), arguments.k,
+            source, dataset, arguments.encoder, Path(arguments.like), arguments.k,
             where=arguments.where, columns=arguments.columns, backend=arguments.backend,
         )
     else:
         limit = arguments.limit or (TABLE_ROWS if arguments.format == "table" and not arguments.out else None)
-        found = query.select(source, arguments.dataset, arguments.encoder, arguments.where, arguments.columns, limit)
+        found = query.select(source, dataset, arguments.encoder, arguments.where, arguments.columns, limit)
     if arguments.format == "parquet":
         pyarrow.parquet.write_table(found, arguments.out)
     elif arguments.format == "csv":
         pyarrow.csv.write_csv(found, arguments.out or sys.stdout.buffer)
     else:
-        grid = Table(title=f"{arguments.dataset} x {arguments.encoder}: {found.num_rows} rows", title_justify="left")
+        grid = Table(title=f"{dataset} x {arguments.encoder}: {found.num_rows} rows", title_justify="left")
         for name in found.column_names:
             grid.add_column(name, overflow="fold")
         for row in found.to_pylist():

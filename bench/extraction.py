@@ -169,15 +169,16 @@ def extract(
     ops = [processing.get(name) for name in processings]
     listing = dataset.list(dataset_options)
     records = [record for record in listing.records if record.split in splits]
+    key = dataset.store_key(dataset_options)
     preprocess = paper_preprocess(spec)
     if rebuild:
-        store.drop(dataset.name, spec.name)
+        store.drop(key, spec.name)
     expected = fingerprint(spec, preprocess, seed)
-    if store.has_table(dataset.name, spec.name):
-        store.prepare(dataset.name, spec.name, spec.embed_dim, expected)  # refuse a mismatch before any work
-    existing = store.existing_keys(dataset.name, spec.name)
+    if store.has_table(key, spec.name):
+        store.prepare(key, spec.name, spec.embed_dim, expected)  # refuse a mismatch before any work
+    existing = store.existing_keys(key, spec.name)
     todo = [(r, op) for op in ops for r in records if (r.image_id, r.split, op.name, op.version) not in existing]
-    summary = ExtractionSummary(dataset.name, spec.name, rows_skipped=len(ops) * len(records) - len(todo))
+    summary = ExtractionSummary(key, spec.name, rows_skipped=len(ops) * len(records) - len(todo))
     summary.rejects.extend({"image_id": "", "split": "", "processing": "", **reject} for reject in listing.rejects)
     if not todo:
         _finish(summary, rejects_dir, console, quiet=not summary.rejects)
@@ -185,7 +186,7 @@ def extract(
 
     started = time.perf_counter()
     loaded = encoders.load(spec)  # a bad checkpoint fails here, before the table exists
-    table_schema = store.prepare(dataset.name, spec.name, spec.embed_dim, expected)
+    table_schema = store.prepare(key, spec.name, spec.embed_dim, expected)
     target = pick_device(device)
     model = loaded.model.to(target)
     batch_size, workers = _defaults(target, batch_size, workers)
@@ -208,7 +209,7 @@ def extract(
     def commit() -> None:
         nonlocal last_commit, commits
         if pending_rows:
-            store.write(dataset.name, spec.name, rows_to_arrow(pending_rows, np.concatenate(pending_vectors), table_schema))
+            store.write(key, spec.name, rows_to_arrow(pending_rows, np.concatenate(pending_vectors), table_schema))
             summary.rows_written += len(pending_rows)
             pending_rows.clear()
             pending_vectors.clear()
@@ -225,7 +226,7 @@ def extract(
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"extract {dataset.name} x {spec.name}", total=len(todo), rate=0.0)
+        task = progress.add_task(f"extract {key} x {spec.name}", total=len(todo), rate=0.0)
         for batch, indices, failed in loader:
             for index, error in failed:
                 record, op = todo[index]
@@ -240,7 +241,7 @@ def extract(
             progress.update(task, advance=len(indices) + len(failed), rate=summary.images / max(elapsed, 1e-9))
         commit()
     if commits > 1:
-        store.compact(dataset.name, spec.name)
+        store.compact(key, spec.name)
     summary.seconds = time.perf_counter() - started
     _finish(summary, rejects_dir, console)
     return summary

@@ -202,8 +202,13 @@ def _faiss_gpu_searcher(database: np.ndarray) -> Callable[[np.ndarray | None], R
         if keep is not None:
             keep[allowed] = True
 
+        wide = fallback(allowed)
+
         def raw(queries: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-            scores, rows = index.search(queries, min(width + excluded, len(database)))
+            fetch = min(width + excluded, len(database))
+            if fetch > FAISS_GPU_MAX_K:  # a wide tie or a large k: beyond what FAISS GPU returns
+                return wide(queries, width)
+            scores, rows = index.search(queries, fetch)
             rows = rows.astype(np.int64)
             if keep is not None:
                 rows = np.where(keep[np.maximum(rows, 0)] & (rows >= 0), rows, -1)

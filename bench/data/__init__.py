@@ -7,7 +7,7 @@ from functools import partial
 from typing import Callable
 
 from bench import registry
-from bench.data import annotated, demo, folders
+from bench.data import annotated, cameras, demo, folders
 from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
 
 
@@ -19,6 +19,12 @@ class DatasetSpec:
     card: str  # datasets/<name>.toml
     knn_k: int = 10  # the paper: k=10 on ImageNet, k=1 on iNat
     needs_root: bool = False
+
+    def store_key(self, options: DatasetOptions | None = None) -> str:
+        """The dataset's name in the store: labels and splits depend on the attribute, so each
+        attribute gets its own table instead of silently reusing another attribute's labels."""
+        attribute = options.attribute if options else None
+        return f"{self.name}@{attribute}" if attribute else self.name
 
     def records(self, options: DatasetOptions | None = None) -> list[ImageRecord]:
         return self.list(options).records
@@ -69,6 +75,12 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             name="flickrexif",
             description="FlickrExif images <FlickrID>.<ext> + the paper's split JSONs; --attribute picks the label",
             listing=annotated.flickrexif, card="datasets/flickrexif.toml", needs_root=True,
+        ),
+        DatasetSpec(
+            name="cameras",
+            description="any folder of camera photos labelled by their own Exif; --attribute make (default), model, "
+            "is_smartphone, iso, exposure, aperture or focal_length (the paper's classes)",
+            listing=cameras.listing, card="datasets/cameras.toml", needs_root=True,
         ),
         DatasetSpec(
             name="paircams",

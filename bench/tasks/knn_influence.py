@@ -120,9 +120,10 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
     classes = processing.group(options.group)
     k = options.k or dataset.knn_k
     store = Store(options.workspace.embeddings_uri)
+    key = dataset.store_key(options.dataset_options())
     written: list[Path] = []
     for spec in options.encoder_specs():
-        cell = results.Cell(NAME, dataset.name, spec.name, results.condition(group=options.group, k=k, seeds=options.seeds))
+        cell = results.Cell(NAME, key, spec.name, results.condition(group=options.group, k=k, seeds=options.seeds))
         if results.exists(cell, options.workspace.results) and not options.overwrite:
             console.print(f"[dim]cached: {cell.path(options.workspace.results)}[/dim]")
             continue
@@ -133,8 +134,8 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
             rejects_dir=options.workspace.rejects, console=console, dataset_options=options.dataset_options(),
         )
         extracted = time.perf_counter()
-        train = store.split_vectors(dataset.name, spec.name, "train", classes)
-        val = store.split_vectors(dataset.name, spec.name, "val", classes)
+        train = store.split_vectors(key, spec.name, "train", classes)
+        val = store.split_vectors(key, spec.name, "val", classes)
         outcome = run(train, val, classes, k=k, seeds=range(options.seeds), backend=options.backend)
         setups = outcome.setups()
         payload = {
@@ -153,9 +154,9 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
                 "val_images": int(len(val.image_ids)),
             },
             "provenance": results.provenance(
-                table=table_name(dataset.name, spec.name),
-                table_version=store.version(dataset.name, spec.name),
-                fingerprint=store.fingerprint(dataset.name, spec.name),
+                table=table_name(key, spec.name),
+                table_version=store.version(key, spec.name),
+                fingerprint=store.fingerprint(key, spec.name),
                 backend=index.resolve_backend(options.backend),
                 seeds=list(range(options.seeds)),
                 uniform_assignment=f"uniform_choice(seed, image_id, {len(classes)}, {UNIFORM_PURPOSE!r})",

@@ -1,0 +1,158 @@
+"""The `cameras` dataset: any folder tree of camera images, labelled by their own Exif
+(datasets/cameras.toml).
+
+Splits (seed 0) do not depend on the label attribute, so one image keeps its split whichever
+attribute a run probes. Images are grouped by camera (normalised make + model, one group for
+images without them); inside a group they are ordered by stable_int("0|cameras-split|<image_id>")
+and the first ~60 % go to train, the next ~20 % to val, the rest to test. A group of n >= 3
+images gives val and test max(1, round(0.2 n)) each; n = 2 gives train + test, n = 1 train.
+Adding images to a camera's folder can move that camera's other images between splits.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from bench import exif
+from bench.data.record import DatasetOptions, ImageRecord, Listing
+from bench.registry import UnknownNameError
+from bench.seeding import stable_int
+
+SPLIT_SEED = 0
+SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".heic", ".heif"}
+ATTRIBUTES = ("make", "model", "is_smartphone", "iso", "exposure", "aperture", "focal_length")
+DEFAULT_ATTRIBUTE = "make"
+ATTRIBUTE_ALIASES = {"iso_speed": "iso", "smartphone": "is_smartphone"}  # FlickrExif spellings
+
+
+@dataclass(frozen=True)
+class _Shot:
+    image_id: str
+    path: Path
+    acquisition: exif.Acquisition
+
+
+def image_files(root: Path) -> list[Path]:
+    """Image files (by extension) below root, sorted by POSIX relative path; hidden entries skipped."""
+    return sorted(
+        (
+            path
+            for path in root.rglob("*")
+            if path.suffix.lower() in SUFFIXES
+            and not any(part.startswith(".") for part in path.relative_to(root).parts)
+            and path.is_file()
+        ),
+        key=lambda path: path.relative_to(root).as_posix(),
+    )
+
+
+def label_of(attribute: str, acquisition: exif.Acquisition) -> tuple[str | None, str]:
+    """(label name, reason when there is none) of one image for `attribute`."""
+    if attribute == "make":
+        return acquisition.make, f"no Exif {exif.TAG_NAMES['make']}"
+    if attribute == "model":
+        return acquisition.model, f"no Exif {exif.TAG_NAMES['model']}"
+    if attribute == "is_smartphone":
+        if acquisition.make is None:
+            return None, "no Exif Make, so phone or camera is unknown"
+        flag = acquisition.is_smartphone
+        reason = f"cannot tell whether {acquisition.make} {acquisition.model or '(no model)'} is a smartphone"
+        return (None if flag is None else str(flag)), reason
+    value = getattr(acquisition, attribute)
+    if value is None:
+        return None, f"no Exif {exif.TAG_NAMES[attribute]}"
+    return exif.bin_value(attribute, value), f"{attribute} {_shown(attribute, value)} outside the paper's classes"
+
+
+def _shown(attribute: str, value: float) -> str:
+    if attribute == "exposure":
+        return f"{value:g} s" + (f" (1/{1 / value:.4g})" if value < 1 else "")
+    return f"{value:g} mm" if attribute == "focal_length" else f"{value:g}"
+
+
+def split_of_each(shots: list[_Shot]) -> dict[str, str]:
+    """image_id -> train/val/test, stratified by camera (see the module docstring)."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for shot in shots:
+        groups[(shot.acquisition.make or "", shot.acquisition.model or "")].append(shot.image_id)
+    splits: dict[str, str] = {}
+    for ids in groups.values():
+        ordered = sorted(ids, key=lambda image_id: (stable_int(f"{SPLIT_SEED}|cameras-split|{image_id}"), image_id))
+        for image_id, split in zip(ordered, _split_sequence(len(ordered))):
+            splits[image_id] = split
+    return splits
+
+
+def _split_sequence(count: int) -> list[str]:
+    """count split names, ~60/20/20, with every split present from 3 images on."""
+    if count < 3:
+        return ["train", "test"][:count]
+    held_out = max(1, int(0.2 * count + 0.5))
+    return ["train"] * (count - 2 * held_out) + ["val"] * held_out + ["test"] * held_out
+
+
+def _meta(shot: _Shot) -> tuple[tuple[str, object], ...]:
+    acquisition = shot.acquisition
+    return (
+        ("camera_make", acquisition.make),
+        ("camera_model", acquisition.model),
+        ("is_smartphone", acquisition.is_smartphone),
+        ("iso", acquisition.iso),
+        ("exposure", acquisition.exposure),
+        ("aperture", acquisition.aperture),
+        ("focal_length", acquisition.focal_length),
+        ("source_path", str(shot.path)),
+    )
+
+
+def _read_all(root: Path) -> tuple[list[_Shot], list[dict[str, str]]]:
+    shots: list[_Shot] = []
+    rejects: list[dict[str, str]] = []
+    for path in image_files(root):
+        try:
+            acquisition = exif.read(path)
+        except (OSError, Image.DecompressionBombError) as error:
+            rejects.append({"path": str(path), "reason": f"cannot open as an image: {error}"})
+            continue
+        shots.append(_Shot(path.relative_to(root).as_posix(), path, acquisition))
+    return shots, rejects
+
+
+def attribute_of(requested: str | None) -> str:
+    """The canonical attribute name; FlickrExif spellings ("Make", "ISO Speed") are accepted."""
+    key = (requested or DEFAULT_ATTRIBUTE).strip().lower().replace(" ", "_")
+    attribute = ATTRIBUTE_ALIASES.get(key, key)
+    if attribute not in ATTRIBUTES:
+        close = difflib.get_close_matches(key, ATTRIBUTES, n=3, cutoff=0.5)
+        suggestion = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"cameras: unknown --attribute {requested!r}.{suggestion} Choose one of {', '.join(ATTRIBUTES)}.")
+    return attribute
+
+
+def listing(options: DatasetOptions) -> Listing:
+    """Every image below options.root, labelled by options.attribute from its Exif (default make)."""
+    assert options.root is not None
+    attribute = attribute_of(options.attribute)
+    shots, rejects = _read_all(options.root)
+    if not shots and not rejects:
+        raise FileNotFoundError(f"cameras: no image files ({', '.join(sorted(SUFFIXES))}) below {options.root}")
+    splits = split_of_each(shots)
+    labelled: list[tuple[_Shot, str]] = []
+    for shot in shots:
+        name, reason = label_of(attribute, shot.acquisition)
+        if name is None:
+            rejects.append({"path": str(shot.path), "reason": reason})
+        else:
+            labelled.append((shot, name))
+    index = {name: label for label, name in enumerate(sorted({name for _, name in labelled}))}
+    records = [
+        ImageRecord(shot.image_id, splits[shot.image_id], index[name], name, str(shot.path), meta=_meta(shot))
+        for shot, name in labelled
+    ]
+    rejects.sort(key=lambda reject: reject["path"])
+    return Listing(records, rejects)

@@ -1,0 +1,255 @@
+"""kNN processing influence (PROTOCOL.md §7): `run` equals a literal brute-force implementation of the protocol."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import itertools
+import math
+from typing import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from bench import index
+from bench.seeding import uniform_choice
+from bench.store import SplitVectors
+from bench.tasks.knn_influence import KnnInfluence, run, vote
+
+CLASSES = ("proc_a", "proc_b", "proc_c")
+K = len(CLASSES)
+LABELS = 4
+SEMANTIC_DIM = 8  # label y < LABELS owns coordinate 2y, the unseen label the last one
+DIM = SEMANTIC_DIM + K  # processing c owns coordinate SEMANTIC_DIM + c
+TRAIN_IMAGES = 120
+VAL_IMAGES = 30
+UNSEEN_LABEL = LABELS  # carried by two val images in the "unseen" variant, by no train image
+SEEDS = (0, 1, 2)
+VARIANTS = ("seen", "unseen")
+BACKENDS = [
+    "torch",
+    pytest.param(
+        "faiss-cpu", marks=pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss is not installed")
+    ),
+]
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread() -> Iterator[None]:
+    """The matrices are tiny: one thread keeps torch and FAISS from spin-waiting on shared, busy cores."""
+    import torch
+
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    faiss_threads = None
+    if importlib.util.find_spec("faiss") is not None:
+        import faiss
+
+        faiss_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(torch_threads)
+    if faiss_threads is not None:
+        import faiss
+
+        faiss.omp_set_num_threads(faiss_threads)
+
+
+TieKey = Callable[[float, int], tuple[float, int]]
+
+
+def lowest_row_first(score: float, row: int) -> tuple[float, int]:
+    return (-score, row)
+
+
+def highest_row_first(score: float, row: int) -> tuple[float, int]:
+    return (-score, -row)
+
+
+def make_split(rng: np.random.Generator, labels: np.ndarray, prefix: str) -> SplitVectors:
+    """Per image: +1 at its label's coordinate, one random +-1 elsewhere in the semantic block, and per
+    processing c a +-1 (mostly +1) at coordinate SEMANTIC_DIM + c. Four entries of +-1, so every norm is
+    exactly 2 and every normalised score is a multiple of 1/4."""
+    count = len(labels)
+    semantic = np.zeros((count, SEMANTIC_DIM), dtype=np.float32)
+    for i, label in enumerate(labels):
+        semantic[i, 2 * label if label < LABELS else SEMANTIC_DIM - 1] = 1.0
+        others = [c for c in range(SEMANTIC_DIM) if semantic[i, c] == 0]
+        chosen = rng.choice(others, size=2, replace=False)
+        semantic[i, chosen] = rng.choice([-1.0, 1.0], size=2)
+    vectors: dict[str, np.ndarray] = {}
+    for c, name in enumerate(CLASSES):
+        matrix = np.zeros((count, DIM), dtype=np.float32)
+        matrix[:, :SEMANTIC_DIM] = semantic
+        matrix[:, SEMANTIC_DIM + c] = rng.choice([-1.0, 1.0], size=count, p=[0.25, 0.75])
+        vectors[name] = matrix
+    image_ids = np.array(sorted(f"{prefix}{i:04d}" for i in range(count)))
+    return SplitVectors(image_ids=image_ids, labels=labels.astype(np.int64), vectors=vectors)
+
+
+@functools.lru_cache(maxsize=None)
+def splits(variant: str) -> tuple[SplitVectors, SplitVectors]:
+    """Train (120 images, 4 labels) and val (30 images) under 3 processings; "unseen" gives two val images a label no train image has."""
+    rng = np.random.default_rng(1234)
+    train_labels = np.arange(TRAIN_IMAGES) % LABELS
+    rng.shuffle(train_labels)
+    val_labels = np.arange(VAL_IMAGES) % LABELS
+    rng.shuffle(val_labels)
+    if variant == "unseen":
+        val_labels[[3, 17]] = UNSEEN_LABEL
+    return make_split(rng, train_labels, "train-"), make_split(rng, val_labels, "val-")
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors.astype(np.float64), axis=-1, keepdims=True)
+
+
+def knn_accuracy(
+    train: SplitVectors, val: SplitVectors, test: str, database_for: Callable[[int], np.ndarray], k: int, tie_key: TieKey
+) -> float:
+    """Top-1 accuracy in %: per query, the database from `database_for(query)`, full sort by tie_key, unweighted vote."""
+    num_classes = int(max(train.labels.max(), val.labels.max())) + 1
+    correct = 0
+    for q in range(len(val.labels)):
+        query = l2_normalise(val.vectors[test][q].astype(np.float64))
+        database = l2_normalise(database_for(q).astype(np.float64))
+        scores = database @ query
+        ranked = sorted(range(len(database)), key=lambda row: tie_key(float(scores[row]), row))[:k]
+        counts = np.bincount(train.labels[ranked], minlength=num_classes)
+        correct += int(np.argmax(counts) == val.labels[q])
+    return 100.0 * (correct / len(val.labels))
+
+
+def reference_triples(variant: str, k: int, tie_key: TieKey = lowest_row_first) -> dict[tuple[str, str, str], float]:
+    """Every (test, pos, neg): train image i under pos if its label equals the query's label, else under neg."""
+    train, val = splits(variant)
+    out: dict[tuple[str, str, str], float] = {}
+    for test, pos, neg in itertools.product(CLASSES, repeat=3):
+
+        def mixed(q: int) -> np.ndarray:
+            same = (train.labels == val.labels[q])[:, None]
+            return np.where(same, train.vectors[pos], train.vectors[neg])
+
+        out[test, pos, neg] = knn_accuracy(train, val, test, mixed, k, tie_key)
+    return out
+
+
+def reference_uniform(variant: str, k: int) -> dict[tuple[str, int], float]:
+    """Each train image under CLASSES[uniform_choice(seed, train ids, K, "knn-uniform")[i]], queries under test."""
+    train, val = splits(variant)
+    out: dict[tuple[str, int], float] = {}
+    for seed in SEEDS:
+        assignment = uniform_choice(seed, train.image_ids, K, "knn-uniform")
+        mixed = np.stack([train.vectors[CLASSES[assignment[i]]][i] for i in range(len(train.labels))])
+        for test in CLASSES:
+            out[test, seed] = knn_accuracy(train, val, test, lambda q: mixed, k, lowest_row_first)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def reference(variant: str, k: int) -> tuple[dict[tuple[str, str, str], float], dict[tuple[str, int], float]]:
+    return reference_triples(variant, k), reference_uniform(variant, k)
+
+
+def hand_setups(triples: dict[tuple[str, str, str], float], uniform: dict[tuple[str, int], float]) -> dict[str, float]:
+    """The §7.3 means, written out: all_same over t; the others over ordered pairs t != o; uniform over everything."""
+    pairs = [(t, o) for t in CLASSES for o in CLASSES if t != o]
+    assert len(pairs) == K * (K - 1)
+    return {
+        "all_same": math.fsum(triples[t, t, t] for t in CLASSES) / K,
+        "all_diff": math.fsum(triples[t, o, o] for t, o in pairs) / len(pairs),
+        "pos_same": math.fsum(triples[t, t, o] for t, o in pairs) / len(pairs),
+        "neg_same": math.fsum(triples[t, o, t] for t, o in pairs) / len(pairs),
+        "uniform": math.fsum(uniform.values()) / len(uniform),
+    }
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_vectors_have_exact_power_of_two_norms(variant: str) -> None:
+    """Every vector has norm exactly 2, so bench's normalisation and the reference's agree bit for bit."""
+    for split in splits(variant):
+        for name in CLASSES:
+            vectors = split.vectors[name]
+            assert np.array_equal(np.linalg.norm(vectors, axis=1), np.full(len(vectors), 2.0, np.float32))
+            assert np.array_equal(index.normalise(vectors), vectors / 2)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_planted_ties_decide_the_result(k: int) -> None:
+    """Breaking ties towards the higher row changes some accuracies, so the tie-break is really tested."""
+    right = reference("seen", k)[0]
+    wrong = reference_triples("seen", k, highest_row_first)
+    assert any(right[key] != wrong[key] for key in right)
+
+
+def test_processing_changes_the_neighbours() -> None:
+    """The data makes processing matter: the four §7.3 setups do not all give the same accuracy."""
+    triples, uniform = reference("seen", 5)
+    assert len(set(triples.values())) > 3
+    means = hand_setups(triples, uniform)
+    assert means["pos_same"] > means["neg_same"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("k", [1, 5])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_run_matches_brute_force_protocol(backend: str, k: int, variant: str) -> None:
+    """Every triple and every (test, seed) of uniform equals the brute force exactly; the setup means agree."""
+    train, val = splits(variant)
+    outcome = run(train, val, CLASSES, k=k, seeds=SEEDS, backend=backend)
+    triples, uniform = reference(variant, k)
+    assert outcome.classes == CLASSES and outcome.k == k
+    assert outcome.num_classes == (LABELS + 1 if variant == "unseen" else LABELS)
+    assert set(outcome.triples) == set(triples) and len(triples) == K**3
+    assert set(outcome.uniform) == set(uniform) and len(uniform) == K * len(SEEDS)
+    mismatched = {key: (outcome.triples[key], want) for key, want in triples.items() if outcome.triples[key] != want}
+    assert not mismatched
+    mismatched_uniform = {key: (outcome.uniform[key], want) for key, want in uniform.items() if outcome.uniform[key] != want}
+    assert not mismatched_uniform
+    assert outcome.setups() == pytest.approx(hand_setups(triples, uniform), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_backends_give_identical_setups(k: int) -> None:
+    """torch and FAISS CPU give the same triples, uniform values and setup means, bit for bit."""
+    pytest.importorskip("faiss")
+    train, val = splits("seen")
+    by_torch = run(train, val, CLASSES, k=k, seeds=SEEDS, backend="torch")
+    by_faiss = run(train, val, CLASSES, k=k, seeds=SEEDS, backend="faiss-cpu")
+    assert by_torch.triples == by_faiss.triples
+    assert by_torch.uniform == by_faiss.uniform
+    assert by_torch.setups() == by_faiss.setups()
+
+
+def test_setups_average_the_right_triples() -> None:
+    """setups() means the §7.3 patterns of the triples dict and ignores triples with three distinct classes."""
+    rng = np.random.default_rng(5)
+    triples = {key: float(rng.integers(0, 10_000)) / 100 for key in itertools.product(CLASSES, repeat=3)}
+    uniform = {(t, s): float(rng.integers(0, 10_000)) / 100 for s in SEEDS for t in CLASSES}
+    result = KnnInfluence(CLASSES, 5, triples, uniform, LABELS)
+    expected = hand_setups(triples, uniform)
+    assert set(result.setups()) == {"all_same", "all_diff", "pos_same", "neg_same", "uniform"}
+    assert result.setups() == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    a, b, c = CLASSES
+    assert expected["all_same"] == pytest.approx((triples[a, a, a] + triples[b, b, b] + triples[c, c, c]) / 3)
+    assert expected["pos_same"] == pytest.approx(
+        (triples[a, a, b] + triples[a, a, c] + triples[b, b, a] + triples[b, b, c] + triples[c, c, a] + triples[c, c, b]) / 6
+    )
+    unused = dict(triples)
+    for t, p, n in itertools.permutations(CLASSES, 3):
+        unused[t, p, n] = -1.0
+    assert KnnInfluence(CLASSES, 5, unused, uniform, LABELS).setups() == result.setups()
+
+
+def test_vote_ties_go_to_lowest_class_and_ignores_missing() -> None:
+    """Unweighted counts; a tie goes to the lowest class; -1 entries (padding) do not vote."""
+    neighbour_labels = np.array(
+        [
+            [1, 0, 1, 0, 2],
+            [3, 3, -1, -1, -1],
+            [2, 1, -1, 1, 2],
+            [-1, -1, -1, -1, -1],
+            [0, 3, 3, 3, 0],
+        ]
+    )
+    assert vote(neighbour_labels, 4).tolist() == [0, 3, 1, 0, 3]
+    assert vote(np.array([[-1, 2], [2, -1]]), 3).tolist() == [2, 2]
