@@ -78,3 +78,33 @@ def test_spec_is_frozen_and_names_follow_family_arch_tag() -> None:
         assert spec.family in ("cvl", "ssl", "sup")
     with pytest.raises(AttributeError):
         encoders.get("effnet/lite0.in1k").input_size = 1  # type: ignore[misc]
+
+
+def test_an_unknown_pretrained_tag_is_a_weights_error_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = dataclasses.replace(encoders.get("timm/resnet50.a1_in1k"), name="x/resnet50.typo", pretrained="a1_in1kk")
+    with pytest.raises(encoders.WeightsUnavailableError, match="a1_in1kk"):
+        encoders.load(spec)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ('name = 5\nfamily = "sup"\nloader = "timm"\narchitecture = "resnet18"', "name must be a string"),
+        ('name = "x/a.b"\nfamily = "sup"\nloader = "timm"\narchitecture = "resnet5o"', "no architecture 'resnet5o'"),
+        ('name = "x/a.b"\nfamily = "sup"\nloader = "checkpoint_url"\narchitecture = "resnet50"', "no architecture 'resnet50'"),
+        ('name = "x/a.b"\nfamily = "sup"\nloader = "timm"\narchitecture = "resnet18"\nmean = "abc"', "mean must be three numbers"),
+        ('name = "x/a.b"\nfamily = "sup"\nloader = "timm"\narchitecture = "resnet18"\ninput_size = "224"', "input_size must be a whole number"),
+    ],
+)
+def test_encoders_file_rejects_wrong_types_and_unknown_architectures(tmp_path: Path, entry: str, problem: str) -> None:
+    from bench.encoders.custom import EncodersFileError, read_file
+
+    path = tmp_path / "encoders.toml"
+    sizes = "" if "input_size" in entry else "\ninput_size = 224"
+    path.write_text(f'[[encoder]]\n{entry}{sizes}\nembed_dim = 512\npretrained = "tag"\n')
+    with pytest.raises(EncodersFileError, match=problem) as caught:
+        read_file(path)
+    assert str(path) in str(caught.value)

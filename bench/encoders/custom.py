@@ -11,6 +11,8 @@ from bench.encoders.spec import EncoderSpec
 
 CUSTOM_LOADERS = ("open_clip", "timm", "checkpoint_url")
 REQUIRED = ("name", "family", "loader", "architecture", "input_size", "embed_dim")
+TEXT_FIELDS = ("name", "family", "loader", "architecture", "pretrained", "weights", "url", "interpolation", "pooling", "source")
+WHOLE_FIELDS = ("input_size", "embed_dim", "init_seed")
 EXAMPLE = """[[encoder]]
 name = "mine/vit-b-32.finetuned"   # family/arch.tag
 family = "cvl"                     # cvl | ssl | sup
@@ -39,8 +41,8 @@ def read_file(path: str | Path) -> list[EncoderSpec]:
     except tomllib.TOMLDecodeError as error:
         raise EncodersFileError(f"{path}: not valid TOML ({error})") from None
     entries = document.get("encoder")
-    if not isinstance(entries, list) or not entries:
-        raise _fail(path, "top level", "no [[encoder]] tables found")
+    if not isinstance(entries, list) or not entries or not all(isinstance(entry, dict) for entry in entries):
+        raise _fail(path, "top level", "expected one or more [[encoder]] tables")
     fields = {field.name for field in dataclasses.fields(EncoderSpec)}
     specs: list[EncoderSpec] = []
     for number, entry in enumerate(entries, start=1):
@@ -51,12 +53,18 @@ def read_file(path: str | Path) -> list[EncoderSpec]:
         missing = [name for name in REQUIRED if name not in entry]
         if missing:
             raise _fail(path, where, f"missing field(s) {', '.join(missing)}")
+        _check_types(path, where, entry)
         if entry["loader"] not in CUSTOM_LOADERS:
             raise _fail(path, where, f"loader must be one of {', '.join(CUSTOM_LOADERS)}, not {entry['loader']!r}")
         if entry["family"] not in ("cvl", "ssl", "sup"):
             raise _fail(path, where, f"family must be cvl, ssl or sup, not {entry['family']!r}")
         if "/" not in entry["name"]:
             raise _fail(path, where, "name must look like family/arch.tag")
+        from bench.encoders.loaders import known_architectures  # torch: only when a file is read
+
+        exists = known_architectures(entry["loader"])
+        if exists is not None and not exists(entry["architecture"]):
+            raise _fail(path, where, f"{entry['loader']} has no architecture {entry['architecture']!r}")
         if not entry.get("weights") and not entry.get("pretrained") and not entry.get("url"):
             raise _fail(path, where, "give weights (a local file), pretrained (a hub tag) or url")
         values = dict(entry)
@@ -74,6 +82,21 @@ def read_file(path: str | Path) -> list[EncoderSpec]:
         except TypeError as error:
             raise _fail(path, where, str(error)) from None
     return specs
+
+
+def _check_types(path: Path, where: str, entry: dict) -> None:
+    for key in TEXT_FIELDS:
+        if key in entry and not isinstance(entry[key], str):
+            raise _fail(path, where, f"{key} must be a string, got {entry[key]!r}")
+    for key in WHOLE_FIELDS:
+        if key in entry and (not isinstance(entry[key], int) or isinstance(entry[key], bool) or entry[key] < 0):
+            raise _fail(path, where, f"{key} must be a whole number, got {entry[key]!r}")
+    for key in ("mean", "std"):
+        value = entry.get(key, [0.0, 0.0, 0.0])
+        if not isinstance(value, list) or len(value) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise _fail(path, where, f"{key} must be three numbers, got {value!r}")
+    if "options" in entry and not isinstance(entry["options"], dict):
+        raise _fail(path, where, f"options must be a table of constructor arguments, got {entry['options']!r}")
 
 
 def register_file(path: str | Path) -> list[EncoderSpec]:

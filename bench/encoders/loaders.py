@@ -128,10 +128,12 @@ def _open_clip_build(spec: EncoderSpec) -> torch.nn.Module:
         state = read_checkpoint(path, spec)
         load_strict(model, {k.removeprefix("module."): v for k, v in state.items()}, path, spec)
         return _OpenClipImage(model)
-    _refuse_if_offline_and_missing(spec, _open_clip_cached(spec))
     try:
+        _refuse_if_offline_and_missing(spec, _open_clip_cached(spec))
         return _OpenClipImage(_open_clip_model(spec, spec.pretrained))
-    except Exception as error:
+    except WeightsUnavailableError:
+        raise
+    except Exception as error:  # unknown tag, network failure, corrupt download
         raise _unavailable(spec, error) from error
 
 
@@ -163,10 +165,12 @@ def _timm_build(spec: EncoderSpec) -> torch.nn.Module:
         state = {k: v for k, v in state.items() if k in model.state_dict() or not k.startswith(f"{head}.")}
         load_strict(model, state, path, spec)
         return model
-    _refuse_if_offline_and_missing(spec, _timm_cached(spec))
     try:
+        _refuse_if_offline_and_missing(spec, _timm_cached(spec))
         return timm.create_model(f"{spec.architecture}.{spec.pretrained}", pretrained=True, num_classes=0, **_options(spec))
-    except Exception as error:
+    except WeightsUnavailableError:
+        raise
+    except Exception as error:  # unknown tag, network failure, corrupt download
         raise _unavailable(spec, error) from error
 
 
@@ -219,6 +223,8 @@ _HEAD_PREFIXES = ("fc.", "head.")
 
 
 def _checkpoint_architecture(spec: EncoderSpec) -> torch.nn.Module:
+    if spec.architecture not in CHECKPOINT_ARCHITECTURES:
+        raise ValueError(f"{spec.name}: architecture {spec.architecture!r} is not one of {', '.join(CHECKPOINT_ARCHITECTURES)}")
     return CHECKPOINT_ARCHITECTURES[spec.architecture]()
 
 
@@ -239,6 +245,8 @@ def backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _checkpoint_build(spec: EncoderSpec) -> torch.nn.Module:
     path = _checkpoint_path(spec)
+    if spec.weights and not path.is_file():
+        raise WeightsUnavailableError(f"{spec.name}: checkpoint {path} does not exist")
     if not path.is_file():
         _refuse_if_offline_and_missing(spec, False)
         try:
@@ -376,6 +384,21 @@ def weights_identity(spec: EncoderSpec) -> str:
 def architecture(spec: EncoderSpec) -> torch.nn.Module:
     """The network with random weights (build it under torch.device('meta') to check shapes for free)."""
     return loader(spec).architecture(spec)
+
+
+def known_architectures(loader_name: str) -> Callable[[str], bool] | None:
+    """A check that an architecture name exists for a loader (None: the loader takes none)."""
+    if loader_name == "timm":
+        import timm
+
+        return timm.is_model
+    if loader_name == "open_clip":
+        import open_clip
+
+        return lambda name: name in open_clip.list_models()
+    if loader_name == "checkpoint_url":
+        return lambda name: name in CHECKPOINT_ARCHITECTURES
+    return None
 
 
 def available_offline(spec: EncoderSpec) -> bool:
