@@ -4,7 +4,9 @@ Every backend returns the same neighbours for the same scores: candidates are or
 (score descending, database row ascending), and a query whose k-th score is tied with
 candidates that were not fetched is searched again with a wider k until the tie is inside.
 Restricted searches keep, per query, only database rows whose label equals ("same") or differs
-from ("other") the query's label, without ever building a per-query database.
+from ("other") the query's label, without ever building a per-query database. An "other" search
+whose excluded rows are few runs once over the whole database, fetching that many extra
+candidates and dropping same-label rows; otherwise each query label is searched on its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ Restrict = Literal["none", "same", "other"]
 BACKENDS: tuple[str, ...] = ("auto", "faiss-gpu", "torch", "faiss-cpu")
 TIE_MARGIN = 8  # extra candidates fetched so that most boundary ties resolve in one pass
 FAISS_GPU_MAX_K = 2048
+OVERFETCH_MAX = 1024  # "other" searches over-fetch and filter when the excluded rows are this few
 SCORE_BLOCK_BYTES = 256 << 20  # torch backend: at most this much score matrix per query block
 
 
@@ -90,17 +93,28 @@ def search(
     rows = np.full((len(queries), k), -1, dtype=np.int64)
     if len(queries) == 0 or len(database) == 0 or k == 0:
         return Neighbours(scores, rows)
+    searcher = _SEARCHERS[chosen](database)
+    if restrict == "other":
+        query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
+        excluded = _largest_excluded(query_labels, database_labels)
+        if excluded + k + TIE_MARGIN <= OVERFETCH_MAX:
+            fetch = _filtered_fetch(searcher(None), queries, query_labels, database_labels, excluded)
+            return Neighbours(*_exact_top_k(fetch, len(queries), k, len(database) - excluded))
     if restrict == "none":
         groups = [(np.arange(len(queries)), None)]
     else:
         query_labels = np.asarray(query_labels)
         database_labels = np.asarray(database_labels)
         groups = [(np.flatnonzero(query_labels == label), label) for label in np.unique(query_labels)]
-    searcher = _SEARCHERS[chosen](database)
     for members, label in groups:
         allowed = _allowed_rows(database_labels, label, restrict)
-        raw = searcher(allowed)
-        group_scores, group_rows = _exact_top_k(raw, queries[members], k, len(database) if allowed is None else len(allowed))
+        if allowed is not None and len(allowed) == 0:
+            continue  # nothing to find: the padding stays
+        if restrict == "same" and chosen != "faiss-gpu":  # a small gathered copy beats a selector over every row
+            fetch = _gathered_fetch(_SEARCHERS[chosen](database[allowed])(None), queries[members], allowed)
+        else:
+            fetch = _fetch_rows(searcher(allowed), queries[members])
+        group_scores, group_rows = _exact_top_k(fetch, len(members), k, len(database) if allowed is None else len(allowed))
         scores[members], rows[members] = group_scores, group_rows
     return Neighbours(scores, rows)
 
@@ -112,22 +126,68 @@ def _allowed_rows(database_labels: np.ndarray | None, label: object, restrict: R
     return np.flatnonzero(database_labels == label if restrict == "same" else database_labels != label)
 
 
-def _exact_top_k(raw: RawSearch, queries: np.ndarray, k: int, allowed: int) -> tuple[np.ndarray, np.ndarray]:
+def _largest_excluded(query_labels: np.ndarray, database_labels: np.ndarray) -> int:
+    """Most database rows any query loses to an "other" restriction."""
+    values, counts = np.unique(database_labels, return_counts=True)
+    present = np.isin(values, query_labels)
+    return int(counts[present].max()) if present.any() else 0
+
+
+# A fetch returns `width` candidates for the queries at `positions`, allowed rows only.
+Fetch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+def _fetch_rows(raw: RawSearch, queries: np.ndarray) -> Fetch:
+    return lambda positions, width: raw(queries[positions], width)
+
+
+def _gathered_fetch(raw: RawSearch, queries: np.ndarray, allowed: np.ndarray) -> Fetch:
+    """Search over database[allowed]; rows map back in order, so row ties still break the same way."""
+
+    def fetch(positions: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, rows = raw(queries[positions], width)
+        return scores, np.where(rows >= 0, allowed[np.maximum(rows, 0)], -1)
+
+    return fetch
+
+
+def _filtered_fetch(
+    raw: RawSearch, queries: np.ndarray, query_labels: np.ndarray, database_labels: np.ndarray, excluded: int
+) -> Fetch:
+    """Unrestricted candidates, `excluded` more than asked, with same-label rows dropped.
+
+    At most `excluded` of them share a query's label, so `width` allowed ones remain, and every
+    row not fetched scores no higher than the last one kept: tie widening stays exact."""
+    total = len(database_labels)
+
+    def fetch(positions: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, rows = raw(queries[positions], min(width + excluded, total))
+        same = (rows >= 0) & (database_labels[np.maximum(rows, 0)] == query_labels[positions, None])
+        rows = np.where(same, -1, rows)
+        if width + excluded >= total:  # the whole database: queries with more allowed rows keep them all
+            return scores, rows
+        order = np.argsort(rows < 0, axis=1, kind="stable")[:, :width]  # kept rows first, order kept
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
+
+    return fetch
+
+
+def _exact_top_k(fetch: Fetch, count: int, k: int, allowed: int) -> tuple[np.ndarray, np.ndarray]:
     """Fetch k + margin, order by (-score, row), widen for queries whose boundary tie is cut."""
-    out_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    out_rows = np.full((len(queries), k), -1, dtype=np.int64)
-    pending = np.arange(len(queries))
+    out_scores = np.full((count, k), -np.inf, dtype=np.float32)
+    out_rows = np.full((count, k), -1, dtype=np.int64)
+    pending = np.arange(count)
     width = min(k + TIE_MARGIN, max(allowed, 1))
     while len(pending):
-        scores, rows = raw(queries[pending], width)
+        scores, rows = fetch(pending, width)
         scores = np.where(rows < 0, -np.inf, scores).astype(np.float32)
         order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)
         scores = np.take_along_axis(scores, order, axis=1)
         rows = np.take_along_axis(rows, order, axis=1)
-        kth = scores[:, min(k, width) - 1]
+        take = min(k, scores.shape[1])  # a fetch may return more than `width` (all rows, padded)
+        kth = scores[:, take - 1]
         weakest = scores[:, -1]
         done = (width >= allowed) | (weakest < kth) | np.isneginf(kth)
-        take = min(k, width)
         out_scores[pending[done], :take] = scores[done, :take]
         out_rows[pending[done], :take] = np.where(np.isneginf(scores[done, :take]), -1, rows[done, :take])
         pending = pending[~done]

@@ -145,11 +145,21 @@ def test_planted_scores_are_exact_and_tie_at_the_boundary() -> None:
     assert np.all(same_rows[[6, 11]] == -1)
 
 
+@pytest.fixture(params=["overfetch", "per-label"])
+def other_strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run "other" searches both ways: one over-fetching pass, or one search per query label."""
+    if request.param == "per-label":
+        monkeypatch.setattr(index, "OVERFETCH_MAX", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("restrict", RESTRICTS)
 @pytest.mark.parametrize("k", KS)
-def test_search_matches_brute_force(backend: str, restrict: str, k: int) -> None:
+def test_search_matches_brute_force(backend: str, restrict: str, k: int, other_strategy: str) -> None:
     """Rows and scores equal the (-score, row) brute force for every backend, restriction and k, padding included."""
+    if restrict != "other" and other_strategy == "per-label":
+        pytest.skip("the strategy only applies to restrict='other'")
     queries, database, query_labels, database_labels = planted_data()
     before = [array.copy() for array in (queries, database, query_labels, database_labels)]
     found = index.search(
@@ -180,7 +190,7 @@ def tie_database(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.n
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("restrict", ["none", "same", "other"])
-def test_wide_tie_at_kth_score_goes_to_lowest_rows(backend: str, restrict: str) -> None:
+def test_wide_tie_at_kth_score_goes_to_lowest_rows(backend: str, restrict: str, other_strategy: str) -> None:
     """With 40 rows tied at the k-th score (more than k + TIE_MARGIN), the lowest tied rows win."""
     k = 5
     assert 40 > k + index.TIE_MARGIN
@@ -211,7 +221,7 @@ def test_exact_top_k_widens_when_a_raw_search_returns_the_worst_ties() -> None:
         rows = np.array(picked, dtype=np.int64)
         return np.take_along_axis(scores, rows, axis=1).astype(np.float32), rows
 
-    scores, rows = index._exact_top_k(adversarial, query, k, len(database))
+    scores, rows = index._exact_top_k(lambda positions, width: adversarial(query[positions], width), len(query), k, len(database))
     want_scores, want_rows = reference_search(query, database, k, "none")
     assert np.array_equal(rows, want_rows) and np.array_equal(scores, want_scores)
     assert len(widths) > 1 and widths[0] == k + index.TIE_MARGIN
