@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import platform
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -79,6 +81,22 @@ def fingerprint(spec: EncoderSpec, preprocess: Preprocess, seed: int) -> dict[st
     }
 
 
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed activation buffers instead of unmapping them after every batch.
+
+    By default a CPU forward pass mmaps each large activation and unmaps it on free, so every
+    batch pays page faults on fresh zeroed pages; on 2 cores that halves EfficientNet-Lite0's
+    throughput (19 vs 45 img/s at batch 8). Linux with glibc only; elsewhere nothing changes."""
+    import ctypes
+    import ctypes.util
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    trim_threshold, mmap_threshold = -1, -3  # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD in <malloc.h>
+    return bool(libc.mallopt(mmap_threshold, 512 << 20)) and bool(libc.mallopt(trim_threshold, 1 << 30))
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     if requested != "auto":
         return torch.device(requested)
@@ -134,6 +152,39 @@ def embed(model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> 
         return np.concatenate([embed(model, batch[:half], device), embed(model, batch[half:], device)])
 
 
+def _prefetched(batches: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """Yield from `batches` while a thread prepares the next ones: with no worker processes,
+    decoding overlaps the forward pass (Pillow and torch release the GIL)."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    finished = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                ready.put(batch)
+            ready.put(finished)
+        except BaseException as error:  # handed to the consumer, raised there
+            ready.put(error)
+
+    thread = threading.Thread(target=produce, name="bench-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not finished:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+
+
 def _row(record: ImageRecord, op: processing.Processing) -> dict[str, Any]:
     return {
         "image_id": record.image_id,
@@ -185,6 +236,7 @@ def extract(
         return summary
 
     started = time.perf_counter()
+    keep_freed_memory()
     loaded = encoders.load(spec)  # a bad checkpoint fails here, before the table exists
     table_schema = store.prepare(key, spec.name, spec.embed_dim, expected)
     target = pick_device(device)
@@ -227,7 +279,7 @@ def extract(
     )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(f"extract {key} x {spec.name}", total=len(todo), rate=0.0)
-        for batch, indices, failed in loader:
+        for batch, indices, failed in _prefetched(loader):
             for index, error in failed:
                 record, op = todo[index]
                 summary.rejects.append({"image_id": record.image_id, "split": record.split, "processing": op.name, "path": record.path, "reason": error})

@@ -3,7 +3,7 @@ each item a deterministic crop of it (datasets/demo.toml)."""
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 from PIL import Image
@@ -17,22 +17,24 @@ VAL_PER_CLASS = 6
 CROP_FRACTION = (0.35, 0.6)  # crop side as a fraction of the photo's shorter side
 
 
-def _skimage(name: str) -> Path:
-    import skimage
+def _package_file(package: str, *parts: str) -> Path:
+    """A data file inside an installed package, located without importing it (sklearn takes seconds)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return Path(f"<{package} is not installed>", *parts)
+    return Path(spec.origin).parent.joinpath(*parts)
 
-    return Path(skimage.__file__).parent / "data" / name
+
+def _skimage(name: str) -> Path:
+    return _package_file("skimage", "data", name)
 
 
 def _sklearn(name: str) -> Path:
-    return Path(str(resources.files("sklearn.datasets") / "images" / name))
+    return _package_file("sklearn", "datasets", "images", name)
 
 
 def _matplotlib(name: str) -> Path:
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "sample_data" / name
-
-
+    return _package_file("matplotlib", "mpl-data", "sample_data", name)
 
 
 def photos() -> list[tuple[str, Path]]:

@@ -1,0 +1,360 @@
+#!/usr/bin/env python
+"""Extraction throughput: the full `bench` pipeline against a bare forward loop.
+
+Run from the project root:
+
+    python benchmarks/extract.py                      # demo val+train x the JPEG group, effnet/lite0.in1k, CPU, batch 8
+    python benchmarks/extract.py --limit 64 --batch-size 16
+    python benchmarks/extract.py --device cuda --encoder random:vit_base_patch16_224 --batch-size 256   # needs a CUDA machine
+
+Two figures on the same images, encoder, device and batch size:
+
+(a) pipeline: `bench.extraction.extract(...)` into a fresh temporary LanceDB store. Its images/s is
+    taken over the wall time of the whole extract() call, nothing subtracted: fingerprint (weights
+    checksum), table creation, encoder load, decode + processing + preprocessing, forward passes
+    (including the first, cold one), store writes and compaction. bench's own summary.seconds
+    (from just before the encoder load to after compaction) is printed beside it.
+(b) bare forward: the same items decoded, processed and preprocessed to tensors beforehand (not
+    timed), the model loaded beforehand (not timed), one warm-up batch, then only `model(batch)`
+    under torch.inference_mode is timed over the same number of images with the same batch size.
+
+Each measurement runs in a fresh Python process (so neither inherits the other's warm caches,
+allocator or thread state), bare and pipeline alternate for --rounds rounds, and the best rate
+of each counts: on a shared machine the least disturbed run is the closest to the truth. The
+default workload is what `bench run knn-influence` extracts: the demo's train and val images
+under the six JPEG classes. The last line is the ratio pipeline / bare, against a goal (80%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+PROJECT = Path(__file__).resolve().parents[1]
+if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
+    sys.path.insert(0, str(PROJECT))
+
+EPILOG = """what each figure includes:
+  pipeline (primary)  wall time of the bench.extraction.extract() call, nothing subtracted: fingerprint
+                      (weights checksum), LanceDB table creation, encoder load, decode + processing +
+                      preprocessing, every forward pass including the cold first one, store writes
+                      (merge_insert) and compaction.
+  pipeline (summary)  bench's summary.seconds: from just before the encoder load to after compaction.
+  bare forward        only model(batch) under torch.inference_mode over pre-built tensors, after one
+                      warm-up batch (decoding, preprocessing and the model load happen before, untimed).
+
+devices:
+  --device cpu (default) runs anywhere. A GPU figure needs a machine with CUDA (and a CUDA build of
+  torch): e.g. --device cuda --encoder random:vit_base_patch16_224 --batch-size 256. Random-init
+  encoders need no weights download, so that works offline. On CUDA the bare loop synchronises
+  before and after the timed region; its input batches are moved to the GPU before timing.
+
+examples:
+  python benchmarks/extract.py
+  python benchmarks/extract.py --dataset demo-mini --limit 32
+  python benchmarks/extract.py --processings jpeg75_420,jpeg95_444 --splits val
+  python benchmarks/extract.py --device cuda --encoder random:vit_base_patch16_224 --batch-size 256
+"""
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/extract.py",
+        description=(
+            "Compare bench's extraction pipeline (decode + processing + preprocessing + forward + store writes) "
+            "with a bare forward loop over the same pre-decoded images, and report the ratio."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
+    parser.add_argument("--root", help="the dataset's folder, for datasets that live on disk")
+    parser.add_argument(
+        "--encoder",
+        default="effnet/lite0.in1k",
+        help="registered encoder name (default: effnet/lite0.in1k), or random:<timm architecture> for a "
+        "seeded random-init timm model, e.g. random:vit_base_patch16_224 (ViT-B/16)",
+    )
+    parser.add_argument("--processings", "--processing", type=_csv, help="comma-separated processing names (default: the six classes of the JPEG group)")
+    parser.add_argument("--splits", type=_csv, default=("val", "train"), help="comma-separated splits (default: val,train)")
+    parser.add_argument("--limit", type=_positive, help="use only the first N images of the chosen splits, in the dataset's order (default: all)")
+    parser.add_argument("--batch-size", type=_positive, default=8, help="images per forward pass, for both measurements (default: 8)")
+    parser.add_argument("--device", default="cpu", help="torch device for both measurements: cpu (default), cuda, cuda:1, mps")
+    parser.add_argument("--workers", type=int, help="DataLoader workers for the pipeline (default: bench's own: 0 on CPU, every core on a GPU)")
+    parser.add_argument("--goal", type=float, default=0.80, help="ratio pipeline/bare that counts as met (default: 0.80)")
+    parser.add_argument("--quiet", action="store_true", help="hide bench's progress bar (it goes to stderr)")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 when the goal is not met")
+    parser.add_argument("--rounds", type=_positive, default=2, help="alternating bare/pipeline rounds; the best rate of each counts (default: 2)")
+    parser.add_argument("--measure", choices=("pipeline", "bare"), help=argparse.SUPPRESS)  # internal: one measurement
+    return parser
+
+
+def random_init_spec(architecture: str):
+    """An EncoderSpec for a timm architecture with seeded random weights (bench's `timm_random` loader)."""
+    import timm
+    import torch
+
+    from bench.encoders.spec import IMAGENET_MEAN, IMAGENET_STD, EncoderSpec
+
+    with torch.device("meta"):  # shapes and config only, no memory
+        model = timm.create_model(architecture, pretrained=False, num_classes=0)
+    config = dict(getattr(model, "pretrained_cfg", None) or {})
+    interpolation = config.get("interpolation", "bicubic")
+    return EncoderSpec(
+        name=f"random/{architecture}",
+        family="sup",
+        loader="timm_random",
+        architecture=architecture,
+        pretrained="",
+        input_size=int(config.get("input_size", (3, 224, 224))[-1]),
+        embed_dim=int(model.num_features),
+        mean=tuple(float(v) for v in config.get("mean", IMAGENET_MEAN)),
+        std=tuple(float(v) for v in config.get("std", IMAGENET_STD)),
+        interpolation=interpolation if interpolation in ("bicubic", "bilinear", "nearest") else "bicubic",
+        pooling="timm num_classes=0",
+        source="random initialisation (seed 0), benchmarks/extract.py",
+    )
+
+
+def resolve_encoder(name: str):
+    if name.startswith("random:"):
+        return random_init_spec(name.removeprefix("random:"))
+    from bench import encoders
+
+    return encoders.get(name)
+
+
+def select(dataset, options, splits: Sequence[str], limit: int | None):
+    """The records extract() would embed for these splits, in its order, cut to `limit`."""
+    listing = dataset.list(options)
+    records = [record for record in listing.records if record.split in splits]
+    return records[:limit] if limit else records, listing
+
+
+def predecode(records, ops, preprocess, seed: int = 0):
+    """(record, op) -> normalised tensor, the same steps bench's extraction workers take, in its order."""
+    import torch
+
+    from bench import processing
+
+    tensors = []
+    for op in ops:  # extract() orders its work op-major: for op in ops, for record in records
+        for record in records:
+            image = record.load()
+            if op.stage == "source":
+                image = processing.apply(op, image, seed=seed, image_id=record.image_id)
+            image = preprocess.geometry(image)
+            if op.stage == "after_crop":
+                image = processing.apply(op, image, seed=seed, image_id=record.image_id)
+            tensors.append(preprocess.tensorize(image))
+    return torch.stack(tensors) if tensors else torch.empty(0)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare_forward(model, images, batch_size: int, device) -> tuple[float, int, int]:
+    """Seconds for model(batch) over every image after one untimed warm-up batch; (seconds, images, batches)."""
+    import torch
+
+    batches = [images[start : start + batch_size].to(device) for start in range(0, len(images), batch_size)]
+    _sync(device)
+    with torch.inference_mode():
+        model(batches[0])  # warm-up: kernel selection, allocator, oneDNN primitives
+        _sync(device)
+        started = time.perf_counter()
+        for batch in batches:
+            model(batch)
+        _sync(device)
+        seconds = time.perf_counter() - started
+    return seconds, len(images), len(batches)
+
+
+class OtherLoad:
+    """CPU time used by other processes on this machine while a measurement ran (Linux /proc/stat).
+
+    The machine may be shared; a figure taken while something else was busy is not comparable."""
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        import os
+
+        try:
+            with open("/proc/stat", encoding="ascii") as handle:
+                fields = [int(value) for value in handle.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / ticks  # everything but idle and iowait
+        own = os.times()
+        return busy, own.user + own.system + own.children_user + own.children_system, time.perf_counter()
+
+    def cores_used_by_others(self) -> float | None:
+        """Average number of cores other processes kept busy since construction."""
+        end = self._sample()
+        if self.start is None or end is None or end[2] <= self.start[2]:
+            return None
+        others = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        return max(others, 0.0) / (end[2] - self.start[2])
+
+
+def _load_note(monitor: OtherLoad) -> str:
+    import os
+
+    cores = monitor.cores_used_by_others()
+    if cores is None:
+        return ""
+    total = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    note = f"other processes kept {cores:.2f} of {total} cores busy"
+    return note + ("  WARNING: the machine was not idle; this figure is low" if cores > 0.1 * total else "")
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else math.inf
+
+
+def _setup(arguments):
+    """(dataset, spec, ops, device, options, records) for this run, or an error message."""
+    import torch
+
+    from bench import data, processing
+    from bench.data import DatasetOptions, Listing
+    from bench.extraction import pick_device
+    from bench.registry import UnknownNameError
+
+    try:
+        dataset = data.get(arguments.dataset)
+        spec = resolve_encoder(arguments.encoder)
+        ops = [processing.get(name) for name in arguments.processings or processing.group("jpeg")]
+    except (UnknownNameError, RuntimeError) as error:
+        raise SystemExit(f"error: {error}")
+    device = pick_device(arguments.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {arguments.device}: this machine has no CUDA device (torch {torch.__version__})")
+    options = DatasetOptions(root=Path(arguments.root) if arguments.root else None)
+    records, listing = select(dataset, options, arguments.splits, arguments.limit)
+    if not records:
+        raise SystemExit(f"error: dataset {dataset.name} has no images in splits {','.join(arguments.splits)}")
+    if arguments.limit:  # extract() lists the dataset itself; hand it exactly the chosen records
+        chosen, rejects = tuple(records), tuple(listing.rejects)
+        dataset = dataclasses.replace(dataset, listing=lambda _options: Listing(list(chosen), list(rejects)))
+    return dataset, spec, ops, device, options, records
+
+
+def measure_pipeline(arguments) -> dict:
+    from rich.console import Console
+
+    from bench.extraction import extract
+    from bench.store import Store
+
+    dataset, spec, ops, device, options, records = _setup(arguments)
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as folder:
+        monitor = OtherLoad()
+        started = time.perf_counter()
+        summary = extract(
+            dataset, spec, [op.name for op in ops], Store(Path(folder) / "embeddings"),
+            splits=arguments.splits, device=str(device), batch_size=arguments.batch_size,
+            workers=arguments.workers, console=Console(stderr=True, quiet=arguments.quiet), dataset_options=options,
+        )
+        wall = time.perf_counter() - started
+    return {
+        "images": summary.images, "seconds": wall, "summary_seconds": summary.seconds,
+        "rows_written": summary.rows_written, "rejected": len(summary.rejects), "load": _load_note(monitor),
+    }
+
+
+def measure_bare(arguments) -> dict:
+    from bench import encoders
+
+    from bench.extraction import keep_freed_memory
+
+    _, spec, ops, device, _, records = _setup(arguments)
+    keep_freed_memory()  # the allocator setting extract() uses, so both sides get it
+    model = encoders.load(spec).model.to(device)
+    images = predecode(records, ops, encoders.load(spec).preprocess)
+    monitor = OtherLoad()
+    seconds, count, batches = bare_forward(model, images, arguments.batch_size, device)
+    return {"images": count, "seconds": seconds, "batches": batches, "load": _load_note(monitor)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    if arguments.measure:  # one measurement in this fresh process, as JSON on the last line
+        measured = measure_pipeline(arguments) if arguments.measure == "pipeline" else measure_bare(arguments)
+        print(json.dumps(measured))
+        return 0
+
+    import torch
+
+    from bench.extraction import _defaults
+
+    dataset, spec, ops, device, _, records = _setup(arguments)
+    _, workers = _defaults(device, arguments.batch_size, arguments.workers)
+    items = len(records) * len(ops)
+    print(
+        f"{dataset.name} ({'+'.join(arguments.splits)}, {len(records)} images) x {len(ops)} processing(s) "
+        f"= {items} items; encoder {spec.name} on {device}, batch {arguments.batch_size}, pipeline workers {workers}, "
+        f"torch threads {torch.get_num_threads()}, torch {torch.__version__}; {arguments.rounds} round(s), "
+        "each measurement in a fresh process"
+    )
+    forwarded = [arg for arg in (argv if argv is not None else sys.argv[1:])]
+    best: dict[str, float] = {"bare": 0.0, "pipeline": 0.0}
+    for round_index in range(arguments.rounds):
+        for which in ("bare", "pipeline"):
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), *forwarded, "--measure", which],
+                stdout=subprocess.PIPE, text=True, check=False,
+            )
+            if done.returncode != 0 or not done.stdout.strip():
+                print(f"error: the {which} measurement failed (exit {done.returncode})", file=sys.stderr)
+                return 2
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            rate = _rate(measured["images"], measured["seconds"])
+            best[which] = max(best[which], rate)
+            if which == "bare":
+                detail = f"model(batch) over {measured['batches']} pre-built batches after 1 warm-up"
+            else:
+                detail = (f"whole extract() call; bench's own summary {measured['summary_seconds']:.2f} s, "
+                          f"{measured['rows_written']} rows written, {measured['rejected']} rejected")
+                if measured["images"] != items:
+                    print(f"warning: the pipeline embedded {measured['images']} of {items} items")
+            print(f"round {round_index + 1} {which:8s} {measured['images']:6d} images {measured['seconds']:8.2f} s "
+                  f"{rate:7.2f} img/s  ({detail})")
+            if measured["load"]:
+                print(f"         {measured['load']}")
+
+    ratio = best["pipeline"] / best["bare"] if best["bare"] > 0 else 0.0
+    met = ratio >= arguments.goal
+    print(f"best of {arguments.rounds}: pipeline {best['pipeline']:.1f} img/s vs bare forward {best['bare']:.1f} img/s")
+    print(f"pipeline keeps {ratio:.0%} of bare-forward throughput (goal >= {arguments.goal:.0%}): {'met' if met else 'not met'}")
+    return 1 if arguments.strict and not met else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
