@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="run a task and print its leaderboard; finished cells are skipped")
     run.add_argument("task", help="task name, e.g. knn-influence (`list tasks` shows all)")
-    run.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
+    run.add_argument("--dataset", help="dataset name (default: the task's offline dataset: demo, or paircams-sim for paircams)")
     run.add_argument("--encoders", type=_csv, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)})")
     run.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
     run.add_argument("--k", type=_positive, help="neighbours for the kNN vote (default: the dataset's; 10 for demo)")
@@ -184,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bench.encoders import custom
     from bench.query import QueryError
+    from bench.tasks.paircams import PairCamsDataError
 
     expected = (
         QueryError,
@@ -193,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.MissingEmbeddingsError,
         encoders.WeightsUnavailableError,
         FileNotFoundError,
+        PairCamsDataError,
     )
     try:
         if arguments.encoders_file:
@@ -218,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if arguments.weights and len(arguments.encoders) != 1:
                 raise custom.EncodersFileError("--weights replaces the checkpoint of one encoder: name exactly one with --encoders")
             options = RunOptions(
-                workspace=workspace, dataset=arguments.dataset, encoders=arguments.encoders, group=arguments.group,
+                workspace=workspace, dataset=arguments.dataset or task.default_dataset, encoders=arguments.encoders, group=arguments.group,
                 k=arguments.k, seeds=arguments.seeds, backend=arguments.backend, device=arguments.device,
                 batch_size=arguments.batch_size, workers=arguments.workers, overwrite=arguments.overwrite,
                 weights=arguments.weights, root=arguments.root, attribute=arguments.attribute,

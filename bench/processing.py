@@ -33,7 +33,7 @@ class Processing:
     """One processing class: an op with fixed parameters and the stage where it applies."""
 
     name: str
-    kind: Literal["jpeg", "sharpen", "resize", "interpolate", "mask"]
+    kind: Literal["original", "jpeg", "sharpen", "resize", "interpolate", "mask"]
     params: tuple[tuple[str, object], ...] = field(default_factory=tuple)
     stage: Stage = "source"
     version: int = 1  # bump when the op's output changes; it enters the extraction fingerprint
@@ -81,6 +81,8 @@ def _final_jpeg(image: Image.Image) -> Image.Image:
 def apply(processing: Processing, image: Image.Image, *, seed: int, image_id: str) -> Image.Image:
     """Apply one processing class to an RGB PIL image."""
     kind = processing.kind
+    if kind == "original":
+        return image
     if kind == "jpeg":
         return jpeg_roundtrip(image, int(processing.param("quality")), str(processing.param("subsampling")))
     if kind == "sharpen":
@@ -130,6 +132,7 @@ def mask(ratio: float) -> Processing:
 PROCESSINGS: dict[str, Processing] = registry.build(
     "processing",
     [
+        Processing("original", "original", description="the decoded file as it is: no re-encode (PairCams, camera datasets)"),
         *(_jpeg(q, s) for q in (75, 85, 95) for s in ("4:2:0", "4:4:4")),
         *(
             Processing(f"sharpen{f}", "sharpen", (("factor", float(f)),), description=f"ImageEnhance.Sharpness x{f}, then JPEG q95 4:4:4")

@@ -58,3 +58,27 @@ def test_list_verbs_show_registries(tmp_path: Path) -> None:
 def test_leaderboard_without_results_says_what_to_run(tmp_path: Path) -> None:
     board = run_bench(tmp_path, "leaderboard")
     assert board.returncode == 0 and "bench run knn-influence" in board.stdout
+
+
+def test_paircams_runs_offline_on_its_simulation_and_refuses_unpaired_data(tmp_path: Path) -> None:
+    """`run paircams` defaults to paircams-sim, writes a cell whose numbers match the store, and
+    a dataset without subjects and camera classes gets a clear error."""
+    import numpy as np
+
+    from bench.store import Store
+    from bench.tasks.paircams import recall_at_1
+
+    done = run_bench(tmp_path, "run", "paircams", "--encoders", "effnet/lite0.random", "--batch-size", "16")
+    assert done.returncode == 0, done.stderr
+    (path,) = (tmp_path / "reports" / "results" / "paircams").glob("**/*.json")
+    cell = json.loads(path.read_text())
+    assert cell["dataset"] == "paircams-sim" and cell["detail"]["pairs"] == 242
+    rows = Store(tmp_path / "embeddings").scan("paircams-sim", "effnet/lite0.random", columns=["subject_id", "camera_class", "vector"])
+    vectors = np.stack(rows.column("vector").to_numpy(zero_copy_only=False))
+    again = recall_at_1(vectors, rows.column("subject_id").to_numpy(), rows.column("camera_class").to_numpy())
+    assert cell["metrics"]["recall_at_1"]["same"] == np.mean(list(again.same.values()))
+    assert cell["metrics"]["recall_at_1"]["different"] == np.mean(list(again.different.values()))
+    assert "same−diff" in done.stdout and "effnet/lite0.random" in done.stdout
+
+    wrong = run_bench(tmp_path, "run", "paircams", "--dataset", "demo-mini", "--encoders", "effnet/lite0.random")
+    assert wrong.returncode == 2 and "paircams-sim" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -106,3 +106,11 @@ def test_groups_name_registered_processings_and_unknown_names_suggest() -> None:
     assert GROUPS["sharpening"][0] == GROUPS["resizing"][0] == "jpeg95_444"
     with pytest.raises(KeyError, match="jpeg95_444"):
         get("jpeg95_44")
+
+
+def test_original_keeps_every_pixel_and_belongs_to_no_group(photo: Image.Image) -> None:
+    """`original` is the file as decoded: no re-encode, so camera traces stay the cameras' own."""
+    out = apply(get("original"), photo, seed=0, image_id="x")
+    assert out.size == photo.size and np.array_equal(np.asarray(out), np.asarray(photo))
+    assert all("original" not in members for members in GROUPS.values())
+    assert processing.primary_group("original") == "original"

@@ -57,6 +57,13 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             knn_k=3,
         ),
         DatasetSpec(
+            name="paircams-sim",
+            description="offline PairCams simulation: each demo crop shot by two simulated cameras "
+            "(fixed processing pipelines), 242 pairs; a simulation, not camera data",
+            listing=demo.paircams_sim,
+            card="datasets/paircams-sim.toml",
+        ),
+        DatasetSpec(
             name="imagefolder",
             description="any folder of class subfolders: <root>/[train|val|test/]<class>/<image>",
             listing=folders.imagefolder, card="datasets/imagefolder.toml", needs_root=True,

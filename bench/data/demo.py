@@ -74,8 +74,7 @@ def listing(options: DatasetOptions, train_per_class: int = TRAIN_PER_CLASS, val
     items: list[ImageRecord] = []
     for split, count in (("train", train_per_class), ("val", val_per_class)):
         for label, (class_name, path) in enumerate(sources):
-            with Image.open(path) as handle:
-                width, height = handle.size
+            width, height = _size(path)
             for index in range(count):
                 image_id = f"{class_name}/{split}/{index:03d}"
                 items.append(
@@ -89,3 +88,56 @@ def listing(options: DatasetOptions, train_per_class: int = TRAIN_PER_CLASS, val
                     )
                 )
     return Listing(items)
+
+
+# paircams-sim: two simulated cameras, each a fixed processing pipeline (datasets/paircams-sim.toml).
+SIM_CAMERAS = (
+    ("simulated compact", "jpeg95_444"),  # camera_class 0: light compression
+    ("simulated phone", "sharpen4"),  # camera_class 1: strong sharpening, as phone pipelines do
+)
+SIM_SHIFT = 0.1  # the second shot's crop moves by up to this fraction of its side
+
+
+def paircams_sim(options: DatasetOptions) -> Listing:
+    """Each demo crop is a subject shot once by each simulated camera; the two shots differ by a
+    small deterministic shift of the crop and by the camera's processing. All items are `test`."""
+    items: list[ImageRecord] = []
+    sizes = {str(path): _size(path) for _, path in photos()}
+    for subject, record in enumerate(listing(options).records):
+        assert record.crop is not None
+        for camera_class, (camera, op) in enumerate(SIM_CAMERAS):
+            crop = record.crop if camera_class == 0 else _shifted(record.crop, sizes[record.path], record.image_id)
+            items.append(
+                ImageRecord(
+                    image_id=f"{record.image_id}/cam{camera_class}",
+                    split="test",
+                    label=subject,
+                    label_name=record.label_name,
+                    path=record.path,
+                    crop=crop,
+                    meta=(
+                        ("camera_model", f"{camera} ({op})"),
+                        ("camera_class", camera_class),
+                        ("subject_id", subject),
+                        ("is_smartphone", bool(camera_class)),
+                    ),
+                    capture=op,
+                )
+            )
+    return Listing(items)
+
+
+def _size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as handle:
+        return handle.size
+
+
+def _shifted(box: tuple[int, int, int, int], size: tuple[int, int], image_id: str) -> tuple[int, int, int, int]:
+    left, top, right, bottom = box
+    side = right - left
+    rng = rng_for(DEMO_SEED, image_id, "paircams-sim-shot")
+    reach = int(side * SIM_SHIFT)
+    dx, dy = (int(value) for value in rng.integers(-reach, reach + 1, size=2))
+    dx = min(max(dx, -left), size[0] - right)  # stay inside the photo
+    dy = min(max(dy, -top), size[1] - bottom)
+    return left + dx, top + dy, right + dx, bottom + dy

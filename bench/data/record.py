@@ -34,12 +34,20 @@ class ImageRecord:
     path: str
     crop: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) in source pixels
     meta: tuple[tuple[str, object], ...] = field(default_factory=tuple)
+    capture: str | None = None  # a processing op standing in for the camera (simulated datasets)
 
     def load(self) -> Image.Image:
-        """Decode to 8-bit RGB (see `to_rgb`), then crop; undecodable files raise OSError."""
+        """Decode to 8-bit RGB (see `to_rgb`), crop, then apply the simulated capture op if any;
+        undecodable files raise OSError."""
         if self.crop is None:
-            return _decode_rgb(self.path)
-        return _decode_rgb_cached(self.path).crop(self.crop)  # crop() copies: the cache stays intact
+            image = _decode_rgb(self.path)
+        else:
+            image = _decode_rgb_cached(self.path).crop(self.crop)  # crop() copies: the cache stays intact
+        if self.capture is None:
+            return image
+        from bench import processing
+
+        return processing.apply(processing.get(self.capture), image, seed=0, image_id=self.image_id)
 
     def metadata(self) -> dict[str, object]:
         values: dict[str, object] = {column: None for column in METADATA_COLUMNS}

@@ -1,0 +1,161 @@
+"""PairCams near-duplicate retrieval (PROTOCOL.md §8): does a query find the same subject shot by
+the other camera class, when the distractors share the query's camera class ("same") or the
+target's ("different")?
+
+Works on any dataset whose rows carry `subject_id` and a binary `camera_class` (0 DSLR/compact,
+1 phone), each subject shot exactly once per class: `paircams` and the offline `paircams-sim`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from bench import data, index, results
+from bench.store import Store, table_name
+from bench.tasks.options import RunOptions
+
+NAME = "paircams"
+PROCESSING = "original"  # the files as they are: the traces under test come from the cameras
+DIRECTIONS = ("dslr_compact", "phone")  # query camera class 0, 1
+QUERY_BLOCK = 1024  # queries per score block: memory stays at block x collection
+
+
+class PairCamsDataError(ValueError):
+    """The dataset's rows cannot be paired as PairCams needs."""
+
+
+@dataclass(frozen=True)
+class PairRecall:
+    """Recall@1 in % per query direction, for both collections."""
+
+    same: dict[str, float]  # distractors: the query's camera class
+    different: dict[str, float]  # distractors: the target's camera class
+    pairs: int
+
+    def metrics(self) -> dict[str, object]:
+        same = float(np.mean(list(self.same.values())))
+        different = float(np.mean(list(self.different.values())))
+        return {
+            "recall_at_1": {"same": same, "different": different, **{f"same_{d}": v for d, v in self.same.items()},
+                            **{f"different_{d}": v for d, v in self.different.items()}},
+            "gap_same_minus_different": same - different,
+            "chance": 100.0 / self.pairs,  # one target among `pairs` candidates in either collection
+        }
+
+
+def pair_rows(subject_ids: np.ndarray, camera_classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of camera class 0 and class 1, aligned so that entry i of both is subject i's pair."""
+    subject_ids, camera_classes = np.asarray(subject_ids), np.asarray(camera_classes)
+    unknown = sorted(set(camera_classes.tolist()) - {0, 1})
+    if unknown:
+        raise PairCamsDataError(f"paircams needs camera_class 0 (DSLR/compact) or 1 (phone); found {unknown}")
+    sides = []
+    for camera in (0, 1):
+        rows = np.flatnonzero(camera_classes == camera)
+        order = np.argsort(subject_ids[rows], kind="stable")
+        sides.append(rows[order])
+    subjects = [subject_ids[rows] for rows in sides]
+    for camera, ids in enumerate(subjects):
+        repeated = np.unique(ids[1:][ids[1:] == ids[:-1]])
+        if len(repeated):
+            raise PairCamsDataError(f"paircams: subjects {repeated[:5].tolist()} have more than one camera-class-{camera} image")
+    if not np.array_equal(subjects[0], subjects[1]):
+        alone = np.setxor1d(subjects[0], subjects[1])
+        raise PairCamsDataError(f"paircams: subjects {alone[:5].tolist()} ({len(alone)} in all) lack a partner in the other camera class")
+    if len(subjects[0]) < 2:
+        raise PairCamsDataError("paircams needs at least two subjects")
+    return sides[0], sides[1]
+
+
+def _hits(queries: np.ndarray, own: np.ndarray, partners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per query i (= own[i]), whether partners[i] scores strictly above every distractor of the
+    "same" collection (own class, i excluded) and of the "different" one (partners, i excluded).
+    One product per block scores both collections, so the target's score is the same number in
+    both comparisons; a tie with a distractor counts as a miss."""
+    same = np.zeros(len(queries), dtype=bool)
+    different = np.zeros(len(queries), dtype=bool)
+    both = np.concatenate([own, partners])
+    count = len(own)
+    for start in range(0, len(queries), QUERY_BLOCK):
+        stop = min(start + QUERY_BLOCK, len(queries))
+        scores = queries[start:stop] @ both.T
+        rows = np.arange(stop - start)
+        mine = np.arange(start, stop)
+        target = scores[rows, count + mine].copy()
+        scores[rows, mine] = -np.inf  # the query itself
+        scores[rows, count + mine] = -np.inf  # the target, compared separately
+        same[start:stop] = target > scores[:, :count].max(axis=1)
+        different[start:stop] = target > scores[:, count:].max(axis=1)
+    return same, different
+
+
+def recall_at_1(vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np.ndarray) -> PairRecall:
+    """Both collections, both query directions, on L2-normalised float32 vectors (PROTOCOL.md §8.1)."""
+    sides = pair_rows(subject_ids, camera_classes)
+    unit = index.normalise(vectors)
+    same: dict[str, float] = {}
+    different: dict[str, float] = {}
+    for camera, direction in enumerate(DIRECTIONS):
+        own, partners = unit[sides[camera]], unit[sides[1 - camera]]
+        same_hits, different_hits = _hits(own, own, partners)
+        same[direction] = 100.0 * float(np.mean(same_hits))
+        different[direction] = 100.0 * float(np.mean(different_hits))
+    return PairRecall(same, different, len(sides[0]))
+
+
+def execute(options: RunOptions, console: Console) -> list[Path]:
+    """Extract the dataset as it is, compute recall@1 per encoder, skip cells already stored."""
+    from bench import extraction  # torch: only when there is work to do
+
+    dataset = data.get(options.dataset)
+    store = Store(options.workspace.embeddings_uri)
+    key = dataset.store_key(options.dataset_options())
+    written: list[Path] = []
+    for spec in options.encoder_specs():
+        cell = results.Cell(NAME, key, spec.name, results.condition(processing=PROCESSING))
+        if results.exists(cell, options.workspace.results) and not options.overwrite:
+            console.print(f"[dim]cached: {cell.path(options.workspace.results)}[/dim]")
+            continue
+        started = time.perf_counter()
+        summary = extraction.extract(
+            dataset, spec, [PROCESSING], store, splits=("test",),
+            device=options.device, batch_size=options.batch_size, workers=options.workers,
+            rejects_dir=options.workspace.rejects, console=console, dataset_options=options.dataset_options(),
+        )
+        extracted = time.perf_counter()
+        if not store.has_table(key, spec.name):
+            raise PairCamsDataError(f"paircams: {key} has no test images; is --dataset a PairCams-like dataset (paircams, paircams-sim)?")
+        rows = store.scan(
+            key, spec.name, where=f"split = 'test' AND processing = '{PROCESSING}'",
+            columns=["image_id", "subject_id", "camera_class", "vector"],
+        )
+        if rows.num_rows == 0:
+            raise PairCamsDataError(f"paircams: {key} has no test images; is --dataset a PairCams-like dataset?")
+        subjects = rows.column("subject_id").to_numpy(zero_copy_only=False)
+        cameras = rows.column("camera_class").to_numpy(zero_copy_only=False)
+        if np.isnan(np.asarray(subjects, dtype=float)).any() or np.isnan(np.asarray(cameras, dtype=float)).any():
+            raise PairCamsDataError(f"paircams: {key} rows lack subject_id or camera_class; use paircams or paircams-sim")
+        flat = rows.column("vector").combine_chunks()
+        vectors = flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), -1)
+        outcome = recall_at_1(vectors, subjects.astype(np.int64), cameras.astype(np.int64))
+        payload = {
+            "family": spec.family,
+            "metric": "recall_at_1",
+            "metrics": outcome.metrics(),
+            "detail": {"pairs": outcome.pairs, "same": outcome.same, "different": outcome.different},
+            "provenance": results.provenance(
+                table=table_name(key, spec.name),
+                table_version=store.version(key, spec.name),
+                fingerprint=store.fingerprint(key, spec.name),
+                tie_rule="a distractor scoring equal to the target counts as a miss",
+                timings={"extract_s": extracted - started, "search_s": time.perf_counter() - extracted},
+                extraction={"images": summary.images, "rejected": len(summary.rejects)},
+            ),
+        }
+        written.append(results.write(cell, options.workspace.results, payload))
+    return written
