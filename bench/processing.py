@@ -97,7 +97,9 @@ def apply(processing: Processing, image: Image.Image, *, seed: int, image_id: st
         if image.width != image.height:
             raise ValueError(f"masking expects the encoder's square centre crop, got {image.size}")
         masked = _final_jpeg(image)
-        ImageDraw.Draw(masked).rectangle(_inclusive(mask_box(image.width, float(processing.param("ratio")))), fill=(0, 0, 0))
+        left, top, right, bottom = mask_box(image.width, float(processing.param("ratio")))
+        if right > left:  # mask0 (the sweep's reference point) draws nothing
+            ImageDraw.Draw(masked).rectangle(_inclusive((left, top, right, bottom)), fill=(0, 0, 0))
         return masked
     raise ValueError(f"processing {processing.name!r} has unknown kind {kind!r}")
 
@@ -144,7 +146,7 @@ PROCESSINGS: dict[str, Processing] = registry.build(
             Processing(f"interp_{k}", "interpolate", (("kernel", k),), description=f"{k} rescale by s~U(0.8,1.2) per image, then JPEG q95 4:4:4")
             for k in KERNELS
         ),
-        *(mask(r) for r in (0.25, 0.5, 0.75, 0.9, 0.95)),
+        *(mask(r) for r in (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)),
     ],
 )
 
@@ -155,6 +157,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "resizing": ("jpeg95_444", "resize_half", "resize_double"),
     "interpolation": ("interp_bilinear", "interp_bicubic", "interp_lanczos", "interp_box"),
 }
+
+# The masking sweep (PROTOCOL.md §9.2): semantic accuracy against the masked fraction of the crop.
+MASK_SWEEP: tuple[str, ...] = ("mask0", "mask25", "mask50", "mask75", "mask90", "mask95")
 
 
 def get(name: str) -> Processing:

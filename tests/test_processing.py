@@ -85,7 +85,7 @@ def test_interpolation_scale_shared_across_kernels_and_varies_across_images(phot
     assert not np.array_equal(outputs[0], outputs[1]), "different kernels must give different pixels"
 
 
-@pytest.mark.parametrize("ratio", [0.25, 0.5, 0.9, 0.95])
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 0.9, 0.95])
 def test_mask_covers_the_requested_area_after_the_crop(ratio: float) -> None:
     crop = Image.new("RGB", (224, 224), (200, 180, 160))
     masked = np.asarray(apply(processing.mask(ratio), crop, seed=0, image_id="x"))

@@ -9,7 +9,7 @@ from typing import Callable
 from rich.console import Console
 
 from bench import registry
-from bench.tasks import knn_influence, paircams
+from bench.tasks import knn_influence, masking, paircams, similarity
 from bench.tasks.options import RunOptions
 
 
@@ -67,6 +67,44 @@ TASKS: dict[str, TaskSpec] = registry.build(
                 "tied with the target counts as a miss."
             ),
             default_dataset="paircams-sim",
+        ),
+        TaskSpec(
+            name=similarity.NAME,
+            description="cosine similarity split by semantic same/diff x processing same/diff, and the shift (paper §9.1, Fig. 2)",
+            execute=similarity.execute,
+            columns=(
+                ("sem= proc=", "mean_cosine.semantic_same/processing_same"),
+                ("sem= proc≠", "mean_cosine.semantic_same/processing_diff"),
+                ("shift sem=", "shift_semantic_same"),
+                ("sem≠ proc=", "mean_cosine.semantic_diff/processing_same"),
+                ("sem≠ proc≠", "mean_cosine.semantic_diff/processing_diff"),
+                ("shift sem≠", "shift_semantic_diff"),
+            ),
+            aggregation=(
+                "mean cosine similarity from every val query under the group's last class (jpeg95_444 for jpeg) to "
+                "every train image under that class (proc=) and under the group's first class (proc≠), split by "
+                "whether the semantic labels match (sem= / sem≠). shift = proc= minus proc≠ within a semantic group: "
+                "how much sharing the query's processing raises similarity. Histograms are in each cell's detail."
+            ),
+        ),
+        TaskSpec(
+            name=masking.NAME,
+            description="kNN accuracy with queries and database masked at 0-95 % of the crop (paper §9.2, Fig. 5)",
+            execute=masking.execute,
+            columns=(
+                ("0%", "knn_acc1.mask0"),
+                ("25%", "knn_acc1.mask25"),
+                ("50%", "knn_acc1.mask50"),
+                ("75%", "knn_acc1.mask75"),
+                ("90%", "knn_acc1.mask90"),
+                ("95%", "knn_acc1.mask95"),
+                ("chance", "chance"),
+            ),
+            aggregation=(
+                "knn_acc1 (%): unweighted k-NN vote, database = train, queries = val, both under the same masking op "
+                "(after the encoder's crop: JPEG q95 4:4:4, then a centred black square over that share of the area). "
+                "Where accuracy reaches chance, the masked images carry no semantic information."
+            ),
         ),
     ],
 )

@@ -9,7 +9,6 @@ independent, so K x K class-restricted neighbour lists are computed once and mer
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +18,9 @@ from rich.console import Console
 
 from bench import data, index, processing, results
 from bench.seeding import uniform_choice
-from bench.store import SplitVectors, Store, table_name
+from bench.encoders.spec import EncoderSpec
+from bench.store import SplitVectors, Store
+from bench.tasks.cells import Computed, run_cells
 from bench.tasks.options import RunOptions
 
 NAME = "knn-influence"
@@ -114,55 +115,37 @@ def run(
 
 def execute(options: RunOptions, console: Console) -> list[Path]:
     """Extract what is missing, compute each encoder's cell, skip cells already stored."""
-    from bench import extraction  # torch: only when there is work to do
-
     dataset = data.get(options.dataset)
     classes = processing.group(options.group)
     k = options.k or dataset.knn_k
-    store = Store(options.workspace.embeddings_uri)
-    key = dataset.store_key(options.dataset_options())
-    written: list[Path] = []
-    for spec in options.encoder_specs():
-        cell = results.Cell(NAME, key, spec.name, results.condition(group=options.group, k=k, seeds=options.seeds))
-        if results.exists(cell, options.workspace.results) and not options.overwrite:
-            console.print(f"[dim]cached: {cell.path(options.workspace.results)}[/dim]")
-            continue
-        started = time.perf_counter()
-        summary = extraction.extract(
-            dataset, spec, classes, store,
-            device=options.device, batch_size=options.batch_size, workers=options.workers,
-            rejects_dir=options.workspace.rejects, console=console, dataset_options=options.dataset_options(),
-        )
-        extracted = time.perf_counter()
+
+    def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         train = store.split_vectors(key, spec.name, "train", classes)
         val = store.split_vectors(key, spec.name, "val", classes)
         outcome = run(train, val, classes, k=k, seeds=range(options.seeds), backend=options.backend)
         setups = outcome.setups()
-        payload = {
-            "family": spec.family,
-            "metric": "knn_acc1",
-            "metrics": {
+        return Computed(
+            metric="knn_acc1",
+            metrics={
                 "knn_acc1": setups,
                 "gap_pos_minus_neg": setups["pos_same"] - setups["neg_same"],
                 "chance": 100.0 / outcome.num_classes,
             },
-            "detail": {
+            detail={
                 "classes": list(classes),
                 "triples": [{"test": t, "pos": p, "neg": n, "knn_acc1": acc} for (t, p, n), acc in outcome.triples.items()],
                 "uniform": [{"test": t, "seed": s, "knn_acc1": acc} for (t, s), acc in outcome.uniform.items()],
                 "train_images": int(len(train.image_ids)),
                 "val_images": int(len(val.image_ids)),
             },
-            "provenance": results.provenance(
-                table=table_name(key, spec.name),
-                table_version=store.version(key, spec.name),
-                fingerprint=store.fingerprint(key, spec.name),
-                backend=index.resolve_backend(options.backend),
-                seeds=list(range(options.seeds)),
-                uniform_assignment=f"uniform_choice(seed, image_id, {len(classes)}, {UNIFORM_PURPOSE!r})",
-                timings={"extract_s": extracted - started, "search_s": time.perf_counter() - extracted},
-                extraction={"images": summary.images, "rejected": len(summary.rejects)},
-            ),
-        }
-        written.append(results.write(cell, options.workspace.results, payload))
-    return written
+            provenance={
+                "backend": index.resolve_backend(options.backend),
+                "seeds": list(range(options.seeds)),
+                "uniform_assignment": f"uniform_choice(seed, image_id, {len(classes)}, {UNIFORM_PURPOSE!r})",
+            },
+        )
+
+    return run_cells(
+        options, console, task=NAME, condition=results.condition(group=options.group, k=k, seeds=options.seeds),
+        processings=classes, splits=("train", "val"), compute=compute,
+    )

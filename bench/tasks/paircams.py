@@ -8,15 +8,16 @@ Works on any dataset whose rows carry `subject_id` and a binary `camera_class` (
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
-from bench import data, index, results
-from bench.store import Store, table_name
+from bench import index, results
+from bench.encoders.spec import EncoderSpec
+from bench.store import Store
+from bench.tasks.cells import Computed, run_cells
 from bench.tasks.options import RunOptions
 
 NAME = "paircams"
@@ -110,52 +111,29 @@ def recall_at_1(vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np
 
 def execute(options: RunOptions, console: Console) -> list[Path]:
     """Extract the dataset as it is, compute recall@1 per encoder, skip cells already stored."""
-    from bench import extraction  # torch: only when there is work to do
 
-    dataset = data.get(options.dataset)
-    store = Store(options.workspace.embeddings_uri)
-    key = dataset.store_key(options.dataset_options())
-    written: list[Path] = []
-    for spec in options.encoder_specs():
-        cell = results.Cell(NAME, key, spec.name, results.condition(processing=PROCESSING))
-        if results.exists(cell, options.workspace.results) and not options.overwrite:
-            console.print(f"[dim]cached: {cell.path(options.workspace.results)}[/dim]")
-            continue
-        started = time.perf_counter()
-        summary = extraction.extract(
-            dataset, spec, [PROCESSING], store, splits=("test",),
-            device=options.device, batch_size=options.batch_size, workers=options.workers,
-            rejects_dir=options.workspace.rejects, console=console, dataset_options=options.dataset_options(),
-        )
-        extracted = time.perf_counter()
+    def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         if not store.has_table(key, spec.name):
             raise PairCamsDataError(f"paircams: {key} has no test images; is --dataset a PairCams-like dataset (paircams, paircams-sim)?")
         rows = store.scan(
             key, spec.name, where=f"split = 'test' AND processing = '{PROCESSING}'",
             columns=["image_id", "subject_id", "camera_class", "vector"],
         )
-        if rows.num_rows == 0:
-            raise PairCamsDataError(f"paircams: {key} has no test images; is --dataset a PairCams-like dataset?")
-        subjects = rows.column("subject_id").to_numpy(zero_copy_only=False)
-        cameras = rows.column("camera_class").to_numpy(zero_copy_only=False)
-        if np.isnan(np.asarray(subjects, dtype=float)).any() or np.isnan(np.asarray(cameras, dtype=float)).any():
+        subjects = np.asarray(rows.column("subject_id").to_numpy(zero_copy_only=False), dtype=float)
+        cameras = np.asarray(rows.column("camera_class").to_numpy(zero_copy_only=False), dtype=float)
+        if rows.num_rows == 0 or np.isnan(subjects).any() or np.isnan(cameras).any():
             raise PairCamsDataError(f"paircams: {key} rows lack subject_id or camera_class; use paircams or paircams-sim")
         flat = rows.column("vector").combine_chunks()
         vectors = flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), -1)
         outcome = recall_at_1(vectors, subjects.astype(np.int64), cameras.astype(np.int64))
-        payload = {
-            "family": spec.family,
-            "metric": "recall_at_1",
-            "metrics": outcome.metrics(),
-            "detail": {"pairs": outcome.pairs, "same": outcome.same, "different": outcome.different},
-            "provenance": results.provenance(
-                table=table_name(key, spec.name),
-                table_version=store.version(key, spec.name),
-                fingerprint=store.fingerprint(key, spec.name),
-                tie_rule="a distractor scoring equal to the target counts as a miss",
-                timings={"extract_s": extracted - started, "search_s": time.perf_counter() - extracted},
-                extraction={"images": summary.images, "rejected": len(summary.rejects)},
-            ),
-        }
-        written.append(results.write(cell, options.workspace.results, payload))
-    return written
+        return Computed(
+            metric="recall_at_1",
+            metrics=outcome.metrics(),
+            detail={"pairs": outcome.pairs, "same": outcome.same, "different": outcome.different},
+            provenance={"tie_rule": "a distractor scoring equal to the target counts as a miss"},
+        )
+
+    return run_cells(
+        options, console, task=NAME, condition=results.condition(processing=PROCESSING),
+        processings=[PROCESSING], splits=("test",), compute=compute,
+    )

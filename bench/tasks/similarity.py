@@ -1,0 +1,99 @@
+"""Similarity distributions (PROTOCOL.md §9.1, the paper's Fig. 2): cosine similarity from val
+queries under processing a to the train images under a and under b, split four ways by semantic
+label (same / different) and processing (same / different), with the shift that sharing the
+query's processing causes within each semantic group.
+
+Aggregated over every query (the figure's single query is one sample of this); histograms are
+accumulated block by block, so no query × database matrix is ever held whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from bench import index, processing, results
+from bench.encoders.spec import EncoderSpec
+from bench.store import Store
+from bench.tasks.cells import Computed, run_cells
+from bench.tasks.options import RunOptions
+
+NAME = "similarity"
+EDGES = np.linspace(-1.0, 1.0, 201)  # 200 bins of width 0.01 over the cosine range
+QUERY_BLOCK = 512
+PARTS = ("semantic_same.processing_same", "semantic_same.processing_diff",
+         "semantic_diff.processing_same", "semantic_diff.processing_diff")
+
+
+@dataclass(frozen=True)
+class Distributions:
+    counts: dict[str, np.ndarray]  # part -> histogram over EDGES
+    sums: dict[str, float]
+    sizes: dict[str, int]
+
+    def mean(self, part: str) -> float:
+        return self.sums[part] / self.sizes[part] if self.sizes[part] else float("nan")
+
+    def metrics(self) -> dict[str, object]:
+        means = {part: self.mean(part) for part in PARTS}
+        return {
+            "mean_cosine": {part.replace(".", "/"): value for part, value in means.items()},
+            "shift_semantic_same": means[PARTS[0]] - means[PARTS[1]],
+            "shift_semantic_diff": means[PARTS[2]] - means[PARTS[3]],
+        }
+
+
+def distributions(
+    queries: np.ndarray, query_labels: np.ndarray, same: np.ndarray, other: np.ndarray, database_labels: np.ndarray
+) -> Distributions:
+    """`same` / `other`: the database under the queries' processing / under the other one, row-aligned."""
+    queries, same, other = (index.normalise(v) for v in (queries, same, other))
+    counts = {part: np.zeros(len(EDGES) - 1, dtype=np.int64) for part in PARTS}
+    sums = dict.fromkeys(PARTS, 0.0)
+    sizes = dict.fromkeys(PARTS, 0)
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = slice(start, start + QUERY_BLOCK)
+        semantic = query_labels[block, None] == database_labels[None, :]
+        for database, processing_part in ((same, "processing_same"), (other, "processing_diff")):
+            scores = np.clip(queries[block] @ database.T, -1.0, 1.0)  # float error can step past ±1
+            for mask, semantic_part in ((semantic, "semantic_same"), (~semantic, "semantic_diff")):
+                part = f"{semantic_part}.{processing_part}"
+                values = scores[mask]
+                counts[part] += np.histogram(values, bins=EDGES)[0]
+                sums[part] += float(values.sum(dtype=np.float64))
+                sizes[part] += int(values.size)
+    return Distributions(counts, sums, sizes)
+
+
+def pair(options: RunOptions) -> tuple[str, str]:
+    """(a, b): the group's last class (the mildest: jpeg95_444 for jpeg) against its first."""
+    classes = processing.group(options.group)
+    return classes[-1], classes[0]
+
+
+def execute(options: RunOptions, console: Console) -> list[Path]:
+    a, b = pair(options)
+
+    def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
+        train = store.split_vectors(key, spec.name, "train", (a, b))
+        val = store.split_vectors(key, spec.name, "val", (a,))
+        found = distributions(val.vectors[a], val.labels, train.vectors[a], train.vectors[b], train.labels)
+        return Computed(
+            metric="mean_cosine",
+            metrics=found.metrics(),
+            detail={
+                "query_processing": a,
+                "other_processing": b,
+                "edges": EDGES.tolist(),
+                "counts": {part.replace(".", "/"): found.counts[part].tolist() for part in PARTS},
+                "pairs": {part.replace(".", "/"): found.sizes[part] for part in PARTS},
+            },
+        )
+
+    return run_cells(
+        options, console, task=NAME, condition=results.condition(group=options.group, query=a, other=b),
+        processings=(a, b), splits=("train", "val"), compute=compute,
+    )
