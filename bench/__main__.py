@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = verbs.add_parser("leaderboard", help="print leaderboards from stored results alone")
     board.add_argument("--task", help="one task only")
+
+    report = verbs.add_parser("report", help="write an HTML + Markdown report with figures from stored results alone")
+    report.add_argument("--name", default="latest", help="report folder: reports/<name>/ (default: latest)")
+    report.add_argument("--title", default="bench report", help="title of the report (default: bench report)")
     return parser
 
 
@@ -233,6 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             leaderboard.show(workspace.results, [task.name], console)
         elif arguments.verb == "query":
             _query(arguments, workspace, console)
+        elif arguments.verb == "report":
+            from bench import report
+
+            page, markdown, figures = report.write(workspace.results, workspace.reports / arguments.name, arguments.title)
+            console.print(f"wrote {page} and {markdown} with {len(figures)} figures")
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
             leaderboard.show(workspace.results, names, console)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -27,8 +27,30 @@ def metric(cell: dict[str, Any], dotted: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _format(value: float | None) -> str:
+def format_value(value: float | None) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
+def by_family(task: TaskSpec, cells: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Cells grouped by family (CVL, SSL, SUP, others), each group best first by the task's first column."""
+    primary = task.columns[0][1]
+    families = sorted({cell.get("family", "?") for cell in cells}, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 99, f))
+    groups = []
+    for family in families:
+        members = [cell for cell in cells if cell.get("family", "?") == family]
+        members.sort(key=lambda cell: (-(metric(cell, primary) or float("-inf")), cell["encoder"]))
+        groups.append((family, members))
+    return groups
+
+
+def grouped(results_dir: Path, task_names: Iterable[str] | None = None) -> Iterator[tuple[TaskSpec, str, str, list[dict[str, Any]]]]:
+    """(task, dataset, condition, cells) for every leaderboard the stored cells allow."""
+    for name in task_names or TASKS:
+        task = TASKS[name]
+        cells = list(results.read_all(results_dir, task.name))
+        key = lambda cell: (cell["dataset"], cell["condition"])  # noqa: E731
+        for (dataset, condition), group in itertools.groupby(sorted(cells, key=key), key=key):
+            yield task, dataset, condition, list(group)
 
 
 def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> Table:
@@ -37,28 +59,17 @@ def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, An
     grid.add_column("encoder", style="bold")
     for header, _ in task.columns:
         grid.add_column(header, justify="right")
-    primary = task.columns[0][1]
-    families = sorted({cell.get("family", "?") for cell in cells}, key=lambda f: FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 99)
-    for family in families:
-        members = [cell for cell in cells if cell.get("family", "?") == family]
-        members.sort(key=lambda cell: -(metric(cell, primary) or float("-inf")))
+    for family, members in by_family(task, cells):
         grid.add_section()
         grid.add_row(Text(FAMILY_TITLES.get(family, family), style="italic cyan"), *[""] * len(task.columns))
         for cell in members:
-            grid.add_row(cell["encoder"], *(_format(metric(cell, path)) for _, path in task.columns))
+            grid.add_row(cell["encoder"], *(format_value(metric(cell, path)) for _, path in task.columns))
     return grid
 
 
 def render(results_dir: Path, task_names: Iterable[str] | None = None) -> list[Table]:
     """Every leaderboard table that the stored cells allow."""
-    tables: list[Table] = []
-    for name in task_names or TASKS:
-        task = TASKS[name]
-        cells = list(results.read_all(results_dir, task.name))
-        key = lambda cell: (cell["dataset"], cell["condition"])  # noqa: E731
-        for (dataset, condition), group in itertools.groupby(sorted(cells, key=key), key=key):
-            tables.append(table(task, dataset, condition, list(group)))
-    return tables
+    return [table(task, dataset, condition, cells) for task, dataset, condition, cells in grouped(results_dir, task_names)]
 
 
 def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Console | None = None) -> int:

@@ -1,0 +1,81 @@
+"""The report: every figure is a valid image that both the HTML and the Markdown reference."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench import report, results
+from bench.store import SplitVectors
+from bench.tasks import knn_influence, masking, paircams, similarity
+from tests.conftest import run_bench
+
+ENCODERS = (("toy/a", "cvl"), ("toy/b", "ssl"), ("toy/c", "sup"))
+
+
+def synthetic_splits(rng: np.random.Generator, names: tuple[str, ...]) -> tuple[SplitVectors, SplitVectors]:
+    centres = rng.normal(size=(4, 16))
+
+    def split(count: int, prefix: str) -> SplitVectors:
+        labels = np.arange(count) % 4
+        vectors = {name: (centres[labels] + rng.normal(size=(count, 16)) * (1 + j)).astype(np.float32) for j, name in enumerate(names)}
+        return SplitVectors(np.array([f"{prefix}{i}" for i in range(count)]), labels, vectors)
+
+    return split(40, "t"), split(12, "v")
+
+
+def write_cells(results_dir: Path) -> None:
+    """One cell per task and encoder, computed by each task's own functions on synthetic vectors."""
+    rng = np.random.default_rng(0)
+    for encoder, family in ENCODERS:
+        classes = ("jpeg75_420", "jpeg95_444")
+        train, val = synthetic_splits(rng, classes)
+        outcome = knn_influence.run(train, val, classes, k=3, seeds=(0, 1), backend="faiss-cpu")
+        setups = outcome.setups()
+        results.write(results.Cell("knn-influence", "toy", encoder, "group=jpeg"), results_dir, {
+            "family": family, "metrics": {"knn_acc1": setups, "gap_pos_minus_neg": setups["pos_same"] - setups["neg_same"], "chance": 25.0}})
+
+        subjects = np.repeat(np.arange(20), 2)
+        cameras = np.tile([0, 1], 20)
+        pair = paircams.recall_at_1(rng.normal(size=(20, 8))[subjects] + rng.normal(size=(40, 8)), subjects, cameras)
+        results.write(results.Cell("paircams", "toy", encoder, "processing=original"), results_dir,
+                      {"family": family, "metrics": pair.metrics(), "detail": {"pairs": pair.pairs}})
+
+        found = similarity.distributions(val.vectors[classes[1]], val.labels, train.vectors[classes[1]], train.vectors[classes[0]], train.labels)
+        results.write(results.Cell("similarity", "toy", encoder, "group=jpeg"), results_dir, {
+            "family": family, "metrics": found.metrics(),
+            "detail": {"query_processing": classes[1], "other_processing": classes[0], "edges": similarity.EDGES.tolist(),
+                       "counts": {part.replace(".", "/"): found.counts[part].tolist() for part in similarity.PARTS}}})
+
+        sweep = ("mask0", "mask50", "mask95")
+        train, val = synthetic_splits(rng, sweep)
+        results.write(results.Cell("masking", "toy", encoder, "k=3"), results_dir, {
+            "family": family, "metrics": {"knn_acc1": masking.curve(train, val, sweep, 3, "faiss-cpu"), "chance": 25.0},
+            "detail": {"ratios": {"mask0": 0.0, "mask50": 0.5, "mask95": 0.95}}})
+
+
+def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path) -> None:
+    write_cells(tmp_path / "results")
+    page, markdown, figures = report.write(tmp_path / "results", tmp_path / "out", "toy report")
+    html_text, markdown_text = page.read_text(), markdown.read_text()
+    assert len(figures) == 5  # knn: accuracy + setups; paircams; similarity; masking
+    for figure in figures:
+        with Image.open(figure) as image:
+            image.verify()
+            assert image.format == "PNG"
+        assert f'src="{figure.name}"' in html_text
+        assert f"]({figure.name})" in markdown_text
+    referenced = set(re.findall(r'src="([^"]+)"', html_text))
+    assert referenced == {figure.name for figure in figures}  # nothing dangling, nothing missing
+    for task in ("knn-influence", "paircams", "similarity", "masking"):
+        assert f"{task} · toy" in html_text and f"## {task} · toy" in markdown_text
+    for encoder, _ in ENCODERS:
+        assert encoder in html_text and f"| {encoder} |" in markdown_text
+
+
+def test_report_verb_without_results_says_what_to_run(tmp_path: Path) -> None:
+    done = run_bench(tmp_path, "report")
+    assert done.returncode == 2 and "run a task first" in done.stderr and "Traceback" not in done.stderr
