@@ -27,8 +27,10 @@ def metric(cell: dict[str, Any], dotted: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def format_value(value: float | None) -> str:
-    return "—" if value is None or math.isnan(value) else f"{value:.2f}"
+def format_value(value: float | None, decimals: int = 2) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value + 0.0 if round(value, decimals) else 0.0:.{decimals}f}"  # no "-0.00"
 
 
 def by_family(task: TaskSpec, cells: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -63,7 +65,7 @@ def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, An
         grid.add_section()
         grid.add_row(Text(FAMILY_TITLES.get(family, family), style="italic cyan"), *[""] * len(task.columns))
         for cell in members:
-            grid.add_row(cell["encoder"], *(format_value(metric(cell, path)) for _, path in task.columns))
+            grid.add_row(cell["encoder"], *(format_value(metric(cell, path), task.decimals) for _, path in task.columns))
     return grid
 
 

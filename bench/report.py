@@ -71,8 +71,7 @@ def _family_legend(ax, cells: list[dict[str, Any]]) -> None:
 
 
 def _save(plt, figure, folder: Path, name: str) -> str:
-    figure.tight_layout()
-    figure.savefig(folder / name)
+    figure.savefig(folder / name, bbox_inches="tight", pad_inches=0.15)  # keeps legends placed outside the axes
     plt.close(figure)
     return name
 
@@ -159,11 +158,13 @@ def similarity_figures(plt, folder: Path, task: TaskSpec, dataset: str, conditio
 
 def masking_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[Figure]:
     figure, ax = plt.subplots(figsize=(5.6, 3.4))
-    for cell in _ordered(task, cells):
+    styles = {"cvl": "-", "ssl": "--", "sup": "-."}
+    for cell in _ordered(task, cells):  # one colour per encoder, line style by family
         ratios = cell["detail"]["ratios"]
         names = sorted(ratios, key=ratios.get)
-        ax.plot([100 * ratios[n] for n in names], [cell["metrics"]["knn_acc1"][n] for n in names],
-                marker="o", markersize=3, color=_colour(cell), label=cell["encoder"], alpha=0.9)
+        family = cell.get("family", "?")
+        ax.plot([100 * ratios[n] for n in names], [cell["metrics"]["knn_acc1"][n] for n in names], marker="o", markersize=3,
+                linestyle=styles.get(family, ":"), label=f"{cell['encoder']} ({family.upper()})")
     chance = leaderboard.metric(cells[0], "chance")
     if chance is not None:
         ax.axhline(chance, color="black", linestyle=":", linewidth=1, label="chance")
@@ -187,18 +188,29 @@ FIGURES: dict[str, Callable[..., list[Figure]]] = {
 def _table(task: TaskSpec, cells: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["encoder", "family", *(name for name, _ in task.columns)]
     rows = [
-        [cell["encoder"], FAMILY_TITLES.get(family, family), *(leaderboard.format_value(leaderboard.metric(cell, path)) for _, path in task.columns)]
+        [cell["encoder"], FAMILY_TITLES.get(family, family), *(leaderboard.format_value(leaderboard.metric(cell, path), task.decimals) for _, path in task.columns)]
         for family, members in leaderboard.by_family(task, cells)
         for cell in members
     ]
     return header, rows
 
 
+def _dataset_note(key: str) -> str:
+    from bench import data
+    from bench.registry import UnknownNameError
+
+    name = key.split("@")[0]
+    try:
+        return f"{key}, {data.get(name).description}"
+    except UnknownNameError:
+        return key
+
+
 def sections(results_dir: Path, folder: Path) -> list[Section]:
     plt = _pyplot()
     out: list[Section] = []
     for task, dataset, condition, cells in leaderboard.grouped(results_dir):
-        section = Section(f"{task.name} · {dataset}", task.description)
+        section = Section(f"{task.name} · {dataset}", f"{task.description}. Dataset: {_dataset_note(dataset)}.")
         section.figures.extend(FIGURES.get(task.name, lambda *_: [])(plt, folder, task, dataset, condition, cells))
         header, rows = _table(task, cells)
         section.tables.append((condition, header, rows, task.aggregation))

@@ -21,6 +21,7 @@ class TaskSpec:
     columns: tuple[tuple[str, str], ...]  # (header, dotted path into the cell's "metrics")
     aggregation: str  # printed under the leaderboard
     default_dataset: str = "demo"  # what `run` uses without --dataset: offline data that fits the task
+    decimals: int = 2  # how the leaderboard prints the metrics
 
 
 TASKS: dict[str, TaskSpec] = registry.build(
@@ -86,6 +87,7 @@ TASKS: dict[str, TaskSpec] = registry.build(
                 "whether the semantic labels match (sem= / sem≠). shift = proc= minus proc≠ within a semantic group: "
                 "how much sharing the query's processing raises similarity. Histograms are in each cell's detail."
             ),
+            decimals=3,
         ),
         TaskSpec(
             name=masking.NAME,
