@@ -1,11 +1,9 @@
-"""Static report from the result cells alone: reports/<name>/index.html and report.md, with PNG
-figures beside them, so the report opens from disk without a server."""
+"""The report's matplotlib figures: one function per task, each writing PNGs and returning them."""
 
 from __future__ import annotations
 
-import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,15 +30,7 @@ class Figure:
     caption: str
 
 
-@dataclass
-class Section:
-    title: str
-    intro: str
-    figures: list[Figure] = field(default_factory=list)
-    tables: list[tuple[str, list[str], list[list[str]], str]] = field(default_factory=list)  # title, header, rows, note
-
-
-def _slug(*parts: str) -> str:
+def slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
 
 
@@ -48,7 +38,7 @@ def _colour(cell: dict[str, Any]) -> str:
     return FAMILY_COLOURS.get(cell.get("family", ""), OTHER_COLOUR)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -91,7 +81,7 @@ def knn_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str,
     ax.set_ylabel("kNN accuracy, all-same (%)")
     ax.set_ylim(0, 100)
     _family_legend(ax, cells)
-    out.append(Figure(_save(plt, figure, folder, f"{_slug('knn-accuracy', dataset, condition)}.png"),
+    out.append(Figure(_save(plt, figure, folder, f"{slug('knn-accuracy', dataset, condition)}.png"),
                       f"Semantic kNN accuracy (all-same) per encoder on {dataset}, by family; dotted: chance."))
     # the five setups side by side per encoder
     figure, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(cells) + 3), 3.4))
@@ -105,7 +95,7 @@ def knn_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str,
     ax.set_ylabel("kNN accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    out.append(Figure(_save(plt, figure, folder, f"{_slug('knn-setups', dataset, condition)}.png"),
+    out.append(Figure(_save(plt, figure, folder, f"{slug('knn-setups', dataset, condition)}.png"),
                       f"kNN processing influence on {dataset} ({condition}): the five database setups side by side per encoder. "
                       "pos-same above neg-same means the encoder groups images by processing."))
     return out
@@ -125,7 +115,7 @@ def paircams_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition:
     ax.set_xlabel("recall@1, different collection (%)")
     ax.set_ylabel("recall@1, same collection (%)")
     _family_legend(ax, cells)
-    return [Figure(_save(plt, figure, folder, f"{_slug('paircams', dataset, condition)}.png"),
+    return [Figure(_save(plt, figure, folder, f"{slug('paircams', dataset, condition)}.png"),
                    f"PairCams on {dataset}: each point is an encoder. Below the y = x line, distractors from the query's own "
                    "camera class hurt retrieval more than distractors from the target's: the embedding encodes the camera.")]
 
@@ -150,7 +140,7 @@ def similarity_figures(plt, folder: Path, task: TaskSpec, dataset: str, conditio
         ax.set_ylabel("density")
     axes.flat[min(len(cells), columns) - 1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     query, other = cells[0]["detail"]["query_processing"], cells[0]["detail"]["other_processing"]
-    return [Figure(_save(plt, figure, folder, f"{_slug('similarity', dataset, condition)}.png"),
+    return [Figure(_save(plt, figure, folder, f"{slug('similarity', dataset, condition)}.png"),
                    f"Cosine similarity from val queries under {query} to train images under {query} (solid) and under "
                    f"{other} (dashed), for the same semantic class (blue) and other classes (orange), on {dataset}. "
                    "Solid right of dashed: sharing the query's processing raises similarity.")]
@@ -172,7 +162,7 @@ def masking_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: 
     ax.set_ylabel("kNN accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7)
-    return [Figure(_save(plt, figure, folder, f"{_slug('masking', dataset, condition)}.png"),
+    return [Figure(_save(plt, figure, folder, f"{slug('masking', dataset, condition)}.png"),
                    f"Semantic kNN accuracy against the masked share of each crop on {dataset}; where the curve meets "
                    "chance, the visible frame carries no semantic information.")]
 
@@ -183,98 +173,3 @@ FIGURES: dict[str, Callable[..., list[Figure]]] = {
     "similarity": similarity_figures,
     "masking": masking_figures,
 }
-
-
-def _table(task: TaskSpec, cells: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["encoder", "family", *(name for name, _ in task.columns)]
-    rows = [
-        [cell["encoder"], FAMILY_TITLES.get(family, family), *(leaderboard.format_value(leaderboard.metric(cell, path), task.decimals) for _, path in task.columns)]
-        for family, members in leaderboard.by_family(task, cells)
-        for cell in members
-    ]
-    return header, rows
-
-
-def _dataset_note(key: str) -> str:
-    from bench import data
-    from bench.registry import UnknownNameError
-
-    name = key.split("@")[0]
-    try:
-        return f"{key}, {data.get(name).description}"
-    except UnknownNameError:
-        return key
-
-
-def sections(results_dir: Path, folder: Path) -> list[Section]:
-    plt = _pyplot()
-    out: list[Section] = []
-    for task, dataset, condition, cells in leaderboard.grouped(results_dir):
-        section = Section(f"{task.name} · {dataset}", f"{task.description}. Dataset: {_dataset_note(dataset)}.")
-        section.figures.extend(FIGURES.get(task.name, lambda *_: [])(plt, folder, task, dataset, condition, cells))
-        header, rows = _table(task, cells)
-        section.tables.append((condition, header, rows, task.aggregation))
-        out.append(section)
-    return out
-
-
-def write(results_dir: Path, folder: Path, title: str) -> tuple[Path, Path, list[Path]]:
-    """Write the figures, index.html and report.md into `folder`; return their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    built = sections(results_dir, folder)
-    if not built:
-        raise FileNotFoundError(f"no results under {results_dir}: run a task first, e.g. `python -m bench run knn-influence`")
-    html_path, markdown_path = folder / "index.html", folder / "report.md"
-    html_path.write_text(_html(title, built), encoding="utf-8")
-    markdown_path.write_text(_markdown(title, built), encoding="utf-8")
-    return html_path, markdown_path, [folder / figure.file for section in built for figure in section.figures]
-
-
-def _markdown(title: str, built: list[Section]) -> str:
-    lines = [f"# {title}", "", "Built from the result cells alone; every figure is a PNG beside this file.", ""]
-    for section in built:
-        lines += [f"## {section.title}", "", section.intro, ""]
-        for figure in section.figures:
-            lines += [f"![{figure.caption}]({figure.file})", "", f"*{figure.caption}*", ""]
-        for condition, header, rows, note in section.tables:
-            lines += [f"`{condition}`", "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---"] + ["---:"] * (len(header) - 2)) + "|"]
-            lines += ["| " + " | ".join(row) + " |" for row in rows]
-            lines += ["", note, ""]
-    return "\n".join(lines)
-
-
-STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2.5rem; border-bottom: 1px solid #ddd; padding-bottom: .3rem; }
-nav a { margin-right: 1rem; } figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; font-size: .9rem; max-width: 60rem; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
-th, td { padding: .25rem .6rem; border-bottom: 1px solid #e5e5e5; } th { background: #f6f6f6; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; } .note { color: #555; font-size: .85rem; max-width: 60rem; }
-code { background: #f3f3f3; padding: 0 .25rem; }
-"""
-
-
-def _html(title: str, built: list[Section]) -> str:
-    anchors = [_slug(section.title) for section in built]
-    parts = [
-        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        "<p>Built from the result cells alone. Chance levels are marked on every accuracy figure.</p>",
-        "<nav>" + "".join(f'<a href="#{a}">{html.escape(s.title)}</a>' for a, s in zip(anchors, built)) + "</nav>",
-    ]
-    for anchor, section in zip(anchors, built):
-        parts += [f'<h2 id="{anchor}">{html.escape(section.title)}</h2>', f"<p>{html.escape(section.intro)}</p>"]
-        for figure in section.figures:
-            parts.append(f'<figure><img src="{html.escape(figure.file)}" alt="{html.escape(figure.caption)}">'
-                         f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
-        for condition, header, rows, note in section.tables:
-            parts.append(f"<p><code>{html.escape(condition)}</code></p><table><tr>"
-                         + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
-            for row in rows:
-                parts.append("<tr>" + "".join(
-                    f'<td{" class=num" if index >= 2 else ""}>{html.escape(value)}</td>' for index, value in enumerate(row)) + "</tr>")
-            parts.append(f'</table><p class="note">{html.escape(note)}</p>')
-    parts.append("</body></html>")
-    return "\n".join(parts)
