@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import index, processing
+from bench.arguments import comma_list, positive_int
 from bench.tasks.options import DEFAULT_ENCODERS
 from bench.workspace import Workspace
 
@@ -26,22 +27,11 @@ EPILOG = """examples:
 """
 
 
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="the dataset's folder, for datasets that live on disk (layout: datasets/<name>.toml)")
     parser.add_argument("--attribute", help="label attribute for datasets with several (e.g. make, model, iso for cameras/flickrexif)")
     parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: the best available)")
-    parser.add_argument("--batch-size", type=_positive, help="images per forward pass (default: 8 on CPU, 256 on a GPU)")
+    parser.add_argument("--batch-size", type=positive_int, help="images per forward pass (default: 8 on CPU, 256 on a GPU)")
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (default: 0 on CPU, every core on a GPU)")
     parser.add_argument("--weights", help="local checkpoint file replacing the encoder's pretrained weights (one encoder only)")
 
@@ -66,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--encoder", required=True, help="encoder name, e.g. effnet/lite0.in1k")
     which = extract.add_mutually_exclusive_group()
     which.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
-    which.add_argument("--processings", type=_csv, help="comma-separated processing names instead of a group")
-    extract.add_argument("--splits", type=_csv, default=("train", "val"), help="comma-separated splits (default: train,val)")
+    which.add_argument("--processings", type=comma_list, help="comma-separated processing names instead of a group")
+    extract.add_argument("--splits", type=comma_list, default=("train", "val"), help="comma-separated splits (default: train,val)")
     extract.add_argument("--rebuild", action="store_true", help="drop the table first (needed after a fingerprint mismatch)")
     extract.add_argument("--commit-seconds", type=float, default=5.0, help="commit rows to the store at least this often (default: 5)")
     _add_extraction_options(extract)
@@ -75,10 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = verbs.add_parser("run", help="run a task and print its leaderboard; finished cells are skipped")
     run.add_argument("task", help="task name, e.g. knn-influence (`list tasks` shows all)")
     run.add_argument("--dataset", help="dataset name (default: the task's offline dataset: demo, or paircams-sim for paircams)")
-    run.add_argument("--encoders", type=_csv, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)})")
+    run.add_argument("--encoders", type=comma_list, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)})")
     run.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
-    run.add_argument("--k", type=_positive, help="neighbours for the kNN vote (default: the dataset's; 10 for demo)")
-    run.add_argument("--seeds", type=_positive, default=10, help="seeds of the uniform setup (default: 10, as the paper)")
+    run.add_argument("--k", type=positive_int, help="neighbours for the kNN vote (default: the dataset's; 10 for demo)")
+    run.add_argument("--seeds", type=positive_int, default=10, help="seeds of the uniform setup (default: 10, as the paper)")
     run.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend (default: auto)")
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
     _add_extraction_options(run)
@@ -88,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--encoder", required=True, help="encoder name whose table to read")
     query.add_argument("--attribute", help="the label attribute the table was extracted with (cameras, flickrexif)")
     query.add_argument("--where", help="SQL filter over the table's columns, e.g. \"camera_make = 'Canon' AND processing = 'jpeg95_444'\"")
-    query.add_argument("--columns", type=_csv, help="comma-separated columns to show (default: all but the vector)")
-    query.add_argument("--limit", type=_positive, help=f"at most this many rows (default: all; {TABLE_ROWS} for --format table)")
+    query.add_argument("--columns", type=comma_list, help="comma-separated columns to show (default: all but the vector)")
+    query.add_argument("--limit", type=positive_int, help=f"at most this many rows (default: all; {TABLE_ROWS} for --format table)")
     query.add_argument("--format", choices=("table", "csv", "parquet"), default="table", help="output format (default: table)")
     query.add_argument("--out", help="write to this file instead of the terminal (required for parquet)")
     query.add_argument("--like", metavar="IMAGE_PATH", help="return the rows nearest to this image (cosine), best first")
-    query.add_argument("--k", type=_positive, default=10, help="neighbours for --like (default: 10)")
+    query.add_argument("--k", type=positive_int, default=10, help="neighbours for --like (default: 10)")
     query.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend for --like (default: auto)")
 
     board = verbs.add_parser("leaderboard", help="print leaderboards from stored results alone")

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench import index
-from bench.store import MissingEmbeddingsError, Store
+from bench.store import MissingEmbeddingsError, Store, vector_matrix
 
 
 class QueryError(ValueError):
@@ -76,8 +76,7 @@ def like(
     if candidates.num_rows == 0:
         return candidates.select(chosen).append_column("score", pa.array([], pa.float32()))
     query = embed_image(encoder, image, store, dataset)
-    vectors = candidates.column("vector").combine_chunks()
-    matrix = vectors.values.to_numpy(zero_copy_only=False).reshape(len(vectors), -1)
+    matrix = vector_matrix(candidates)
     found = index.search(index.normalise(query[None]), index.normalise(matrix), min(k, len(matrix)), backend=backend)
     rows = found.rows[0][found.rows[0] >= 0]
     return candidates.select(chosen).take(pa.array(rows)).append_column("score", pa.array(found.scores[0][: len(rows)]))

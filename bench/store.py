@@ -58,6 +58,12 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]], vectors: np.ndarray, table_sch
     return pa.Table.from_arrays(arrays, schema=table_schema)
 
 
+def vector_matrix(table: pa.Table) -> np.ndarray:
+    """The `vector` column of scanned rows as a (rows, dim) float32 matrix."""
+    flat = table.column("vector").combine_chunks()
+    return flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), -1)
+
+
 @dataclass(frozen=True)
 class SplitVectors:
     """Embeddings of one split under several processings, rows aligned by image_id."""
@@ -184,8 +190,6 @@ class Store:
                 )
             if len(ids) == 0:
                 raise MissingEmbeddingsError(f"{dataset} x {encoder}: no {split!r} rows under {processing!r}")
-            flat = found.column("vector").combine_chunks()
-            matrix = flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), -1)
-            vectors[processing] = matrix[order]
+            vectors[processing] = vector_matrix(found)[order]
         assert image_ids is not None and labels is not None
         return SplitVectors(image_ids=image_ids, labels=labels, vectors=vectors)

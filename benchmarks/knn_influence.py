@@ -47,6 +47,7 @@ if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(PROJECT))
 
 from bench import index  # noqa: E402
+from bench.arguments import positive_int  # noqa: E402
 from bench.store import SplitVectors  # noqa: E402
 from bench.tasks import knn_influence  # noqa: E402
 
@@ -85,13 +86,6 @@ examples:
 """
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/knn_influence.py",
@@ -105,21 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     size = parser.add_argument_group("size")
-    size.add_argument("--database", type=_positive, help=f"database (train) images (default: {DEFAULTS['database']}; --quick: {QUICK['database']})")
-    size.add_argument("--queries", type=_positive, help=f"query (val) images (default: {DEFAULTS['queries']}; --quick: {QUICK['queries']})")
-    size.add_argument("--dim", type=_positive, help=f"embedding width (default: {DEFAULTS['dim']}; --quick: {QUICK['dim']})")
-    size.add_argument("--processings", "-K", type=_positive, default=6, help="processing classes K (default: 6)")
-    size.add_argument("--classes", type=_positive, default=100, help="semantic classes (default: 100)")
+    size.add_argument("--database", type=positive_int, help=f"database (train) images (default: {DEFAULTS['database']}; --quick: {QUICK['database']})")
+    size.add_argument("--queries", type=positive_int, help=f"query (val) images (default: {DEFAULTS['queries']}; --quick: {QUICK['queries']})")
+    size.add_argument("--dim", type=positive_int, help=f"embedding width (default: {DEFAULTS['dim']}; --quick: {QUICK['dim']})")
+    size.add_argument("--processings", "-K", type=positive_int, default=6, help="processing classes K (default: 6)")
+    size.add_argument("--classes", type=positive_int, default=100, help="semantic classes (default: 100)")
     size.add_argument(
         "--quick", action="store_true",
         help=f"small size that runs in seconds: {QUICK['database']} x {QUICK['queries']} x {QUICK['dim']}-d "
         "(explicit --database/--queries/--dim still win)",
     )
-    parser.add_argument("--k", type=_positive, default=10, help="neighbours per query (default: 10)")
+    parser.add_argument("--k", type=positive_int, default=10, help="neighbours per query (default: 10)")
     parser.add_argument("--backend", default="auto", choices=index.BACKENDS, help="bench.index search backend for both methods (default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic embeddings (default: 0)")
     parser.add_argument(
-        "--naive-limit", type=_positive, metavar="N",
+        "--naive-limit", type=positive_int, metavar="N",
         help="run the naive baseline on only the first N (pos, neg) pairs (N x K triples) and extrapolate "
         "its time to all K^3 triples (default: run it all)",
     )
@@ -164,7 +158,7 @@ def naive(
 
     Returns the accuracies and the number of index.search calls made.
     """
-    num_classes = int(max(train.labels.max(), val.labels.max())) + 1
+    num_classes = knn_influence.class_count(train, val)
     database = {name: index.normalise(train.vectors[name]) for name in classes}
     queries = {name: index.normalise(val.vectors[name]) for name in classes}
     semantic = [(int(c), np.flatnonzero(val.labels == c), np.flatnonzero(train.labels == c)) for c in np.unique(val.labels)]

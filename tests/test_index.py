@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -41,25 +40,8 @@ BACKENDS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """The matrices are tiny: one thread keeps torch and FAISS from spin-waiting on shared, busy cores."""
-    import torch
-
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    faiss_threads = None
-    if importlib.util.find_spec("faiss") is not None:
-        import faiss
-
-        faiss_threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-    yield
-    torch.set_num_threads(torch_threads)
-    if faiss_threads is not None:
-        import faiss
-
-        faiss.omp_set_num_threads(faiss_threads)
+# Tiny matrices: one thread each for torch and FAISS (conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def exact_vectors(rng: np.random.Generator, count: int) -> np.ndarray:

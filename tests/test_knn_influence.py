@@ -6,7 +6,7 @@ import functools
 import importlib.util
 import itertools
 import math
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -33,25 +33,8 @@ BACKENDS = [
     ),
 ]
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """The matrices are tiny: one thread keeps torch and FAISS from spin-waiting on shared, busy cores."""
-    import torch
-
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    faiss_threads = None
-    if importlib.util.find_spec("faiss") is not None:
-        import faiss
-
-        faiss_threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-    yield
-    torch.set_num_threads(torch_threads)
-    if faiss_threads is not None:
-        import faiss
-
-        faiss.omp_set_num_threads(faiss_threads)
+# Tiny matrices: one thread each for torch and FAISS (conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 TieKey = Callable[[float, int], tuple[float, int]]

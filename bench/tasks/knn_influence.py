@@ -69,6 +69,11 @@ def merge(positives: index.Neighbours, negatives: index.Neighbours, k: int) -> n
     return np.take_along_axis(rows, order, axis=1)
 
 
+def class_count(train: SplitVectors, val: SplitVectors) -> int:
+    """Semantic classes the vote ranges over: labels are 0..n-1 across both splits."""
+    return int(max(train.labels.max(), val.labels.max())) + 1
+
+
 def accuracy(rows: np.ndarray, database_labels: np.ndarray, query_labels: np.ndarray, num_classes: int) -> float:
     neighbour_labels = np.where(rows >= 0, database_labels[np.maximum(rows, 0)], -1)
     return float(100.0 * np.mean(vote(neighbour_labels, num_classes) == query_labels))
@@ -84,7 +89,7 @@ def run(
     backend: str = "auto",
 ) -> KnnInfluence:
     """All K^3 (test, pos, neg) triples and the uniform setup for one processing group."""
-    num_classes = int(max(train.labels.max(), val.labels.max())) + 1
+    num_classes = class_count(train, val)
     database = {name: index.normalise(train.vectors[name]) for name in classes}
     queries = {name: index.normalise(val.vectors[name]) for name in classes}
 

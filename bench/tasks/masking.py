@@ -13,7 +13,7 @@ from bench import data, index, processing, results
 from bench.encoders.spec import EncoderSpec
 from bench.store import SplitVectors, Store
 from bench.tasks.cells import Computed, run_cells
-from bench.tasks.knn_influence import accuracy
+from bench.tasks.knn_influence import accuracy, class_count
 from bench.tasks.options import RunOptions
 
 NAME = "masking"
@@ -21,7 +21,7 @@ NAME = "masking"
 
 def curve(train: SplitVectors, val: SplitVectors, ratios: Sequence[str], k: int, backend: str = "auto") -> dict[str, float]:
     """knn_acc1 (%) per masking op, database and queries under the same op."""
-    num_classes = int(max(train.labels.max(), val.labels.max())) + 1
+    num_classes = class_count(train, val)
     out: dict[str, float] = {}
     for name in ratios:
         found = index.search(index.normalise(val.vectors[name]), index.normalise(train.vectors[name]), k, backend=backend)
@@ -38,11 +38,11 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
         train = store.split_vectors(key, spec.name, "train", ratios)
         val = store.split_vectors(key, spec.name, "val", ratios)
         accuracies = curve(train, val, ratios, k, options.backend)
-        num_classes = int(max(train.labels.max(), val.labels.max())) + 1
+        num_classes = class_count(train, val)
         return Computed(
             metric="knn_acc1",
             metrics={"knn_acc1": accuracies, "chance": 100.0 / num_classes},
-            detail={"ratios": {name: float(dict(processing.get(name).params)["ratio"]) for name in ratios}, "k": k},
+            detail={"ratios": {name: float(processing.get(name).param("ratio")) for name in ratios}, "k": k},
             provenance={"backend": index.resolve_backend(options.backend)},
         )
 

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from bench import index, results
 from bench.encoders.spec import EncoderSpec
-from bench.store import Store
+from bench.store import Store, vector_matrix
 from bench.tasks.cells import Computed, run_cells
 from bench.tasks.options import RunOptions
 
@@ -123,9 +123,7 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
         cameras = np.asarray(rows.column("camera_class").to_numpy(zero_copy_only=False), dtype=float)
         if rows.num_rows == 0 or np.isnan(subjects).any() or np.isnan(cameras).any():
             raise PairCamsDataError(f"paircams: {key} rows lack subject_id or camera_class; use paircams or paircams-sim")
-        flat = rows.column("vector").combine_chunks()
-        vectors = flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), -1)
-        outcome = recall_at_1(vectors, subjects.astype(np.int64), cameras.astype(np.int64))
+        outcome = recall_at_1(vector_matrix(rows), subjects.astype(np.int64), cameras.astype(np.int64))
         return Computed(
             metric="recall_at_1",
             metrics=outcome.metrics(),
