@@ -107,6 +107,17 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def item_tensor(record: ImageRecord, op: processing.Processing, preprocess: Preprocess, seed: int) -> torch.Tensor:
+    """Decode, process and preprocess one (record, processing) item into the encoder's input."""
+    image = record.load()
+    if op.stage == "source":
+        image = processing.apply(op, image, seed=seed, image_id=record.image_id)
+    image = preprocess.geometry(image)
+    if op.stage == "after_crop":
+        image = processing.apply(op, image, seed=seed, image_id=record.image_id)
+    return preprocess.tensorize(image)
+
+
 class _Items(torch.utils.data.Dataset):
     """(record, processing) pairs -> (tensor or None, index, error); runs in worker processes."""
 
@@ -121,13 +132,7 @@ class _Items(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor | None, int, str]:
         record, op = self.items[index]
         try:
-            image = record.load()
-            if op.stage == "source":
-                image = processing.apply(op, image, seed=self.seed, image_id=record.image_id)
-            image = self.preprocess.geometry(image)
-            if op.stage == "after_crop":
-                image = processing.apply(op, image, seed=self.seed, image_id=record.image_id)
-            return self.preprocess.tensorize(image), index, ""
+            return item_tensor(record, op, self.preprocess, self.seed), index, ""
         except DECODE_ERRORS as error:
             return None, index, f"{type(error).__name__}: {error}"
 

@@ -42,6 +42,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(PROJECT))
 
+from bench.arguments import comma_list, positive_int  # noqa: E402  (torch-free)
+
 EPILOG = """what each figure includes:
   pipeline (primary)  wall time of the bench.extraction.extract() call, nothing subtracted: fingerprint
                       (weights checksum), LanceDB table creation, encoder load, decode + processing +
@@ -65,17 +67,6 @@ examples:
 """
 
 
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/extract.py",
@@ -94,16 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="registered encoder name (default: effnet/lite0.in1k), or random:<timm architecture> for a "
         "seeded random-init timm model, e.g. random:vit_base_patch16_224 (ViT-B/16)",
     )
-    parser.add_argument("--processings", "--processing", type=_csv, help="comma-separated processing names (default: the six classes of the JPEG group)")
-    parser.add_argument("--splits", type=_csv, default=("val", "train"), help="comma-separated splits (default: val,train)")
-    parser.add_argument("--limit", type=_positive, help="use only the first N images of the chosen splits, in the dataset's order (default: all)")
-    parser.add_argument("--batch-size", type=_positive, default=8, help="images per forward pass, for both measurements (default: 8)")
+    parser.add_argument("--processings", "--processing", type=comma_list, help="comma-separated processing names (default: the six classes of the JPEG group)")
+    parser.add_argument("--splits", type=comma_list, default=("val", "train"), help="comma-separated splits (default: val,train)")
+    parser.add_argument("--limit", type=positive_int, help="use only the first N images of the chosen splits, in the dataset's order (default: all)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass, for both measurements (default: 8)")
     parser.add_argument("--device", default="cpu", help="torch device for both measurements: cpu (default), cuda, cuda:1, mps")
     parser.add_argument("--workers", type=int, help="DataLoader workers for the pipeline (default: bench's own: 0 on CPU, every core on a GPU)")
     parser.add_argument("--goal", type=float, default=0.80, help="ratio pipeline/bare that counts as met (default: 0.80)")
     parser.add_argument("--quiet", action="store_true", help="hide bench's progress bar (it goes to stderr)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when the goal is not met")
-    parser.add_argument("--rounds", type=_positive, default=2, help="alternating bare/pipeline rounds; the best rate of each counts (default: 2)")
+    parser.add_argument("--rounds", type=positive_int, default=2, help="alternating bare/pipeline rounds; the best rate of each counts (default: 2)")
     parser.add_argument("--measure", choices=("pipeline", "bare"), help=argparse.SUPPRESS)  # internal: one measurement
     return parser
 
@@ -151,21 +142,13 @@ def select(dataset, options, splits: Sequence[str], limit: int | None):
 
 
 def predecode(records, ops, preprocess, seed: int = 0):
-    """(record, op) -> normalised tensor, the same steps bench's extraction workers take, in its order."""
+    """Every item as the encoder's input tensor, by bench's own per-item steps, in extract()'s
+    op-major order."""
     import torch
 
-    from bench import processing
+    from bench.extraction import item_tensor
 
-    tensors = []
-    for op in ops:  # extract() orders its work op-major: for op in ops, for record in records
-        for record in records:
-            image = record.load()
-            if op.stage == "source":
-                image = processing.apply(op, image, seed=seed, image_id=record.image_id)
-            image = preprocess.geometry(image)
-            if op.stage == "after_crop":
-                image = processing.apply(op, image, seed=seed, image_id=record.image_id)
-            tensors.append(preprocess.tensorize(image))
+    tensors = [item_tensor(record, op, preprocess, seed) for op in ops for record in records]
     return torch.stack(tensors) if tensors else torch.empty(0)
 
 
@@ -296,8 +279,9 @@ def measure_bare(arguments) -> dict:
 
     _, spec, ops, device, _, records = _setup(arguments)
     keep_freed_memory()  # the allocator setting extract() uses, so both sides get it
-    model = encoders.load(spec).model.to(device)
-    images = predecode(records, ops, encoders.load(spec).preprocess)
+    loaded = encoders.load(spec)
+    model = loaded.model.to(device)
+    images = predecode(records, ops, loaded.preprocess)
     monitor = OtherLoad()
     seconds, count, batches = bare_forward(model, images, arguments.batch_size, device)
     return {"images": count, "seconds": seconds, "batches": batches, "load": _load_note(monitor)}
