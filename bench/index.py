@@ -93,9 +93,14 @@ def search(
     rows = np.full((len(queries), k), -1, dtype=np.int64)
     if len(queries) == 0 or len(database) == 0 or k == 0:
         return Neighbours(scores, rows)
-    searcher = _SEARCHERS[chosen](database)
-    if restrict == "other":
+    if restrict != "none":
         query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
+    build = _SEARCHERS[chosen]
+    # "same": a small gathered copy per label beats a selector over every row (not on FAISS GPU,
+    # where each copy would be a new GPU index); the whole database is then never indexed.
+    gather = restrict == "same" and chosen != "faiss-gpu"
+    searcher = None if gather else build(database)
+    if restrict == "other":
         excluded = _largest_excluded(query_labels, database_labels)
         if excluded + k + TIE_MARGIN <= OVERFETCH_MAX:
             fetch = _filtered_fetch(searcher(None), queries, query_labels, database_labels, excluded)
@@ -103,15 +108,13 @@ def search(
     if restrict == "none":
         groups = [(np.arange(len(queries)), None)]
     else:
-        query_labels = np.asarray(query_labels)
-        database_labels = np.asarray(database_labels)
         groups = [(np.flatnonzero(query_labels == label), label) for label in np.unique(query_labels)]
     for members, label in groups:
         allowed = _allowed_rows(database_labels, label, restrict)
         if allowed is not None and len(allowed) == 0:
             continue  # nothing to find: the padding stays
-        if restrict == "same" and chosen != "faiss-gpu":  # a small gathered copy beats a selector over every row
-            fetch = _gathered_fetch(_SEARCHERS[chosen](database[allowed])(None), queries[members], allowed)
+        if gather:
+            fetch = _gathered_fetch(build(database[allowed])(None), queries[members], allowed)
         else:
             fetch = _fetch_rows(searcher(allowed), queries[members])
         group_scores, group_rows = _exact_top_k(fetch, len(members), k, len(database) if allowed is None else len(allowed))

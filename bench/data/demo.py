@@ -4,6 +4,7 @@ each item a deterministic crop of it (datasets/demo.toml)."""
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image
@@ -102,11 +103,10 @@ def paircams_sim(options: DatasetOptions) -> Listing:
     """Each demo crop is a subject shot once by each simulated camera; the two shots differ by a
     small deterministic shift of the crop and by the camera's processing. All items are `test`."""
     items: list[ImageRecord] = []
-    sizes = {str(path): _size(path) for _, path in photos()}
     for subject, record in enumerate(listing(options).records):
         assert record.crop is not None
         for camera_class, (camera, op) in enumerate(SIM_CAMERAS):
-            crop = record.crop if camera_class == 0 else _shifted(record.crop, sizes[record.path], record.image_id)
+            crop = record.crop if camera_class == 0 else _shifted(record.crop, _size(Path(record.path)), record.image_id)
             items.append(
                 ImageRecord(
                     image_id=f"{record.image_id}/cam{camera_class}",
@@ -127,6 +127,7 @@ def paircams_sim(options: DatasetOptions) -> Listing:
     return Listing(items)
 
 
+@lru_cache(maxsize=None)
 def _size(path: Path) -> tuple[int, int]:
     with Image.open(path) as handle:
         return handle.size
