@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import index, processing
-from bench.arguments import comma_list, positive_int
+from bench.arguments import comma_list, masking_op, positive_int
 from bench.tasks.options import DEFAULT_ENCODERS
 from bench.workspace import Workspace
 
@@ -68,9 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--encoders", type=comma_list, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)})")
     run.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
     run.add_argument("--k", type=positive_int, help="neighbours for the kNN vote (default: the dataset's; 10 for demo)")
-    run.add_argument("--seeds", type=positive_int, default=10, help="seeds of the uniform setup (default: 10, as the paper)")
+    run.add_argument("--seeds", type=positive_int, default=10, help="seeds of knn-influence's uniform setup and of probe-processing's label draws (default: 10, as the paper)")
     run.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend (default: auto)")
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
+    probe = run.add_argument_group("linear probes (probe-processing, probe-acquisition)")
+    probe.add_argument("--trials", type=positive_int, default=30, help="hyper-parameter search trials (default: 30, as the paper)")
+    probe.add_argument("--epochs", type=positive_int, default=100, help="training epochs per probe (default: 100, as the paper)")
+    probe.add_argument(
+        "--schedule", choices=("paper", "cosine"), default="paper",
+        help="learning-rate schedule: paper = cosine stepped with the epoch index after each epoch (epochs 0 and 1 at the "
+        "initial rate, as the paper's code), cosine = the textbook curve from epoch 0 (default: paper)",
+    )
+    probe.add_argument("--mask", type=masking_op, default="0.95",
+                       help="probe-acquisition: masked share of each crop, 0.95 (default, the paper's), 0.9, 0.75, 0.5, 0.25, 0, "
+                       "or none for the unmasked files")
     _add_extraction_options(run)
 
     query = verbs.add_parser("query", help="rows of an embedding table by metadata filter, or the neighbours of an image")
@@ -178,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bench.encoders import custom
     from bench.query import QueryError
+    from bench.tasks.linear_probe import ProbeDependencyError
     from bench.tasks.paircams import PairCamsDataError
+    from bench.tasks.probes import ProbeDataError
 
     expected = (
         QueryError,
@@ -189,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         encoders.WeightsUnavailableError,
         FileNotFoundError,
         PairCamsDataError,
+        ProbeDataError,
+        ProbeDependencyError,
     )
     try:
         if arguments.encoders_file:
@@ -218,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 k=arguments.k, seeds=arguments.seeds, backend=arguments.backend, device=arguments.device,
                 batch_size=arguments.batch_size, workers=arguments.workers, overwrite=arguments.overwrite,
                 weights=arguments.weights, root=arguments.root, attribute=arguments.attribute,
+                trials=arguments.trials, epochs=arguments.epochs, schedule=arguments.schedule, mask=arguments.mask,
             )
             for name in options.encoders:  # fail on a typo before any long work starts
                 encoders.get(name)

@@ -15,3 +15,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def masking_op(text: str) -> str:
+    """A masked share of the crop ("0.95", "0.9", ...) or "none" -> the processing op's name."""
+    from bench import processing
+
+    if text.strip().lower() == "none":
+        return "original"
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = -1.0
+    name = processing.mask(ratio).name if 0.0 <= ratio <= 1.0 else ""
+    if name not in processing.PROCESSINGS:
+        choices = ", ".join(str(processing.get(op).param("ratio")) for op in processing.MASK_SWEEP)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a masking ratio bench has; choose one of {choices}, or none (unmasked files)")
+    return name

@@ -167,9 +167,35 @@ def masking_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: 
                    "chance, the visible frame carries no semantic information.")]
 
 
+def probe_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[Figure]:
+    """Probe accuracy per encoder, grouped and coloured by family, ± std over seeds where there are seeds."""
+    cells = _ordered(task, cells)
+    primary = task.columns[0][1]  # probe_acc1(.mean)
+    spread = primary.replace(".mean", ".std") if primary.endswith(".mean") else None
+    values = [leaderboard.metric(cell, primary) or 0.0 for cell in cells]
+    errors = [leaderboard.metric(cell, spread) or 0.0 for cell in cells] if spread else None
+    figure, ax = plt.subplots(figsize=(max(4.5, 0.5 * len(cells) + 3), 3.2))
+    ax.bar(range(len(cells)), values, yerr=errors, capsize=3 if errors else 0, color=[_colour(cell) for cell in cells])
+    chance = leaderboard.metric(cells[0], "chance")
+    if chance is not None:
+        ax.axhline(chance, color="black", linestyle=":", linewidth=1)
+        ax.annotate(f"chance {chance:.1f}%", (len(cells) - 0.5, chance), textcoords="offset points", xytext=(2, 2), fontsize=7)
+    ax.set_xticks(range(len(cells)), [cell["encoder"] for cell in cells], rotation=30, ha="right")
+    ax.set_ylabel("linear probe accuracy (%)")
+    ax.set_ylim(0, 100)
+    _family_legend(ax, cells)
+    what = "processing class" if task.name == "probe-processing" else "acquisition label"
+    bars = "bars: mean over the label seeds, whiskers: ± std" if spread else "one run, tested once on test"
+    return [Figure(_save(plt, figure, folder, f"{slug(task.name, dataset, condition)}.png"),
+                   f"Linear probe accuracy for the {what} on {dataset} ({condition}), per encoder, by family; {bars}; "
+                   "dotted: chance. Far above chance means the embedding encodes the trace linearly.")]
+
+
 FIGURES: dict[str, Callable[..., list[Figure]]] = {
     "knn-influence": knn_figures,
     "paircams": paircams_figures,
     "similarity": similarity_figures,
     "masking": masking_figures,
+    "probe-processing": probe_figures,
+    "probe-acquisition": probe_figures,
 }

@@ -9,7 +9,7 @@ from typing import Callable
 from rich.console import Console
 
 from bench import registry
-from bench.tasks import knn_influence, masking, paircams, similarity
+from bench.tasks import knn_influence, masking, paircams, probes, similarity
 from bench.tasks.options import RunOptions
 
 
@@ -107,6 +107,42 @@ TASKS: dict[str, TaskSpec] = registry.build(
                 "(after the encoder's crop: JPEG q95 4:4:4, then a centred black square over that share of the area). "
                 "Where accuracy reaches chance, the masked images carry no semantic information."
             ),
+        ),
+        TaskSpec(
+            name=probes.PROCESSING_NAME,
+            description="linear probe: recover each image's processing class from its embedding (paper §6.1, Fig. 4)",
+            execute=probes.execute_processing,
+            columns=(
+                ("probe acc", "probe_acc1.mean"),
+                ("± std", "probe_acc1.std"),
+                ("chance", "chance"),
+                ("search val", "search.val_acc1"),
+            ),
+            aggregation=(
+                "probe_acc1 (%): one linear layer on L2-normalised embeddings (SGD, momentum 0.9, batch 1024, cosine "
+                "schedule, final epoch). Each train image under one processing class drawn at random; tested on every "
+                "val image under every class. Mean ± std over the label seeds, with lr and weight decay from a 30-trial "
+                "TPE search on an 80/20 split of train (its best held-out accuracy: search val)."
+            ),
+        ),
+        TaskSpec(
+            name=probes.ACQUISITION_NAME,
+            description="linear probe: recover the camera attribute (make, model, ISO, ...) from masked images (paper §6.2-6.3)",
+            execute=probes.execute_acquisition,
+            columns=(
+                ("probe acc", "probe_acc1"),
+                ("mean class acc", "probe_mean_class_acc"),
+                ("chance", "chance"),
+                ("majority", "majority"),
+                ("search val", "search.val_acc1"),
+            ),
+            aggregation=(
+                "probe_acc1 (%): one linear layer on L2-normalised embeddings of the masked images (95 % of each crop "
+                "black unless --mask says otherwise), lr and weight decay from a 30-trial TPE search trained on train and "
+                "scored on val (search val), then retrained on train + val and tested once on test. mean class acc: "
+                "per-class accuracy averaged over the test classes; chance = 1 / classes; majority = the largest test class."
+            ),
+            default_dataset="cameras",
         ),
     ],
 )

@@ -31,6 +31,10 @@ class RunOptions:
     weights: str | None = None  # a local checkpoint replacing the (single) encoder's weights
     root: str | None = None  # the dataset's folder, for datasets that live on disk
     attribute: str | None = None  # label attribute, for datasets with several
+    trials: int = 30  # probes: hyper-parameter search trials
+    epochs: int = 100  # probes: training epochs
+    schedule: str = "paper"  # probes: learning-rate schedule (see linear_probe.ProbeSettings)
+    mask: str = "mask95"  # probe-acquisition: the processing the images are embedded under
 
     def dataset_options(self) -> "DatasetOptions":
         from pathlib import Path
