@@ -122,6 +122,8 @@ def test_processing_probe_finds_a_planted_signal() -> None:
     assert outcome.acc1.shape == (10,) and outcome.test_rows == 4 * 60
     assert outcome.acc1.mean() > 97.0
     assert len(outcome.search.trials) == 30
+    fit, held = outcome.search_rows
+    assert fit + held == 400 and abs(held - 80) <= 4  # the search scores on the held-out 20 %, stratified by class
 
 
 def test_processing_probe_on_noise_stays_at_chance() -> None:
@@ -148,6 +150,15 @@ def test_label_draws_and_holdout_are_keyed_by_image_id() -> None:
     assert set(ids[shuffled][held_again]) == set(ids[held])
 
 
+def test_each_final_seed_trains_on_its_own_class_draw() -> None:
+    ids = np.array([f"img{i}" for i in range(500)])
+    rows = probes.seed_rows(torch.zeros((4, 500, 2)), ids, [0, 1, 7])
+    for index, seed in enumerate((0, 1, 7)):
+        assert np.array_equal(rows.choice[index].numpy(), probes.class_assignment(seed, ids, 4))
+    assert torch.equal(rows.labels, rows.choice) and rows.members.tolist() == list(range(500))
+    assert not torch.equal(rows.choice[0], rows.choice[1])
+
+
 def acquisition_split(rng: np.random.Generator, centres: np.ndarray, count: int, prefix: str, noise: float) -> SplitVectors:
     labels = np.arange(count) % len(centres)
     vectors = centres[labels] + noise * rng.normal(size=(count, centres.shape[1]))
@@ -160,6 +171,7 @@ def test_acquisition_probe_searches_on_val_then_retrains_on_train_and_val() -> N
     splits = [acquisition_split(rng, centres, count, prefix, 1.0) for count, prefix in ((300, "a"), (100, "b"), (100, "c"))]
     outcome = probes.acquisition_probe(*splits, "mask95", settings=ProbeSettings(trials=12))
     assert outcome.train_rows == 400 and outcome.test_rows == 100 and outcome.classes == 5
+    assert outcome.search_rows == (300, 100)
     assert outcome.acc1[0] > 90.0 and outcome.mean_class_acc[0] > 90.0
 
     noise = [acquisition_split(rng, np.zeros((5, 24)), count, prefix, 1.0) for count, prefix in ((300, "a"), (100, "b"), (500, "c"))]

@@ -10,7 +10,8 @@ from PIL import Image
 
 from bench import report, results
 from bench.store import SplitVectors
-from bench.tasks import knn_influence, masking, paircams, similarity
+from bench.tasks import knn_influence, masking, paircams, probes, similarity
+from bench.tasks.linear_probe import ProbeSettings
 from tests.conftest import run_bench
 
 ENCODERS = (("toy/a", "cvl"), ("toy/b", "ssl"), ("toy/c", "sup"))
@@ -56,12 +57,19 @@ def write_cells(results_dir: Path) -> None:
             "family": family, "metrics": {"knn_acc1": masking.curve(train, val, sweep, 3, "faiss-cpu"), "chance": 25.0},
             "detail": {"ratios": {"mask0": 0.0, "mask50": 0.5, "mask95": 0.95}}})
 
+        outcome = probes.processing_probe(train, val, sweep, seeds=(0, 1), settings=ProbeSettings(trials=2, epochs=3))
+        results.write(results.Cell("probe-processing", "toy", encoder, "group=toy"), results_dir, {
+            "family": family, "metrics": {"probe_acc1": {"mean": float(outcome.acc1.mean()), "std": float(outcome.acc1.std())},
+                                          "chance": 100 / 3}})
+        results.write(results.Cell("probe-acquisition", "toy", encoder, "processing=mask95"), results_dir, {
+            "family": family, "metrics": {"probe_acc1": float(outcome.acc1[0]), "chance": 25.0}})
+
 
 def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path) -> None:
     write_cells(tmp_path / "results")
     page, markdown, figures = report.write(tmp_path / "results", tmp_path / "out", "toy report")
     html_text, markdown_text = page.read_text(), markdown.read_text()
-    assert len(figures) == 5  # knn: accuracy + setups; paircams; similarity; masking
+    assert len(figures) == 7  # knn: accuracy + setups; paircams; similarity; masking; two probes
     for figure in figures:
         with Image.open(figure) as image:
             image.verify()
@@ -70,7 +78,7 @@ def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path
         assert f"]({figure.name})" in markdown_text
     referenced = set(re.findall(r'src="([^"]+)"', html_text))
     assert referenced == {figure.name for figure in figures}  # nothing dangling, nothing missing
-    for task in ("knn-influence", "paircams", "similarity", "masking"):
+    for task in ("knn-influence", "paircams", "similarity", "masking", "probe-processing", "probe-acquisition"):
         assert f"{task} · toy" in html_text and f"## {task} · toy" in markdown_text
     for encoder, _ in ENCODERS:
         assert encoder in html_text and f"| {encoder} |" in markdown_text

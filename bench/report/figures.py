@@ -56,7 +56,8 @@ def _family_legend(ax, cells: list[dict[str, Any]]) -> None:
     from matplotlib.patches import Patch
 
     families = sorted({cell.get("family", "?") for cell in cells})
-    ax.legend(handles=[Patch(color=FAMILY_COLOURS.get(f, OTHER_COLOUR), label=FAMILY_TITLES.get(f, f)) for f in families],
+    labelled, _ = ax.get_legend_handles_labels()  # e.g. the chance line
+    ax.legend(handles=[Patch(color=FAMILY_COLOURS.get(f, OTHER_COLOUR), label=FAMILY_TITLES.get(f, f)) for f in families] + labelled,
               loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
 
@@ -178,8 +179,7 @@ def probe_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: st
     ax.bar(range(len(cells)), values, yerr=errors, capsize=3 if errors else 0, color=[_colour(cell) for cell in cells])
     chance = leaderboard.metric(cells[0], "chance")
     if chance is not None:
-        ax.axhline(chance, color="black", linestyle=":", linewidth=1)
-        ax.annotate(f"chance {chance:.1f}%", (len(cells) - 0.5, chance), textcoords="offset points", xytext=(2, 2), fontsize=7)
+        ax.axhline(chance, color="black", linestyle=":", linewidth=1, label=f"chance {chance:.1f}%")
     ax.set_xticks(range(len(cells)), [cell["encoder"] for cell in cells], rotation=30, ha="right")
     ax.set_ylabel("linear probe accuracy (%)")
     ax.set_ylim(0, 100)

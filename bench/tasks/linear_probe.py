@@ -158,13 +158,15 @@ def train(
     )
     alive = torch.ones(probes, dtype=torch.bool, device=device)
     flat_rows = rows.choice * pool_rows + rows.members[None, :]  # (S, n) rows of `flat`
+    buffer = torch.empty((probes * min(settings.batch_size, count), dim), dtype=flat.dtype, device=device)
     for epoch in range(settings.epochs):
         order = torch.stack([torch.randperm(count, generator=generator, device=device) for generator in generators])
         rate = schedule[:, epoch]
         for start in range(0, count, settings.batch_size):
             batch = order[:, start:start + settings.batch_size]  # (S, b)
-            picked = torch.gather(flat_rows, 1, batch)
-            inputs = flat.index_select(0, picked.reshape(-1)).view(probes, -1, dim)  # (S, b, D); 4x faster than flat[picked]
+            picked = torch.gather(flat_rows, 1, batch).reshape(-1)
+            # one reused buffer: a fresh (S, b, D) tensor per step costs page faults (sys time) on CPU
+            inputs = torch.index_select(flat, 0, picked, out=buffer[: picked.numel()]).view(probes, -1, dim)
             targets = torch.gather(rows.labels, 1, batch).unsqueeze(-1)  # (S, b, 1)
             logits = torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
             log_probabilities = torch.log_softmax(logits, dim=-1)

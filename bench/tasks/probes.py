@@ -69,6 +69,7 @@ class ProbeOutcome:
     classes: int
     train_rows: int
     test_rows: int
+    search_rows: tuple[int, int]  # (rows the search trains on, rows it scores on)
 
 
 def class_assignment(seed: int, image_ids: np.ndarray, classes: int) -> np.ndarray:
@@ -93,6 +94,14 @@ def stratified_holdout(seed: int, image_ids: np.ndarray, labels: np.ndarray, sha
 def final_seed(seed: int) -> int:
     """The training seed (initial weights, epoch orders) of the final run for label seed `seed`."""
     return stable_int(f"{seed}|probe-final")
+
+
+def seed_rows(pool: "torch.Tensor", image_ids: np.ndarray, seeds: Sequence[int]) -> TrainingRows:
+    """The final stage's training rows: every train image, under a fresh class draw per seed."""
+    import torch
+
+    assignments = _tensor(np.stack([class_assignment(seed, image_ids, pool.shape[0]) for seed in seeds]), pool.device)
+    return TrainingRows(pool, torch.arange(len(image_ids), device=pool.device), assignments, assignments)
 
 
 def _tensor(values: np.ndarray, device: "torch.device | str") -> "torch.Tensor":
@@ -128,15 +137,13 @@ def processing_probe(
     held_labels = _tensor(assigned[held], device)
     found = search(fit, pool[held_labels, _tensor(held, device)], held_labels, count, settings, search_seed, on_trial)
 
-    assignments = _tensor(np.stack([class_assignment(seed, ids, count) for seed in seeds]), device)
-    everything = TrainingRows(pool, torch.arange(len(ids), device=device), assignments, assignments)
-    probes = train(everything, count, [found.best.lr] * len(seeds), [found.best.wd] * len(seeds), [final_seed(s) for s in seeds], settings)
+    probes = train(seed_rows(pool, ids, seeds), count, [found.best.lr] * len(seeds), [found.best.wd] * len(seeds), [final_seed(s) for s in seeds], settings)
 
     # every val image under every class: exactly balanced, K x |val| rows
     test_features = _tensor(np.concatenate([l2_normalised(val_split.vectors[name]) for name in classes]), device)
     test_labels = torch.arange(count, device=device).repeat_interleave(len(val_split.image_ids))
     measured = scores(predict(probes, test_features), test_labels)
-    return ProbeOutcome(found, measured.acc1, measured.mean_class_acc, probes.diverged, count, len(ids), len(test_labels))
+    return ProbeOutcome(found, measured.acc1, measured.mean_class_acc, probes.diverged, count, len(ids), len(test_labels), (len(kept), len(held)))
 
 
 def acquisition_probe(
@@ -165,7 +172,10 @@ def acquisition_probe(
     combined = single_version(np.concatenate(features[:2]), np.concatenate([train_split.labels, val_split.labels]), device)
     probes = train(combined, count, [found.best.lr], [found.best.wd], [final_seed(seed)], settings)
     measured = scores(predict(probes, _tensor(features[2], device)), _tensor(test_split.labels, device))
-    return ProbeOutcome(found, measured.acc1, measured.mean_class_acc, probes.diverged, count, combined.members.numel(), len(test_split.labels))
+    return ProbeOutcome(
+        found, measured.acc1, measured.mean_class_acc, probes.diverged, count, combined.members.numel(), len(test_split.labels),
+        (len(train_split.labels), len(val_split.labels)),
+    )
 
 
 def settings_of(options: RunOptions) -> ProbeSettings:
@@ -235,6 +245,7 @@ def execute_processing(options: RunOptions, console: Console) -> list[Path]:
                 "trials": _trials(outcome.search),
                 "train_images": outcome.train_rows,
                 "test_rows": outcome.test_rows,
+                "search_rows": {"fit": outcome.search_rows[0], "held_out": outcome.search_rows[1]},
                 "std": "population standard deviation over the seeds (ddof = 0)",
             },
             provenance={
@@ -303,6 +314,7 @@ def execute_acquisition(options: RunOptions, console: Console) -> list[Path]:
                 "trials": _trials(outcome.search),
                 "train_rows": outcome.train_rows,
                 "test_rows": outcome.test_rows,
+                "search_rows": {"train": outcome.search_rows[0], "val": outcome.search_rows[1]},
                 "diverged": bool(outcome.diverged[0]),
             },
             provenance={"device": str(device), "settings": asdict(settings), "seed": ACQUISITION_SEED},
