@@ -233,7 +233,8 @@ def extract(
     if store.has_table(key, spec.name):
         store.prepare(key, spec.name, spec.embed_dim, expected)  # refuse a mismatch before any work
     existing = store.existing_keys(key, spec.name)
-    todo = [(r, op) for op in ops for r in records if (r.image_id, r.split, op.name, op.version) not in existing]
+    # image-major: one image under all its processings in a row, so its file is decoded once
+    todo = [(r, op) for r in records for op in ops if (r.image_id, r.split, op.name, op.version) not in existing]
     summary = ExtractionSummary(key, spec.name, rows_skipped=len(ops) * len(records) - len(todo))
     summary.rejects.extend({"image_id": "", "split": "", "processing": "", **reject} for reject in listing.rejects)
     if not todo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -39,10 +40,8 @@ class ImageRecord:
     def load(self) -> Image.Image:
         """Decode to 8-bit RGB (see `to_rgb`), crop, then apply the simulated capture op if any;
         undecodable files raise OSError."""
-        if self.crop is None:
-            image = _decode_rgb(self.path)
-        else:
-            image = _decode_rgb_cached(self.path).crop(self.crop)  # crop() copies: the cache stays intact
+        decoded = _decode_rgb_cached(self.path, _file_state(self.path))
+        image = decoded.copy() if self.crop is None else decoded.crop(self.crop)  # copies: the cache stays intact
         if self.capture is None:
             return image
         from bench import processing
@@ -76,8 +75,17 @@ def _decode_rgb(path: str) -> Image.Image:
         return to_rgb(handle)
 
 
-# Crops of one source photo come in runs; keeping the last decode saves re-reading it per crop.
-_decode_rgb_cached = lru_cache(maxsize=2)(_decode_rgb)
+def _file_state(path: str) -> tuple[int, int]:
+    """(mtime, size): a file rewritten in place is decoded again, not served from the cache."""
+    status = os.stat(path)
+    return status.st_mtime_ns, status.st_size
+
+
+@lru_cache(maxsize=2)
+def _decode_rgb_cached(path: str, state: tuple[int, int]) -> Image.Image:
+    """Extraction asks for one image under every processing in a row, and the demo's crops of
+    one photo come in runs: keeping the last decodes saves decoding the same file each time."""
+    return _decode_rgb(path)
 
 
 @dataclass(frozen=True)
