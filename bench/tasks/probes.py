@@ -137,13 +137,15 @@ def processing_probe(
     held_labels = _tensor(assigned[held], device)
     found = search(fit, pool[held_labels, _tensor(held, device)], held_labels, count, settings, search_seed, on_trial)
 
-    probes = train(seed_rows(pool, ids, seeds), count, [found.best.lr] * len(seeds), [found.best.wd] * len(seeds), [final_seed(s) for s in seeds], settings)
+    trained = train(
+        seed_rows(pool, ids, seeds), count, [found.best.lr] * len(seeds), [found.best.wd] * len(seeds), [final_seed(s) for s in seeds], settings
+    )
 
     # every val image under every class: exactly balanced, K x |val| rows
     test_features = _tensor(np.concatenate([l2_normalised(val_split.vectors[name]) for name in classes]), device)
     test_labels = torch.arange(count, device=device).repeat_interleave(len(val_split.image_ids))
-    measured = scores(predict(probes, test_features), test_labels)
-    return ProbeOutcome(found, measured.acc1, measured.mean_class_acc, probes.diverged, count, len(ids), len(test_labels), (len(kept), len(held)))
+    measured = scores(predict(trained, test_features), test_labels)
+    return ProbeOutcome(found, measured.acc1, measured.mean_class_acc, trained.diverged, count, len(ids), len(test_labels), (len(kept), len(held)))
 
 
 def acquisition_probe(
@@ -170,10 +172,10 @@ def acquisition_probe(
         _tensor(val_split.labels, device), count, settings, seed, on_trial,
     )
     combined = single_version(np.concatenate(features[:2]), np.concatenate([train_split.labels, val_split.labels]), device)
-    probes = train(combined, count, [found.best.lr], [found.best.wd], [final_seed(seed)], settings)
-    measured = scores(predict(probes, _tensor(features[2], device)), _tensor(test_split.labels, device))
+    trained = train(combined, count, [found.best.lr], [found.best.wd], [final_seed(seed)], settings)
+    measured = scores(predict(trained, _tensor(features[2], device)), _tensor(test_split.labels, device))
     return ProbeOutcome(
-        found, measured.acc1, measured.mean_class_acc, probes.diverged, count, combined.members.numel(), len(test_split.labels),
+        found, measured.acc1, measured.mean_class_acc, trained.diverged, count, combined.members.numel(), len(test_split.labels),
         (len(train_split.labels), len(val_split.labels)),
     )
 
