@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,10 @@ def test_search_asks_optuna_exactly_as_one_trial_at_a_time() -> None:
         assert 0.1 <= trial.lr <= 100 and 1e-12 <= trial.wd <= 1e-4
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(multivariate=True, group=True, seed=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, seed=5)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     for trial in found.trials:
         asked = study.ask()
         assert asked.suggest_float("lr", 0.1, 100.0, log=True) == trial.lr
