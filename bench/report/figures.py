@@ -67,21 +67,29 @@ def _save(plt, figure, folder: Path, name: str) -> str:
     return name
 
 
+def _family_bars(plt, cells: list[dict[str, Any]], metric: str, ylabel: str, spread: str | None = None):
+    """One bar per encoder (in the cells' order) coloured by family, whiskers from `spread` if
+    given, the chance line marked; returns the matplotlib figure."""
+    figure, ax = plt.subplots(figsize=(max(4.5, 0.5 * len(cells) + 3), 3.2))
+    values = [leaderboard.metric(cell, metric) or 0.0 for cell in cells]
+    errors = [leaderboard.metric(cell, spread) or 0.0 for cell in cells] if spread else None
+    ax.bar(range(len(cells)), values, yerr=errors, capsize=3 if errors else 0, color=[_colour(cell) for cell in cells])
+    chance = leaderboard.metric(cells[0], "chance")
+    if chance is not None:
+        ax.axhline(chance, color="black", linestyle=":", linewidth=1, label=f"chance {chance:.1f}%")
+    ax.set_xticks(range(len(cells)), [cell["encoder"] for cell in cells], rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    _family_legend(ax, cells)
+    return figure
+
+
 def knn_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[Figure]:
     cells = _ordered(task, cells)
     names = [cell["encoder"] for cell in cells]
     chance = leaderboard.metric(cells[0], "chance")
     out = []
-    # accuracy per encoder, coloured by family, chance marked
-    figure, ax = plt.subplots(figsize=(max(4.5, 0.5 * len(cells) + 3), 3.2))
-    values = [leaderboard.metric(cell, "knn_acc1.all_same") or 0.0 for cell in cells]
-    ax.bar(range(len(cells)), values, color=[_colour(cell) for cell in cells])
-    if chance is not None:
-        ax.axhline(chance, color="black", linestyle=":", linewidth=1, label=f"chance {chance:.1f}%")
-    ax.set_xticks(range(len(cells)), names, rotation=30, ha="right")
-    ax.set_ylabel("kNN accuracy, all-same (%)")
-    ax.set_ylim(0, 100)
-    _family_legend(ax, cells)
+    figure = _family_bars(plt, cells, "knn_acc1.all_same", "kNN accuracy, all-same (%)")
     out.append(Figure(_save(plt, figure, folder, f"{slug('knn-accuracy', dataset, condition)}.png"),
                       f"Semantic kNN accuracy (all-same) per encoder on {dataset}, by family; dotted: chance."))
     # the five setups side by side per encoder
@@ -173,17 +181,7 @@ def probe_figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: st
     cells = _ordered(task, cells)
     primary = task.columns[0][1]  # probe_acc1(.mean)
     spread = primary.replace(".mean", ".std") if primary.endswith(".mean") else None
-    values = [leaderboard.metric(cell, primary) or 0.0 for cell in cells]
-    errors = [leaderboard.metric(cell, spread) or 0.0 for cell in cells] if spread else None
-    figure, ax = plt.subplots(figsize=(max(4.5, 0.5 * len(cells) + 3), 3.2))
-    ax.bar(range(len(cells)), values, yerr=errors, capsize=3 if errors else 0, color=[_colour(cell) for cell in cells])
-    chance = leaderboard.metric(cells[0], "chance")
-    if chance is not None:
-        ax.axhline(chance, color="black", linestyle=":", linewidth=1, label=f"chance {chance:.1f}%")
-    ax.set_xticks(range(len(cells)), [cell["encoder"] for cell in cells], rotation=30, ha="right")
-    ax.set_ylabel("linear probe accuracy (%)")
-    ax.set_ylim(0, 100)
-    _family_legend(ax, cells)
+    figure = _family_bars(plt, cells, primary, "linear probe accuracy (%)", spread)
     what = "processing class" if task.name == "probe-processing" else "acquisition label"
     bars = "bars: mean over the label seeds, whiskers: ± std" if spread else "one run, tested once on test"
     return [Figure(_save(plt, figure, folder, f"{slug(task.name, dataset, condition)}.png"),
