@@ -13,6 +13,7 @@ from rich.table import Table
 
 from bench import index, processing
 from bench.arguments import comma_list, masking_op, positive_int
+from bench.tasks.linear_probe import SCHEDULES, ProbeSettings
 from bench.tasks.options import DEFAULT_ENCODERS
 from bench.workspace import Workspace
 
@@ -72,10 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend (default: auto)")
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
     probe = run.add_argument_group("linear probes (probe-processing, probe-acquisition)")
-    probe.add_argument("--trials", type=positive_int, default=30, help="hyper-parameter search trials (default: 30, as the paper)")
-    probe.add_argument("--epochs", type=positive_int, default=100, help="training epochs per probe (default: 100, as the paper)")
+    paper = ProbeSettings()
+    probe.add_argument("--trials", type=positive_int, default=paper.trials, help=f"hyper-parameter search trials (default: {paper.trials}, as the paper)")
+    probe.add_argument("--epochs", type=positive_int, default=paper.epochs, help=f"training epochs per probe (default: {paper.epochs}, as the paper)")
     probe.add_argument(
-        "--schedule", choices=("paper", "cosine"), default="paper",
+        "--schedule", choices=SCHEDULES, default=paper.schedule,
         help="learning-rate schedule: paper = cosine stepped with the epoch index after each epoch (epochs 0 and 1 at the "
         "initial rate, as the paper's code), cosine = the textbook curve from epoch 0 (default: paper)",
     )

@@ -69,9 +69,9 @@ def merge(positives: index.Neighbours, negatives: index.Neighbours, k: int) -> n
     return np.take_along_axis(rows, order, axis=1)
 
 
-def class_count(train: SplitVectors, val: SplitVectors) -> int:
-    """Semantic classes the vote ranges over: labels are 0..n-1 across both splits."""
-    return int(max(train.labels.max(), val.labels.max())) + 1
+def class_count(*splits: SplitVectors) -> int:
+    """Classes the labels range over: labels are 0..n-1 across the splits together."""
+    return int(max(split.labels.max() for split in splits)) + 1
 
 
 def accuracy(rows: np.ndarray, database_labels: np.ndarray, query_labels: np.ndarray, num_classes: int) -> float:

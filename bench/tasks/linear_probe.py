@@ -44,20 +44,23 @@ class ProbeSettings:
     wd_range: tuple[float, float] = (1e-12, 1e-4)  # log-uniform
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        _check_schedule(self.schedule)
         if self.epochs < 1 or self.batch_size < 1 or self.trials < 1:
             raise ValueError("epochs, batch size and trials must be at least 1")
 
 
+def _check_schedule(schedule: str) -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+
+
 def epoch_learning_rates(lr: float, epochs: int, schedule: str = "paper") -> np.ndarray:
     """The learning rate each epoch runs at."""
+    _check_schedule(schedule)
     epoch = np.arange(epochs, dtype=np.float64)
     if schedule == "paper":
         return lr * 0.5 * (1.0 + np.cos(math.pi * np.maximum(epoch - 1.0, 0.0) / epochs))
-    if schedule == "cosine":
-        return lr * 0.5 * (1.0 + np.cos(math.pi * epoch / epochs))
-    raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    return lr * 0.5 * (1.0 + np.cos(math.pi * epoch / epochs))
 
 
 def l2_normalised(vectors: np.ndarray) -> np.ndarray:
@@ -78,10 +81,6 @@ class TrainingRows:
     members: torch.Tensor  # (n,) int64 rows of the pool's N axis that take part
     choice: torch.Tensor  # (S, n) int64 in [0, P)
     labels: torch.Tensor  # (S, n) int64 in [0, K)
-
-    @property
-    def probes(self) -> int:
-        return int(self.choice.shape[0])
 
     def repeated(self, probes: int) -> "TrainingRows":
         """The same rows for `probes` probes (a single-version data set trained under several settings)."""

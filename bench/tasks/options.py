@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
+from bench.tasks.linear_probe import ProbeSettings
 from bench.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -31,9 +32,9 @@ class RunOptions:
     weights: str | None = None  # a local checkpoint replacing the (single) encoder's weights
     root: str | None = None  # the dataset's folder, for datasets that live on disk
     attribute: str | None = None  # label attribute, for datasets with several
-    trials: int = 30  # probes: hyper-parameter search trials
-    epochs: int = 100  # probes: training epochs
-    schedule: str = "paper"  # probes: learning-rate schedule (see linear_probe.ProbeSettings)
+    trials: int = ProbeSettings.trials  # probes: hyper-parameter search trials
+    epochs: int = ProbeSettings.epochs  # probes: training epochs
+    schedule: str = ProbeSettings.schedule  # probes: learning-rate schedule
     mask: str = "mask95"  # probe-acquisition: the processing the images are embedded under
 
     def dataset_options(self) -> "DatasetOptions":

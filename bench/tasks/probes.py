@@ -27,6 +27,7 @@ from bench.encoders.spec import EncoderSpec
 from bench.seeding import stable_int, uniform_choice
 from bench.store import SplitVectors, Store
 from bench.tasks.cells import Computed, run_cells
+from bench.tasks.knn_influence import class_count
 from bench.tasks.linear_probe import (
     ProbeSettings,
     Search,
@@ -157,7 +158,6 @@ def acquisition_probe(
     settings: ProbeSettings = ProbeSettings(),
     device: "torch.device | str" = "cpu",
     seed: int = ACQUISITION_SEED,
-    classes: int | None = None,
     on_trial: Callable[[Trial], None] | None = None,
 ) -> ProbeOutcome:
     """The acquisition probe of §6.2 on the embeddings under processing `version` (e.g. mask95)."""
@@ -165,7 +165,7 @@ def acquisition_probe(
 
     device = torch.device(device)
     splits = (train_split, val_split, test_split)
-    count = classes or int(max(int(split.labels.max()) for split in splits)) + 1
+    count = class_count(*splits)
     features = [l2_normalised(split.vectors[version]) for split in splits]
     found = search(
         single_version(features[0], train_split.labels, device), _tensor(features[1], device),
@@ -296,7 +296,7 @@ def execute_acquisition(options: RunOptions, console: Console) -> list[Path]:
         names = _label_names(store, key, spec.name, version)
         device = _probe_device(options)
         with _TrialProgress(console, spec.name, settings.trials) as progress:
-            outcome = acquisition_probe(*splits, version, settings=settings, device=device, classes=max(names) + 1, on_trial=progress.trial)
+            outcome = acquisition_probe(*splits, version, settings=settings, device=device, on_trial=progress.trial)
             progress.finished()
         test_labels = splits[2].labels
         counts = np.bincount(test_labels, minlength=outcome.classes)
