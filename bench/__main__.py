@@ -1,4 +1,4 @@
-"""Command line: `python -m bench {list,extract,run,query,leaderboard}`."""
+"""Command line: `python -m bench {list,extract,run,query,leaderboard,report}`."""
 
 from __future__ import annotations
 
@@ -12,49 +12,79 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import index, processing
-from bench.arguments import comma_list, masking_op, positive_int
-from bench.tasks.linear_probe import SCHEDULES, ProbeSettings
-from bench.tasks.options import DEFAULT_ENCODERS
+from bench.arguments import comma_list, non_negative_int, positive_int
+from bench.encoders.spec import FAMILIES
+from bench.errors import BenchError, UsageError
+from bench.extraction.settings import ENGINES, PRECISIONS, ExtractionSettings
+from bench.tasks.request import DEFAULT_ENCODERS
 from bench.workspace import Workspace
 
 EPILOG = """examples:
   python -m bench run knn-influence                    # offline default: demo data, two EfficientNets
   python -m bench run knn-influence --group jpeg --k 10 --encoders effnet/lite0.in1k
-  python -m bench extract --dataset demo --encoder effnet/lite0.in1k --group jpeg
+  python -m bench extract --dataset demo --encoders effnet/lite0.in1k,effnet/lite0.random --group jpeg
   python -m bench query --dataset demo --encoder effnet/lite0.in1k --where "processing = 'jpeg75_420' AND label = 3"
   python -m bench query --dataset demo --encoder effnet/lite0.in1k --like photo.jpg --k 5 --where "processing = 'jpeg95_444'"
   python -m bench leaderboard
   python -m bench list encoders
 """
+TABLE_ROWS = 50
+HOME_HELP = "workspace root holding embeddings/, indexes/, reports/ (default: $BENCH_HOME or the current folder)"
+ENCODERS_FILE_HELP = "TOML file declaring extra encoders ([[encoder]] tables; see README, 'Custom encoders')"
+
+
+def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--home and --encoders-file, accepted before and after the verb."""
+    default = None if top else argparse.SUPPRESS  # a value after the verb wins; none keeps the one before it
+    parser.add_argument("--home", default=default, help=HOME_HELP)
+    parser.add_argument("--encoders-file", default=default, help=ENCODERS_FILE_HELP)
+
+
+def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", help="the dataset's folder, for datasets that live on disk (layout: datasets/<name>.toml)")
+    parser.add_argument("--attribute", help="label attribute for datasets with several (e.g. make, model, iso for cameras/flickrexif)")
 
 
 def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", help="the dataset's folder, for datasets that live on disk (layout: datasets/<name>.toml)")
-    parser.add_argument("--attribute", help="label attribute for datasets with several (e.g. make, model, iso for cameras/flickrexif)")
-    parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default: the best available)")
+    _add_dataset_options(parser)
+    parser.add_argument("--device", default="auto", help="cuda, cuda:N, mps, cpu or auto (default: the best available)")
     parser.add_argument("--batch-size", type=positive_int, help="images per forward pass (default: 8 on CPU, 256 on a GPU)")
-    parser.add_argument("--workers", type=int, help="DataLoader worker processes (default: 0 on CPU, every core on a GPU)")
+    parser.add_argument("--workers", type=non_negative_int, help="DataLoader worker processes (default: 0 on CPU, every core on a GPU)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="forward-pass precision; vectors are stored as float32 and tables of different precisions never mix (default: fp32, as the paper)")
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="local (this process) or ray (Ray Data; see README, 'Beyond one machine')")
+    parser.add_argument("--ray-address", help="with --engine ray: the address of a running Ray cluster (default: start a local one)")
     parser.add_argument("--weights", help="local checkpoint file replacing the encoder's pretrained weights (one encoder only)")
 
 
+def _settings(arguments: argparse.Namespace) -> ExtractionSettings:
+    return ExtractionSettings(
+        device=arguments.device, batch_size=arguments.batch_size, workers=arguments.workers,
+        commit_seconds=getattr(arguments, "commit_seconds", 5.0), precision=arguments.precision,
+        engine=arguments.engine, ray_address=arguments.ray_address,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from bench.tasks import run_options
+
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Measure what frozen visual encoders know about image processing and acquisition.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--home", help="workspace root holding embeddings/, indexes/, reports/ (default: $BENCH_HOME or the current folder)")
-    parser.add_argument("--encoders-file", help="TOML file declaring extra encoders ([[encoder]] tables; see README, 'Custom encoders')")
+    _add_common(parser, top=True)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     listing = verbs.add_parser("list", help="list encoders, datasets, tasks or processings")
     listing.add_argument("kind", choices=("encoders", "datasets", "tasks", "processings"))
-    listing.add_argument("--family", choices=("cvl", "ssl", "sup"), help="encoders of one family only")
+    listing.add_argument("--family", choices=FAMILIES, help="encoders of one family only")
 
     extract = verbs.add_parser("extract", help="embed a dataset under processings into the store (resumable)")
     extract.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
-    extract.add_argument("--encoder", required=True, help="encoder name, e.g. effnet/lite0.in1k")
+    extract.add_argument("--encoders", "--encoder", dest="encoders", type=comma_list, required=True,
+                         help="comma-separated encoder names, e.g. effnet/lite0.in1k; one pass over the images feeds them all")
     which = extract.add_mutually_exclusive_group()
     which.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
     which.add_argument("--processings", type=comma_list, help="comma-separated processing names instead of a group")
@@ -67,29 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="task name, e.g. knn-influence (`list tasks` shows all)")
     run.add_argument("--dataset", help="dataset name (default: the task's offline dataset: demo, or paircams-sim for paircams)")
     run.add_argument("--encoders", type=comma_list, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)})")
-    run.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
-    run.add_argument("--k", type=positive_int, help="neighbours for the kNN vote (default: the dataset's; 10 for demo)")
-    run.add_argument("--seeds", type=positive_int, default=10, help="seeds of knn-influence's uniform setup and of probe-processing's label draws (default: 10, as the paper)")
-    run.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend (default: auto)")
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
-    probe = run.add_argument_group("linear probes (probe-processing, probe-acquisition)")
-    paper = ProbeSettings()
-    probe.add_argument("--trials", type=positive_int, default=paper.trials, help=f"hyper-parameter search trials (default: {paper.trials}, as the paper)")
-    probe.add_argument("--epochs", type=positive_int, default=paper.epochs, help=f"training epochs per probe (default: {paper.epochs}, as the paper)")
-    probe.add_argument(
-        "--schedule", choices=SCHEDULES, default=paper.schedule,
-        help="learning-rate schedule: paper = cosine stepped with the epoch index after each epoch (epochs 0 and 1 at the "
-        "initial rate, as the paper's code), cosine = the textbook curve from epoch 0 (default: paper)",
-    )
-    probe.add_argument("--mask", type=masking_op, default="0.95",
-                       help="probe-acquisition: masked share of each crop, 0.95 (default, the paper's), 0.9, 0.75, 0.5, 0.25, 0, "
-                       "or none for the unmasked files")
     _add_extraction_options(run)
+    task_options = run.add_argument_group("task options (`list tasks` shows which task takes which)")
+    for option in run_options().values():
+        task_options.add_argument(option.flag, dest=f"task_{option.name}", type=option.parse, choices=option.choices,
+                                  default=argparse.SUPPRESS, metavar=None if option.choices else option.name.upper(), help=option.help)
 
     query = verbs.add_parser("query", help="rows of an embedding table by metadata filter, or the neighbours of an image")
     query.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
     query.add_argument("--encoder", required=True, help="encoder name whose table to read")
-    query.add_argument("--attribute", help="the label attribute the table was extracted with (cameras, flickrexif)")
+    _add_dataset_options(query)
     query.add_argument("--where", help="SQL filter over the table's columns, e.g. \"camera_make = 'Canon' AND processing = 'jpeg95_444'\"")
     query.add_argument("--columns", type=comma_list, help="comma-separated columns to show (default: all but the vector)")
     query.add_argument("--limit", type=positive_int, help=f"at most this many rows (default: all; {TABLE_ROWS} for --format table)")
@@ -105,10 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = verbs.add_parser("report", help="write an HTML + Markdown report with figures from stored results alone")
     report.add_argument("--name", default="latest", help="report folder: reports/<name>/ (default: latest)")
     report.add_argument("--title", default="bench report", help="title of the report (default: bench report)")
+    for sub in (listing, extract, run, query, board, report):
+        _add_common(sub, top=False)
     return parser
-
-
-TABLE_ROWS = 50
 
 
 def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
@@ -166,8 +183,9 @@ def _list(kind: str, family: str | None, console: Console) -> None:
     elif kind == "tasks":
         grid.add_column("name")
         grid.add_column("description")
+        grid.add_column("options")
         for task in tasks.TASKS.values():
-            grid.add_row(task.name, escape(task.description))
+            grid.add_row(task.name, escape(task.description), " ".join(option.flag for option in task.options))
     else:
         grid.add_column("name")
         grid.add_column("groups")
@@ -179,6 +197,55 @@ def _list(kind: str, family: str | None, console: Console) -> None:
     console.print(grid)
 
 
+def _extract(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
+    from bench import data, encoders, extraction, store
+    from bench.encoders import custom
+
+    names = arguments.processings or processing.group(arguments.group)
+    specs = [encoders.get(name) for name in arguments.encoders]
+    if arguments.weights:
+        if len(specs) != 1:
+            raise UsageError("--weights replaces the checkpoint of one encoder: name exactly one with --encoders")
+        specs = [custom.with_weights(specs[0], arguments.weights)]
+    for name in names:
+        processing.get(name)
+    dataset = data.resolve(arguments.dataset, data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute))
+    extraction.extract(
+        dataset, specs, names, store.Store(workspace.embeddings_uri), splits=arguments.splits,
+        settings=_settings(arguments), rebuild=arguments.rebuild, rejects_dir=workspace.rejects, console=console,
+    )
+
+
+def _root(root: str | None) -> Path | None:
+    return Path(root).expanduser() if root else None
+
+
+def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, errors: Console) -> None:
+    from bench import data, encoders, leaderboard, tasks
+    from bench.tasks.request import RunRequest
+
+    task = tasks.get(arguments.task)
+    given = {name.removeprefix("task_"): value for name, value in vars(arguments).items() if name.startswith("task_")}
+    foreign = [option for option in tasks.run_options().values() if option.name in given and option not in task.options]
+    if foreign:
+        takes = " ".join(option.flag for option in task.options) or "no task options"
+        raise UsageError(f"{task.name} does not take {', '.join(option.flag for option in foreign)}; it takes {takes}")
+    if arguments.weights and len(arguments.encoders) != 1:
+        raise UsageError("--weights replaces the checkpoint of one encoder: name exactly one with --encoders")
+    request = RunRequest(
+        workspace=workspace, dataset=arguments.dataset or task.default_dataset, encoders=arguments.encoders,
+        dataset_options=data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute),
+        extraction=_settings(arguments), overwrite=arguments.overwrite, weights=arguments.weights, values=given, console=errors,
+    )
+    for name in request.encoders:  # fail on a typo before any long work starts
+        encoders.get(name)
+    data.get(request.dataset)
+    if "group" in {option.name for option in task.options}:
+        processing.group(request.values.get("group", "jpeg"))
+    task.execute(request)
+    leaderboard.show(workspace.results, [task.name], console)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     # Piped output (files, CI logs) gets room for the leaderboard columns instead of 80.
@@ -186,63 +253,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(width=140 if piped else None)
     errors = Console(stderr=True)
     workspace = Workspace.at(arguments.home)
-    from bench import data, encoders, leaderboard, registry, store, tasks
-    from bench.tasks.options import RunOptions
-
+    from bench import leaderboard, tasks
     from bench.encoders import custom
-    from bench.query import QueryError
-    from bench.tasks.linear_probe import ProbeDependencyError
-    from bench.tasks.paircams import PairCamsDataError
-    from bench.tasks.probes import ProbeDataError
 
-    expected = (
-        QueryError,
-        custom.EncodersFileError,
-        registry.UnknownNameError,
-        store.FingerprintMismatchError,
-        store.MissingEmbeddingsError,
-        encoders.WeightsUnavailableError,
-        FileNotFoundError,
-        PairCamsDataError,
-        ProbeDataError,
-        ProbeDependencyError,
-    )
     try:
         if arguments.encoders_file:
             custom.register_file(arguments.encoders_file)
         if arguments.verb == "list":
             _list(arguments.kind, arguments.family, console)
         elif arguments.verb == "extract":
-            from bench import extraction
-
-            names = arguments.processings or processing.group(arguments.group)
-            spec = encoders.get(arguments.encoder)
-            if arguments.weights:
-                spec = custom.with_weights(spec, arguments.weights)
-            extraction.extract(
-                data.get(arguments.dataset), spec, names, store.Store(workspace.embeddings_uri),
-                splits=arguments.splits, device=arguments.device, batch_size=arguments.batch_size,
-                workers=arguments.workers, commit_seconds=arguments.commit_seconds, rebuild=arguments.rebuild,
-                rejects_dir=workspace.rejects, console=errors,
-                dataset_options=RunOptions(workspace, root=arguments.root, attribute=arguments.attribute).dataset_options(),
-            )
+            _extract(arguments, workspace, errors)
         elif arguments.verb == "run":
-            task = tasks.get(arguments.task)
-            if arguments.weights and len(arguments.encoders) != 1:
-                raise custom.EncodersFileError("--weights replaces the checkpoint of one encoder: name exactly one with --encoders")
-            options = RunOptions(
-                workspace=workspace, dataset=arguments.dataset or task.default_dataset, encoders=arguments.encoders, group=arguments.group,
-                k=arguments.k, seeds=arguments.seeds, backend=arguments.backend, device=arguments.device,
-                batch_size=arguments.batch_size, workers=arguments.workers, overwrite=arguments.overwrite,
-                weights=arguments.weights, root=arguments.root, attribute=arguments.attribute,
-                trials=arguments.trials, epochs=arguments.epochs, schedule=arguments.schedule, mask=arguments.mask,
-            )
-            for name in options.encoders:  # fail on a typo before any long work starts
-                encoders.get(name)
-            processing.group(options.group)
-            data.get(options.dataset)
-            task.execute(options, errors)
-            leaderboard.show(workspace.results, [task.name], console)
+            _run(arguments, workspace, console, errors)
         elif arguments.verb == "query":
             _query(arguments, workspace, console)
         elif arguments.verb == "report":
@@ -253,8 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
             leaderboard.show(workspace.results, names, console)
-    except expected as error:
-        errors.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+    except BenchError as error:
+        from rich.markup import escape
+
+        errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         errors.print("interrupted: rows already committed are kept; run the same command again to resume.")

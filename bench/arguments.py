@@ -17,6 +17,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def masking_op(text: str) -> str:
     """A masked share of the crop ("0.95", "0.9", ...) or "none" -> the processing op's name."""
     from bench import processing

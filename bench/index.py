@@ -16,7 +16,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
-Backend = Literal["auto", "faiss-gpu", "torch", "faiss-cpu"]
+from bench.errors import UsageError
+
 Restrict = Literal["none", "same", "other"]
 BACKENDS: tuple[str, ...] = ("auto", "faiss-gpu", "torch", "faiss-cpu")
 TIE_MARGIN = 8  # extra candidates fetched so that most boundary ties resolve in one pass
@@ -31,17 +32,10 @@ class Neighbours:
     rows: np.ndarray  # (Q, k) int64 database rows; -1 where fewer than k rows are allowed
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """L2-normalised float32 copy (zero vectors stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
-
-
 def resolve_backend(requested: str = "auto") -> str:
     """auto: FAISS GPU if a GPU build sees a GPU, else torch on CUDA, else FAISS CPU."""
     if requested not in BACKENDS:
-        raise ValueError(f"unknown search backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown search backend {requested!r}; choose one of {', '.join(BACKENDS)}")
     if requested != "auto":
         return requested
     if _faiss_gpus() > 0:
@@ -71,6 +65,70 @@ def _torch_cuda() -> bool:
 RawSearch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
+class Index:
+    """A database prepared once for exact search: the backend's index is built on the first
+    search that needs it and serves every later search, restricted or not."""
+
+    def __init__(self, database: np.ndarray, labels: np.ndarray | None = None, backend: str = "auto"):
+        self.database = np.ascontiguousarray(database, dtype=np.float32)
+        if self.database.ndim != 2:
+            raise ValueError(f"the database must be 2-D, got shape {self.database.shape}")
+        self.labels = None if labels is None else np.asarray(labels)
+        self.backend = resolve_backend(backend)
+        self._searcher: Callable[[np.ndarray | None], RawSearch] | None = None
+
+    def _whole(self) -> Callable[[np.ndarray | None], RawSearch]:
+        if self._searcher is None:
+            self._searcher = _SEARCHERS[self.backend](self.database)
+        return self._searcher
+
+    def search(self, queries: np.ndarray, k: int, *, restrict: Restrict = "none", query_labels: np.ndarray | None = None) -> Neighbours:
+        """Exact top-k by inner product with deterministic tie-breaking (lower database row wins).
+        "same" / "other" keep, per query, only rows whose label equals / differs from its label."""
+        database = self.database
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != database.shape[1]:
+            raise ValueError(f"queries {queries.shape} and database {database.shape} must be 2-D with the same width")
+        if restrict != "none" and (query_labels is None or self.labels is None):
+            raise ValueError(f"restrict={restrict!r} needs query labels and database labels")
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        if len(queries) == 0 or len(database) == 0 or k == 0:
+            return Neighbours(scores, rows)
+        database_labels = self.labels
+        if restrict != "none":
+            query_labels = np.asarray(query_labels)
+        build = _SEARCHERS[self.backend]
+        # "same": a small gathered copy per label beats a selector over every row (not on FAISS GPU,
+        # where each copy would be a new GPU index); the whole database is then never indexed.
+        gather = restrict == "same" and self.backend != "faiss-gpu"
+        if restrict == "other":
+            excluded = _largest_excluded(query_labels, database_labels)
+            if excluded + k + TIE_MARGIN <= OVERFETCH_MAX:
+                fetch = _filtered_fetch(self._whole()(None), queries, query_labels, database_labels, excluded)
+                return Neighbours(*_exact_top_k(fetch, len(queries), k, len(database) - excluded))
+        if restrict == "none":
+            groups = [(np.arange(len(queries)), None)]
+        else:
+            groups = [(np.flatnonzero(query_labels == label), label) for label in np.unique(query_labels)]
+        for members, label in groups:
+            allowed = _allowed_rows(database_labels, label, restrict)
+            if allowed is not None and len(allowed) == 0:
+                continue  # nothing to find: the padding stays
+            if gather:
+                fetch = _gathered_fetch(build(database[allowed])(None), queries[members], allowed)
+            else:
+                fetch = _fetch_rows(self._whole()(allowed), queries[members])
+            group_scores, group_rows = _exact_top_k(fetch, len(members), k, len(database) if allowed is None else len(allowed))
+            scores[members], rows[members] = group_scores, group_rows
+        return Neighbours(scores, rows)
+
+
+def build(database: np.ndarray, labels: np.ndarray | None = None, backend: str = "auto") -> Index:
+    """Index a database once, for many searches."""
+    return Index(database, labels, backend)
+
+
 def search(
     queries: np.ndarray,
     database: np.ndarray,
@@ -81,45 +139,8 @@ def search(
     database_labels: np.ndarray | None = None,
     backend: str = "auto",
 ) -> Neighbours:
-    """Exact top-k by inner product with deterministic tie-breaking (lower database row wins)."""
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    database = np.ascontiguousarray(database, dtype=np.float32)
-    if queries.ndim != 2 or database.ndim != 2 or queries.shape[1] != database.shape[1]:
-        raise ValueError(f"queries {queries.shape} and database {database.shape} must be 2-D with the same width")
-    if restrict != "none" and (query_labels is None or database_labels is None):
-        raise ValueError(f"restrict={restrict!r} needs query_labels and database_labels")
-    chosen = resolve_backend(backend)
-    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    rows = np.full((len(queries), k), -1, dtype=np.int64)
-    if len(queries) == 0 or len(database) == 0 or k == 0:
-        return Neighbours(scores, rows)
-    if restrict != "none":
-        query_labels, database_labels = np.asarray(query_labels), np.asarray(database_labels)
-    build = _SEARCHERS[chosen]
-    # "same": a small gathered copy per label beats a selector over every row (not on FAISS GPU,
-    # where each copy would be a new GPU index); the whole database is then never indexed.
-    gather = restrict == "same" and chosen != "faiss-gpu"
-    searcher = None if gather else build(database)
-    if restrict == "other":
-        excluded = _largest_excluded(query_labels, database_labels)
-        if excluded + k + TIE_MARGIN <= OVERFETCH_MAX:
-            fetch = _filtered_fetch(searcher(None), queries, query_labels, database_labels, excluded)
-            return Neighbours(*_exact_top_k(fetch, len(queries), k, len(database) - excluded))
-    if restrict == "none":
-        groups = [(np.arange(len(queries)), None)]
-    else:
-        groups = [(np.flatnonzero(query_labels == label), label) for label in np.unique(query_labels)]
-    for members, label in groups:
-        allowed = _allowed_rows(database_labels, label, restrict)
-        if allowed is not None and len(allowed) == 0:
-            continue  # nothing to find: the padding stays
-        if gather:
-            fetch = _gathered_fetch(build(database[allowed])(None), queries[members], allowed)
-        else:
-            fetch = _fetch_rows(searcher(allowed), queries[members])
-        group_scores, group_rows = _exact_top_k(fetch, len(members), k, len(database) if allowed is None else len(allowed))
-        scores[members], rows[members] = group_scores, group_rows
-    return Neighbours(scores, rows)
+    """One search over a database used once (see `Index.search`)."""
+    return Index(database, database_labels, backend).search(queries, k, restrict=restrict, query_labels=query_labels)
 
 
 def _allowed_rows(database_labels: np.ndarray | None, label: object, restrict: Restrict) -> np.ndarray | None:
@@ -255,7 +276,13 @@ def _faiss_gpu_searcher(database: np.ndarray) -> Callable[[np.ndarray | None], R
 
     index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(database.shape[1]))
     index.add(database)
-    fallback = _torch_searcher(database)
+    torch_copy: list[Callable[[np.ndarray | None], RawSearch]] = []
+
+    def fallback(allowed: np.ndarray | None) -> RawSearch:
+        """torch CUDA over the same rows, uploaded once and only if a search needs it."""
+        if not torch_copy:
+            torch_copy.append(_torch_searcher(database))
+        return torch_copy[0](allowed)
 
     def for_rows(allowed: np.ndarray | None) -> RawSearch:
         excluded = 0 if allowed is None else len(database) - len(allowed)
@@ -265,7 +292,8 @@ def _faiss_gpu_searcher(database: np.ndarray) -> Callable[[np.ndarray | None], R
         if keep is not None:
             keep[allowed] = True
 
-        wide = fallback(allowed)
+        def wide(queries: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+            return fallback(allowed)(queries, width)
 
         def raw(queries: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
             fetch = min(width + excluded, len(database))

@@ -9,10 +9,12 @@ import numpy as np
 import pyarrow as pa
 
 from bench import index
+from bench.errors import BenchError
 from bench.store import MissingEmbeddingsError, Store, vector_matrix
+from bench.vectors import normalise
 
 
-class QueryError(ValueError):
+class QueryError(BenchError, ValueError):
     """A query that cannot run as written; the message says why and what is valid."""
 
 
@@ -46,23 +48,26 @@ def select(store: Store, dataset: str, encoder: str, where: str | None, columns:
 
 
 def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndarray:
-    """The image's embedding under the encoder that made the table (checked by fingerprint)."""
-    from PIL import Image, UnidentifiedImageError
-
-    from bench import encoders
-    from bench.extraction import embed, fingerprint, pick_device
+    """The image's embedding under the encoder that made the table (checked by fingerprint),
+    decoded and prepared by extraction's own stages, as the file is (processing `original`)."""
+    from bench import encoders, processing
+    from bench.data import ImageRecord
+    from bench.extraction.embed import Embedder
+    from bench.extraction.fingerprint import fingerprint
+    from bench.extraction.prepare import DECODE_ERRORS, prepare, view_of
+    from bench.runtime import pick_device
 
     spec = encoders.get(encoder)
-    loaded = encoders.load(spec)
-    seed = store.fingerprint(dataset, encoder).get("processing_seed", 0)
-    store.prepare(dataset, encoder, spec.embed_dim, fingerprint(spec, loaded.preprocess, seed))  # refuses a mismatch
+    stored = store.fingerprint(dataset, encoder)
+    store.check_fingerprint(dataset, encoder, fingerprint(spec, stored.get("processing_seed", 0), stored.get("precision", "fp32")))
+    record = ImageRecord(image_id=str(path), split="query", label=-1, label_name="", path=str(path))
+    view = view_of(spec)
     try:
-        with Image.open(path) as handle:
-            image = handle.convert("RGB")
-    except (OSError, UnidentifiedImageError) as error:
-        raise QueryError(f"--like {path}: cannot read the image ({error})") from None
-    device = pick_device("auto")
-    return embed(loaded.model.to(device), loaded.preprocess(image)[None], device)[0]
+        pixels = prepare(record, processing.get("original"), [view], seed=0)[view]
+    except DECODE_ERRORS as error:
+        raise QueryError(f"--like {path}: cannot read the image ({type(error).__name__}: {error})") from None
+    embedder = Embedder(encoders.load(spec), pick_device("auto"), stored.get("precision", "fp32"))
+    return embedder(pixels[None])[0]
 
 
 def like(
@@ -77,6 +82,6 @@ def like(
         return candidates.select(chosen).append_column("score", pa.array([], pa.float32()))
     query = embed_image(encoder, image, store, dataset)
     matrix = vector_matrix(candidates)
-    found = index.search(index.normalise(query[None]), index.normalise(matrix), min(k, len(matrix)), backend=backend)
+    found = index.search(normalise(query[None]), normalise(matrix), min(k, len(matrix)), backend=backend)
     rows = found.rows[0][found.rows[0] >= 0]
     return candidates.select(chosen).take(pa.array(rows)).append_column("score", pa.array(found.scores[0][: len(rows)]))

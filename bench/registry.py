@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from typing import Iterable, Protocol, TypeVar
 
+from bench.errors import BenchError
+
 
 class Named(Protocol):
     name: str
@@ -13,7 +15,7 @@ class Named(Protocol):
 T = TypeVar("T", bound=Named)
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(BenchError, KeyError):
     """A registry lookup failed; the message lists the closest valid names."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; people want plain text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import tempfile
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import bench
+from bench.encoders.spec import FAMILIES
+from bench.naming import encoder_slug
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Cell:
     condition: str  # e.g. "group=jpeg,k=10": what distinguishes cells of one task
 
     def path(self, results_dir: Path) -> Path:
-        return results_dir / self.task / self.dataset / self.encoder.replace("/", "--") / f"{self.condition}.json"
+        return results_dir / self.task / self.dataset / encoder_slug(self.encoder) / f"{self.condition}.json"
 
 
 def condition(**parts: object) -> str:
@@ -42,7 +45,7 @@ def git_sha() -> str | None:
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
-    from bench.extraction import package_versions
+    from bench.runtime import package_versions
 
     return {
         "bench_version": bench.__version__,
@@ -81,3 +84,35 @@ def read_all(results_dir: Path, task: str | None = None) -> Iterator[dict[str, A
     for path in sorted(root.glob("**/*.json")):
         with open(path, encoding="utf-8") as handle:
             yield json.load(handle)
+
+
+def metric(cell: dict[str, Any], dotted: str) -> float | None:
+    """The number at a dotted path of the cell's metrics, or None."""
+    value: Any = cell.get("metrics", {})
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def format_value(value: float | None, decimals: int = 2) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value + 0.0 if round(value, decimals) else 0.0:.{decimals}f}"  # no "-0.00"
+
+
+def by_family(primary: str, cells: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Cells grouped by family (CVL, SSL, SUP, others), each group best first by `primary`."""
+    families = sorted({cell.get("family", "?") for cell in cells}, key=lambda f: (FAMILIES.index(f) if f in FAMILIES else 99, f))
+    groups = []
+    for family in families:
+        members = [cell for cell in cells if cell.get("family", "?") == family]
+        members.sort(key=lambda cell: (-(metric(cell, primary) or float("-inf")), cell["encoder"]))
+        groups.append((family, members))
+    return groups
+
+
+def ordered(primary: str, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cells in leaderboard order: by family, best first within each."""
+    return [cell for _, members in by_family(primary, cells) for cell in members]

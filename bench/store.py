@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from bench.data.record import METADATA_COLUMNS
+from bench.errors import BenchError
+from bench.naming import encoder_slug, safe_part
 
 KEY_COLUMNS = ("image_id", "split", "processing")
 FINGERPRINT_KEY = b"bench.fingerprint"
 STORAGE_OPTIONS = {"new_table_data_storage_version": "2.0"}  # 2-5x faster for float vectors
 
 
-class FingerprintMismatchError(RuntimeError):
+class FingerprintMismatchError(BenchError, RuntimeError):
     """A table holds vectors extracted differently from what is being asked now."""
 
 
-class MissingEmbeddingsError(LookupError):
+class MissingEmbeddingsError(BenchError, LookupError):
     """Rows a task needs are not in the store yet."""
 
 
 def table_name(dataset: str, encoder: str) -> str:
     """A LanceDB-safe table name that still reads as dataset + encoder."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{dataset}__{encoder.replace('/', '--')}")
+    return safe_part(f"{dataset}__{encoder_slug(encoder)}")
 
 
 def schema(dim: int, fingerprint: dict[str, Any]) -> pa.Schema:
@@ -56,6 +58,17 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]], vectors: np.ndarray, table_sch
     arrays = [pa.array(columns[name], type=table_schema.field(name).type) for name in columns]
     arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim))
     return pa.Table.from_arrays(arrays, schema=table_schema)
+
+
+KEY_SEPARATOR = "\x1f"  # unit separator: never part of an id, a split or a processing name
+
+
+def item_keys(image_ids: Sequence[str] | pa.Array, splits, processings, versions) -> pa.Array:
+    """One string per row that identifies it: (image_id, split, processing, op_version)."""
+    columns = [values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, pa.string())
+               for values in (image_ids, splits, processings)]
+    versions = versions if isinstance(versions, (pa.Array, pa.ChunkedArray)) else pa.array(versions, pa.int32())
+    return pc.binary_join_element_wise(*columns, pc.cast(versions, pa.string()), KEY_SEPARATOR)
 
 
 def vector_matrix(table: pa.Table) -> np.ndarray:
@@ -106,10 +119,16 @@ class Store:
     def prepare(self, dataset: str, encoder: str, dim: int, fingerprint: dict[str, Any]) -> pa.Schema:
         """Create the table, or check that the existing one was extracted the same way."""
         name = table_name(dataset, encoder)
-        fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True))  # tuples -> lists, as stored
-        wanted = schema(dim, fingerprint)
+        wanted = schema(dim, json.loads(json.dumps(fingerprint, sort_keys=True)))
         if name not in self.table_names():
             self.db.create_table(name, schema=wanted, storage_options=STORAGE_OPTIONS, exist_ok=True)
+        self.check_fingerprint(dataset, encoder, fingerprint)
+        return self._open(name).schema
+
+    def check_fingerprint(self, dataset: str, encoder: str, fingerprint: dict[str, Any]) -> None:
+        """Refuse, with the differing fields and the fix, a table extracted differently."""
+        name = table_name(dataset, encoder)
+        fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True))  # tuples -> lists, as stored
         existing = self.fingerprint(dataset, encoder)
         if existing != fingerprint:
             differing = sorted(key for key in set(existing) | set(fingerprint) if existing.get(key) != fingerprint.get(key))
@@ -119,19 +138,25 @@ class Store:
                 f"Refusing to mix them. Rebuild it with `python -m bench extract --dataset {dataset} "
                 f"--encoder {encoder} --rebuild`, or use another --home."
             )
-        return self._open(name).schema
 
     def drop(self, dataset: str, encoder: str) -> None:
         name = table_name(dataset, encoder)
         if name in self.table_names():
             self.db.drop_table(name)
 
-    def existing_keys(self, dataset: str, encoder: str) -> set[tuple[str, str, str, int]]:
-        """(image_id, split, processing, op_version) of every stored row."""
+    def stored_keys(self, dataset: str, encoder: str) -> pa.ChunkedArray | pa.Array:
+        """`item_keys` of every stored row (an Arrow array: no Python object per row)."""
         if not self.has_table(dataset, encoder):
-            return set()
+            return pa.array([], pa.string())
         found = self.scan(dataset, encoder, columns=[*KEY_COLUMNS, "op_version"])
-        return set(zip(*(found.column(name).to_pylist() for name in (*KEY_COLUMNS, "op_version"))))
+        return item_keys(*(found.column(name) for name in (*KEY_COLUMNS, "op_version")))
+
+    def contains_keys(self, dataset: str, encoder: str, keys: pa.Array) -> np.ndarray:
+        """Per key of `keys` (see `item_keys`), whether the table holds that row."""
+        stored = self.stored_keys(dataset, encoder)
+        if len(stored) == 0:
+            return np.zeros(len(keys), dtype=bool)
+        return pc.is_in(keys, value_set=pc.unique(stored)).to_numpy(zero_copy_only=False)
 
     def write(self, dataset: str, encoder: str, batch: pa.Table) -> None:
         """Idempotent upsert keyed by (image_id, split, processing): a rerun never duplicates."""

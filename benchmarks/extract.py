@@ -141,14 +141,15 @@ def select(dataset, options, splits: Sequence[str], limit: int | None):
     return records[:limit] if limit else records, listing
 
 
-def predecode(records, ops, preprocess, seed: int = 0):
-    """Every item as the encoder's input tensor, by bench's own per-item steps, in extract()'s
-    op-major order."""
+def predecode(records, ops, embedder, seed: int = 0):
+    """Every item as the encoder's input tensor, by extraction's own prepare stage and the
+    embedder's own normalisation."""
     import torch
 
-    from bench.extraction import item_tensor
+    from bench.extraction.prepare import prepare, view_of
 
-    tensors = [item_tensor(record, op, preprocess, seed) for op in ops for record in records]
+    view = view_of(embedder.spec)
+    tensors = [embedder.inputs(prepare(record, op, [view], seed)[view][None])[0] for record in records for op in ops]
     return torch.stack(tensors) if tensors else torch.empty(0)
 
 
@@ -228,8 +229,8 @@ def _setup(arguments):
 
     from bench import data, processing
     from bench.data import DatasetOptions, Listing
-    from bench.extraction import pick_device
     from bench.registry import UnknownNameError
+    from bench.runtime import pick_device
 
     try:
         dataset = data.get(arguments.dataset)
@@ -256,15 +257,19 @@ def measure_pipeline(arguments) -> dict:
     from bench.extraction import extract
     from bench.store import Store
 
+    from bench import data
+    from bench.extraction import ExtractionSettings
+
     dataset, spec, ops, device, options, records = _setup(arguments)
+    resolved = data.resolve(dataset, options)
+    settings = ExtractionSettings(device=str(device), batch_size=arguments.batch_size, workers=arguments.workers)
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as folder:
         monitor = OtherLoad()
         started = time.perf_counter()
         summary = extract(
-            dataset, spec, [op.name for op in ops], Store(Path(folder) / "embeddings"),
-            splits=arguments.splits, device=str(device), batch_size=arguments.batch_size,
-            workers=arguments.workers, console=Console(stderr=True, quiet=arguments.quiet), dataset_options=options,
-        )
+            resolved, spec, [op.name for op in ops], Store(Path(folder) / "embeddings"),
+            splits=arguments.splits, settings=settings, console=Console(stderr=True, quiet=arguments.quiet),
+        )[spec.name]
         wall = time.perf_counter() - started
     return {
         "images": summary.images, "seconds": wall, "summary_seconds": summary.seconds,
@@ -274,14 +279,14 @@ def measure_pipeline(arguments) -> dict:
 
 def measure_bare(arguments) -> dict:
     from bench import encoders
-
-    from bench.extraction import keep_freed_memory
+    from bench.extraction.embed import Embedder
+    from bench.runtime import keep_freed_memory
 
     _, spec, ops, device, _, records = _setup(arguments)
     keep_freed_memory()  # the allocator setting extract() uses, so both sides get it
-    loaded = encoders.load(spec)
-    model = loaded.model.to(device)
-    images = predecode(records, ops, loaded.preprocess)
+    embedder = Embedder(encoders.load(spec), device)
+    model = embedder.model
+    images = predecode(records, ops, embedder)
     monitor = OtherLoad()
     seconds, count, batches = bare_forward(model, images, arguments.batch_size, device)
     return {"images": count, "seconds": seconds, "batches": batches, "load": _load_note(monitor)}
@@ -296,10 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from bench.extraction import _defaults
+    from bench.extraction import ExtractionSettings
+    from bench.extraction.local import defaults
 
     dataset, spec, ops, device, _, records = _setup(arguments)
-    _, workers = _defaults(device, arguments.batch_size, arguments.workers)
+    _, workers = defaults(device, ExtractionSettings(batch_size=arguments.batch_size, workers=arguments.workers))
     items = len(records) * len(ops)
     print(
         f"{dataset.name} ({'+'.join(arguments.splits)}, {len(records)} images) x {len(ops)} processing(s) "

@@ -50,6 +50,7 @@ from bench import index  # noqa: E402
 from bench.arguments import positive_int  # noqa: E402
 from bench.store import SplitVectors  # noqa: E402
 from bench.tasks import knn_influence  # noqa: E402
+from bench.vectors import normalise  # noqa: E402
 
 DEFAULTS = {"database": 6_000, "queries": 1_200, "dim": 512}  # 20000 x 5000 on 2 CPU cores: naive ~1 h
 QUICK = {"database": 4_000, "queries": 1_000, "dim": 128}
@@ -159,8 +160,8 @@ def naive(
     Returns the accuracies and the number of index.search calls made.
     """
     num_classes = knn_influence.class_count(train, val)
-    database = {name: index.normalise(train.vectors[name]) for name in classes}
-    queries = {name: index.normalise(val.vectors[name]) for name in classes}
+    database = {name: normalise(train.vectors[name]) for name in classes}
+    queries = {name: normalise(val.vectors[name]) for name in classes}
     semantic = [(int(c), np.flatnonzero(val.labels == c), np.flatnonzero(train.labels == c)) for c in np.unique(val.labels)]
     mixed = np.empty_like(database[classes[0]])
     triples: dict[tuple[str, str, str], float] = {}
@@ -203,13 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     train, val, classes = synthetic(database, queries, dim, K, C, args.seed)
     print(f"built in {time.perf_counter() - started:.1f}s")
 
-    warm = index.normalise(train.vectors[classes[0]][: min(database, 256)])
+    warm = normalise(train.vectors[classes[0]][: min(database, 256)])
     index.search(warm[:8], warm, k, backend=backend)  # untimed: imports, thread pools
 
     # A floor no naive method reaches: one batched search of every query, K^3 times. (The mixed
     # database differs by query class, so a real naive search cannot batch all queries at once.)
     started = time.perf_counter()
-    index.search(index.normalise(val.vectors[classes[0]]), index.normalise(train.vectors[classes[0]]), k, backend=args.backend)
+    index.search(normalise(val.vectors[classes[0]]), normalise(train.vectors[classes[0]]), k, backend=args.backend)
     full_search_s = time.perf_counter() - started
 
     print("(a) decomposition: knn_influence.run(..., seeds=()) ...", flush=True)

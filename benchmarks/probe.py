@@ -39,7 +39,8 @@ from bench import processing  # noqa: E402
 from bench.arguments import positive_int  # noqa: E402
 from bench.store import SplitVectors  # noqa: E402
 from bench.tasks import probes  # noqa: E402
-from bench.tasks.linear_probe import ProbeSettings, l2_normalised  # noqa: E402
+from bench.tasks.linear_probe import ProbeSettings  # noqa: E402
+from bench.vectors import normalise  # noqa: E402
 
 DEFAULTS = {"train": 6_000, "val": 1_000, "dim": 1280}  # 1280: EfficientNet-Lite0's embedding width
 QUICK = {"train": 2_000, "val": 500, "dim": 256}
@@ -111,9 +112,9 @@ def sklearn_fit(train: SplitVectors, val: SplitVectors, names: tuple[str, ...]) 
     from sklearn.linear_model import LogisticRegression
 
     assigned = probes.class_assignment(0, train.image_ids, len(names))
-    stacked = np.stack([l2_normalised(train.vectors[name]) for name in names])
+    stacked = np.stack([normalise(train.vectors[name]) for name in names])
     features = stacked[assigned, np.arange(len(assigned))]
-    test = np.concatenate([l2_normalised(val.vectors[name]) for name in names])
+    test = np.concatenate([normalise(val.vectors[name]) for name in names])
     test_labels = np.repeat(np.arange(len(names)), len(val.image_ids))
     started = time.perf_counter()
     model = LogisticRegression(max_iter=1000).fit(features, assigned)

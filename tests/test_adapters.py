@@ -11,6 +11,7 @@ from PIL import Image
 
 from bench import data
 from bench.data import DatasetOptions
+from bench.errors import DataError
 
 
 def _image(path: Path, colour: tuple[int, int, int] = (10, 20, 30)) -> Path:
@@ -46,9 +47,9 @@ def test_imagefolder_without_split_folders_splits_stably_by_id(tmp_path: Path) -
 
 def test_imagenet_requires_train_and_val_and_root(tmp_path: Path) -> None:
     _image(tmp_path / "train" / "n01" / "a.JPEG")
-    with pytest.raises(FileNotFoundError, match="val"):
+    with pytest.raises(DataError, match="val"):
         data.get("imagenet").list(DatasetOptions(root=tmp_path))
-    with pytest.raises(FileNotFoundError, match="--root"):
+    with pytest.raises(DataError, match="--root"):
         data.get("imagenet").list(DatasetOptions())
 
 
@@ -80,7 +81,7 @@ def test_flickrexif_uses_the_split_file_and_rejects_missing_ids(tmp_path: Path) 
     listing = data.get("flickrexif").list(DatasetOptions(root=tmp_path, attribute="Make"))
     assert [(r.image_id, r.split, r.label_name) for r in listing.records] == [("11", "train", "Canon"), ("12", "val", "Apple"), ("13", "test", "Canon")]
     assert len(listing.rejects) == 1 and "99" in listing.rejects[0]["reason"]
-    with pytest.raises(FileNotFoundError, match="available attributes: Make"):
+    with pytest.raises(DataError, match="available attributes: Make"):
         data.get("flickrexif").list(DatasetOptions(root=tmp_path, attribute="ISO Speed"))
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from bench import data, encoders, extraction
 from bench.data import DatasetOptions
+from bench.extraction import ExtractionSettings
 from bench.store import Store
 
 SIZE = (40, 40)  # 1,600 pixels: below the lowered bomb limit used in the test
@@ -62,9 +63,10 @@ def test_broken_files_are_rejected_with_reasons_and_good_ones_written_once(tmp_p
     root, home = tmp_path / "images", tmp_path / "home"
     good, bad = _write_good(root), _write_bad(root)
     store = Store(home / "embeddings")
-    run = dict(workers=0, batch_size=4, rejects_dir=home / "rejects", dataset_options=DatasetOptions(root=root))
+    run = dict(settings=ExtractionSettings(workers=0, batch_size=4), rejects_dir=home / "rejects")
     spec = encoders.get("effnet/lite0.random")
-    summary = extraction.extract(data.get("imagefolder"), spec, ["jpeg95_444"], store, **run)
+    dataset = data.resolve("imagefolder", DatasetOptions(root=root))
+    summary = extraction.extract(dataset, spec, ["jpeg95_444"], store, **run)[spec.name]
 
     reasons = {Path(reject["path"]).stem: reject["reason"] for reject in summary.rejects}
     assert set(reasons) == set(bad)
@@ -78,6 +80,6 @@ def test_broken_files_are_rejected_with_reasons_and_good_ones_written_once(tmp_p
     assert sorted(stored) == sorted(str(p.relative_to(root).as_posix()) for p in good.values())
     assert summary.rows_written == len(good) and summary.images == len(good)
 
-    again = extraction.extract(data.get("imagefolder"), spec, ["jpeg95_444"], store, **run)
+    again = extraction.extract(data.resolve("imagefolder", DatasetOptions(root=root)), spec, ["jpeg95_444"], store, **run)[spec.name]
     assert again.rows_written == 0 and again.rows_skipped == len(good) and len(again.rejects) == len(bad)
     assert store.count("imagefolder", spec.name) == len(good)

@@ -33,9 +33,9 @@ def test_each_file_is_decoded_once_for_all_its_processings(tmp_path: Path, monke
     monkeypatch.setattr(record, "_decode_rgb", counting)
     record._decode_rgb_cached.cache_clear()
     summary = extraction.extract(
-        data.get("imagefolder"), encoders.get("effnet/lite0.random"), ("jpeg75_420", "sharpen2", "resize_half"),
-        Store(tmp_path / "embeddings"), console=Console(quiet=True), dataset_options=DatasetOptions(root=tmp_path / "photos"),
-    )
+        data.resolve("imagefolder", DatasetOptions(root=tmp_path / "photos")), encoders.get("effnet/lite0.random"),
+        ("jpeg75_420", "sharpen2", "resize_half"), Store(tmp_path / "embeddings"), console=Console(quiet=True),
+    )["effnet/lite0.random"]
     assert summary.rows_written == 4 * 3
     assert sorted(decoded) == sorted(set(decoded)) and len(decoded) == 4
 

@@ -11,10 +11,11 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from bench import index
+from bench.knn import vote
 from bench.seeding import uniform_choice
 from bench.store import SplitVectors
-from bench.tasks.knn_influence import KnnInfluence, run, vote
+from bench.tasks.knn_influence import KnnInfluence, run
+from bench.vectors import normalise
 
 CLASSES = ("proc_a", "proc_b", "proc_c")
 K = len(CLASSES)
@@ -153,7 +154,7 @@ def test_vectors_have_exact_power_of_two_norms(variant: str) -> None:
         for name in CLASSES:
             vectors = split.vectors[name]
             assert np.array_equal(np.linalg.norm(vectors, axis=1), np.full(len(vectors), 2.0, np.float32))
-            assert np.array_equal(index.normalise(vectors), vectors / 2)
+            assert np.array_equal(normalise(vectors), vectors / 2)
 
 
 @pytest.mark.parametrize("k", [1, 5])

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from bench.store import SplitVectors
-from bench.tasks import linear_probe, probes
+from bench.tasks import linear_probe, probe_acquisition, probe_processing
 from bench.tasks.linear_probe import ProbeSettings
+from bench.vectors import normalise
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -40,7 +41,7 @@ def processing_splits(rng: np.random.Generator, classes: int, train: int, val: i
 def test_trainer_matches_torch_linear_sgd_and_cross_entropy() -> None:
     rng = np.random.default_rng(0)
     count, dim, classes, epochs = 2500, 24, 5, 4
-    features = linear_probe.l2_normalised(rng.normal(size=(count, dim)))
+    features = normalise(rng.normal(size=(count, dim)))
     labels = rng.integers(0, classes, count)
     settings = ProbeSettings(epochs=epochs)
     trained = linear_probe.train(linear_probe.single_version(features, labels, torch.device("cpu")), classes, [3.0], [1e-4], [7], settings)
@@ -67,7 +68,7 @@ def test_trainer_matches_torch_linear_sgd_and_cross_entropy() -> None:
 
 def test_probes_in_lockstep_end_where_each_would_alone_and_divergence_stays_local() -> None:
     rng = np.random.default_rng(1)
-    features = linear_probe.l2_normalised(rng.normal(size=(1500, 16)))
+    features = normalise(rng.normal(size=(1500, 16)))
     labels = rng.integers(0, 3, 1500)
     rows = linear_probe.single_version(features, labels, torch.device("cpu"))
     settings = ProbeSettings(epochs=3)
@@ -98,7 +99,7 @@ def test_search_asks_optuna_exactly_as_one_trial_at_a_time() -> None:
     import optuna
 
     rng = np.random.default_rng(2)
-    features = linear_probe.l2_normalised(rng.normal(size=(200, 8)))
+    features = normalise(rng.normal(size=(200, 8)))
     labels = (features[:, 0] > 0).astype(np.int64)
     rows = linear_probe.single_version(features[:150], labels[:150], torch.device("cpu"))
     settings = ProbeSettings(epochs=5, trials=14)
@@ -122,7 +123,7 @@ def test_search_asks_optuna_exactly_as_one_trial_at_a_time() -> None:
 
 def test_processing_probe_finds_a_planted_signal() -> None:
     train, val = processing_splits(np.random.default_rng(3), classes=4, train=400, val=60, dim=32, signal=1.5)
-    outcome = probes.processing_probe(train, val, tuple(train.vectors))
+    outcome = probe_processing.processing_probe(train, val, tuple(train.vectors))
     assert outcome.acc1.shape == (10,) and outcome.test_rows == 4 * 60
     assert outcome.acc1.mean() > 97.0
     assert len(outcome.search.trials) == 30
@@ -132,33 +133,33 @@ def test_processing_probe_finds_a_planted_signal() -> None:
 
 def test_processing_probe_on_noise_stays_at_chance() -> None:
     train, val = processing_splits(np.random.default_rng(4), classes=4, train=400, val=100, dim=32, signal=0.0)
-    outcome = probes.processing_probe(train, val, tuple(train.vectors), settings=ProbeSettings(trials=8))
+    outcome = probe_processing.processing_probe(train, val, tuple(train.vectors), settings=ProbeSettings(trials=8))
     assert abs(outcome.acc1.mean() - 25.0) < 5.0
     assert outcome.acc1.std() > 0  # each seed draws its own labels
 
 
 def test_label_draws_and_holdout_are_keyed_by_image_id() -> None:
     ids = np.array([f"img{i}" for i in range(3000)])
-    drawn = probes.class_assignment(22, ids, 3)
+    drawn = probe_processing.class_assignment(22, ids, 3)
     assert np.all(np.abs(np.bincount(drawn, minlength=3) / 3000 - 1 / 3) < 0.04)  # i.i.d. uniform, not exactly balanced
     shuffled = np.random.default_rng(0).permutation(3000)
-    assert np.array_equal(probes.class_assignment(22, ids[shuffled], 3), drawn[shuffled])
-    assert not np.array_equal(probes.class_assignment(0, ids, 3), drawn)
+    assert np.array_equal(probe_processing.class_assignment(22, ids[shuffled], 3), drawn[shuffled])
+    assert not np.array_equal(probe_processing.class_assignment(0, ids, 3), drawn)
 
-    kept, held = probes.stratified_holdout(22, ids, drawn)
+    kept, held = probe_processing.stratified_holdout(22, ids, drawn)
     assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == 3000
     for label in range(3):
         members = np.flatnonzero(drawn == label)
         assert len(np.intersect1d(held, members)) == int(0.2 * len(members) + 0.5)
-    kept_again, held_again = probes.stratified_holdout(22, ids[shuffled], drawn[shuffled])
+    kept_again, held_again = probe_processing.stratified_holdout(22, ids[shuffled], drawn[shuffled])
     assert set(ids[shuffled][held_again]) == set(ids[held])
 
 
 def test_each_final_seed_trains_on_its_own_class_draw() -> None:
     ids = np.array([f"img{i}" for i in range(500)])
-    rows = probes.seed_rows(torch.zeros((4, 500, 2)), ids, [0, 1, 7])
+    rows = probe_processing.seed_rows(torch.zeros((4, 500, 2)), ids, [0, 1, 7])
     for index, seed in enumerate((0, 1, 7)):
-        assert np.array_equal(rows.choice[index].numpy(), probes.class_assignment(seed, ids, 4))
+        assert np.array_equal(rows.choice[index].numpy(), probe_processing.class_assignment(seed, ids, 4))
     assert torch.equal(rows.labels, rows.choice) and rows.members.tolist() == list(range(500))
     assert not torch.equal(rows.choice[0], rows.choice[1])
 
@@ -173,13 +174,13 @@ def test_acquisition_probe_searches_on_val_then_retrains_on_train_and_val() -> N
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(5, 24))
     splits = [acquisition_split(rng, centres, count, prefix, 1.0) for count, prefix in ((300, "a"), (100, "b"), (100, "c"))]
-    outcome = probes.acquisition_probe(*splits, "mask95", settings=ProbeSettings(trials=12))
+    outcome = probe_acquisition.acquisition_probe(*splits, "mask95", settings=ProbeSettings(trials=12))
     assert outcome.train_rows == 400 and outcome.test_rows == 100 and outcome.classes == 5
     assert outcome.search_rows == (300, 100)
     assert outcome.acc1[0] > 90.0 and outcome.mean_class_acc[0] > 90.0
 
     noise = [acquisition_split(rng, np.zeros((5, 24)), count, prefix, 1.0) for count, prefix in ((300, "a"), (100, "b"), (500, "c"))]
-    chance = probes.acquisition_probe(*noise, "mask95", settings=ProbeSettings(trials=6))
+    chance = probe_acquisition.acquisition_probe(*noise, "mask95", settings=ProbeSettings(trials=6))
     assert abs(chance.acc1[0] - 20.0) < 8.0
 
 

@@ -20,7 +20,7 @@ COFFEE = Path(skimage.__file__).parent / "data" / "coffee.png"
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("query-home")
-    extraction.extract(data.get(DATASET), encoders.get(ENCODER), ["jpeg95_444", "jpeg75_420"], Store(root / "embeddings"))
+    extraction.extract(data.resolve(DATASET), encoders.get(ENCODER), ["jpeg95_444", "jpeg75_420"], Store(root / "embeddings"))
     return root
 
 

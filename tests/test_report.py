@@ -10,7 +10,7 @@ from PIL import Image
 
 from bench import report, results
 from bench.store import SplitVectors
-from bench.tasks import knn_influence, masking, paircams, probes, similarity
+from bench.tasks import knn_influence, masking, paircams, probe_processing, similarity
 from bench.tasks.linear_probe import ProbeSettings
 from tests.conftest import run_bench
 
@@ -57,7 +57,7 @@ def write_cells(results_dir: Path) -> None:
             "family": family, "metrics": {"knn_acc1": masking.curve(train, val, sweep, 3, "faiss-cpu"), "chance": 25.0},
             "detail": {"ratios": {"mask0": 0.0, "mask50": 0.5, "mask95": 0.95}}})
 
-        outcome = probes.processing_probe(train, val, sweep, seeds=(0, 1), settings=ProbeSettings(trials=2, epochs=3))
+        outcome = probe_processing.processing_probe(train, val, sweep, seeds=(0, 1), settings=ProbeSettings(trials=2, epochs=3))
         results.write(results.Cell("probe-processing", "toy", encoder, "group=toy"), results_dir, {
             "family": family, "metrics": {"probe_acc1": {"mean": float(outcome.acc1.mean()), "std": float(outcome.acc1.std())},
                                           "chance": 100 / 3}})

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.store import FingerprintMismatchError, MissingEmbeddingsError, Store, rows_to_arrow
+from bench.store import (
+    FingerprintMismatchError,
+    MissingEmbeddingsError,
+    Store,
+    item_keys,
+    rows_to_arrow,
+)
 
 DIM = 4
 
@@ -34,7 +40,8 @@ def test_rewriting_the_same_keys_never_duplicates(store: Store) -> None:
     vectors = store.split_vectors("d", "fam/enc.tag", "train", ["p"])
     assert list(vectors.image_ids) == ["a", "b", "c"]
     np.testing.assert_array_equal(vectors.vectors["p"], (first + 100)[[1, 0, 2]])
-    assert store.existing_keys("d", "fam/enc.tag") == {(i, "train", "p", 1) for i in ids}
+    asked = item_keys(["a", "b", "c", "a", "a"], ["train", "train", "train", "val", "train"], ["p", "p", "p", "p", "q"], [1, 1, 1, 1, 1])
+    assert store.contains_keys("d", "fam/enc.tag", asked).tolist() == [True, True, True, False, False]
 
 
 def test_tables_use_lance_format_2_0(store: Store) -> None:

@@ -9,6 +9,7 @@ from typing import Callable
 from bench import registry
 from bench.data import annotated, cameras, demo, folders
 from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
+from bench.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,9 @@ class DatasetSpec:
         """Records in stable order; a dataset that lives on disk needs --root."""
         options = options or DatasetOptions()
         if self.needs_root and options.root is None:
-            raise FileNotFoundError(f"dataset {self.name!r} needs --root pointing at its folder; see {self.card} for the layout")
+            raise DataError(f"dataset {self.name!r} needs --root pointing at its folder; see {self.card} for the layout")
         if options.root is not None and not options.root.is_dir():
-            raise FileNotFoundError(f"dataset {self.name!r}: --root {options.root} is not a folder; see {self.card} for the layout")
+            raise DataError(f"dataset {self.name!r}: --root {options.root} is not a folder; see {self.card} for the layout")
         return self.listing(options)
 
 
@@ -102,4 +103,32 @@ def get(name: str) -> DatasetSpec:
     return registry.lookup("dataset", DATASETS, name)
 
 
-__all__ = ["DATASETS", "DatasetOptions", "DatasetSpec", "ImageRecord", "Listing", "METADATA_COLUMNS", "get"]
+@dataclass(frozen=True)
+class ResolvedDataset:
+    """A dataset as one run sees it: its spec, what the user said about it, and its listing
+    (made once and handed to every stage that needs the records)."""
+
+    spec: DatasetSpec
+    options: DatasetOptions
+    listing: Listing
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def key(self) -> str:
+        """The dataset's name in the store and in result cells."""
+        return self.spec.store_key(self.options)
+
+
+def resolve(name: str | DatasetSpec, options: DatasetOptions | None = None) -> ResolvedDataset:
+    """Look the dataset up and list it."""
+    spec = name if isinstance(name, DatasetSpec) else get(name)
+    options = options or DatasetOptions()
+    return ResolvedDataset(spec, options, spec.list(options))
+
+
+__all__ = [
+    "DATASETS", "DatasetOptions", "DatasetSpec", "ImageRecord", "Listing", "METADATA_COLUMNS", "ResolvedDataset", "get", "resolve",
+]

@@ -6,8 +6,9 @@ import csv
 import json
 from pathlib import Path
 
-from bench.data.folders import IMAGE_SUFFIXES
+from bench.data.files import image_files
 from bench.data.record import DatasetOptions, ImageRecord, Listing
+from bench.errors import DataError
 
 # PROTOCOL.md §5.3: lower-cased, stripped Exif model -> camera class (0 = DSLR/compact, 1 = phone).
 # The 2013 Moto G (XT1032) is class 0 in the paper's mapping: "modern smartphone vs older device".
@@ -23,9 +24,9 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"annotation file {path} not found") from None
-    except json.JSONDecodeError as error:
-        raise FileNotFoundError(f"annotation file {path} is not valid JSON ({error})") from None
+        raise DataError(f"annotation file {path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"annotation file {path} is not valid JSON ({error})") from None
 
 
 def inat2018(options: DatasetOptions) -> Listing:
@@ -52,8 +53,8 @@ def inat2018(options: DatasetOptions) -> Listing:
 def _flickr_files(root: Path) -> dict[str, Path]:
     """Flickr ID -> file, for files named <FlickrID>.<ext> anywhere below root."""
     found: dict[str, Path] = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and path.stem.isdigit():
+    for path in image_files(root):
+        if path.stem.isdigit():
             found.setdefault(path.stem, path)
     return found
 
@@ -65,7 +66,7 @@ def flickrexif(options: DatasetOptions) -> Listing:
     split_file = options.root / "splits" / f"split_data_target_attribute={attribute}.json"
     if not split_file.is_file():
         available = sorted(p.name.split("=", 1)[1].removesuffix(".json") for p in (options.root / "splits").glob("split_data_target_attribute=*.json"))
-        raise FileNotFoundError(
+        raise DataError(
             f"flickrexif: no split file for attribute {attribute!r} at {split_file}; "
             f"available attributes: {', '.join(available) or 'none (copy the paper split JSONs into <root>/splits/)'}"
         )
@@ -92,7 +93,7 @@ def paircams(options: DatasetOptions) -> Listing:
     assert options.root is not None
     table = options.root / "metadata.csv"
     if not table.is_file():
-        raise FileNotFoundError(f"paircams: {table} not found (columns: file_name, subject_idx, model)")
+        raise DataError(f"paircams: {table} not found (columns: file_name, subject_idx, model)")
     records: list[ImageRecord] = []
     rejects: list[dict[str, str]] = []
     with open(table, newline="", encoding="utf-8") as handle:

@@ -19,12 +19,13 @@ from pathlib import Path
 from PIL import Image
 
 from bench import exif
+from bench.data.files import IMAGE_SUFFIXES, image_files
 from bench.data.record import DatasetOptions, ImageRecord, Listing
+from bench.errors import DataError
 from bench.registry import UnknownNameError
 from bench.seeding import stable_int
 
 SPLIT_SEED = 0
-SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".heic", ".heif"}
 ATTRIBUTES = ("make", "model", "is_smartphone", "iso", "exposure", "aperture", "focal_length")
 DEFAULT_ATTRIBUTE = "make"
 ATTRIBUTE_ALIASES = {"iso_speed": "iso", "smartphone": "is_smartphone"}  # FlickrExif spellings
@@ -35,20 +36,6 @@ class _Shot:
     image_id: str
     path: Path
     acquisition: exif.Acquisition
-
-
-def image_files(root: Path) -> list[Path]:
-    """Image files (by extension) below root, sorted by POSIX relative path; hidden entries skipped."""
-    return sorted(
-        (
-            path
-            for path in root.rglob("*")
-            if path.suffix.lower() in SUFFIXES
-            and not any(part.startswith(".") for part in path.relative_to(root).parts)
-            and path.is_file()
-        ),
-        key=lambda path: path.relative_to(root).as_posix(),
-    )
 
 
 def label_of(attribute: str, acquisition: exif.Acquisition) -> tuple[str | None, str]:
@@ -140,7 +127,7 @@ def listing(options: DatasetOptions) -> Listing:
     attribute = attribute_of(options.attribute)
     shots, rejects = _read_all(options.root)
     if not shots and not rejects:
-        raise FileNotFoundError(f"cameras: no image files ({', '.join(sorted(SUFFIXES))}) below {options.root}")
+        raise DataError(f"cameras: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) below {options.root}")
     splits = split_of_each(shots)
     labelled: list[tuple[_Shot, str]] = []
     for shot in shots:

@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.data.record import DatasetOptions, ImageRecord, Listing
+from bench.errors import DataError
 from bench.seeding import rng_for
 
 DEMO_SEED = 0
@@ -68,7 +69,7 @@ def listing(options: DatasetOptions, train_per_class: int = TRAIN_PER_CLASS, val
     sources = photos()
     missing = [str(path) for _, path in sources if not path.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise DataError(
             "the demo dataset needs photos shipped with scikit-image, scikit-learn and matplotlib; "
             f"missing: {', '.join(missing)}. Reinstall with `pip install -e .`"
         )

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.data.files import image_files
 from bench.data.record import DatasetOptions, ImageRecord, Listing
+from bench.errors import DataError
 from bench.seeding import stable_int
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".heic", ".heif"}
 SPLITS = ("train", "val", "test")
 VAL_PERCENT = 20  # imagefolder without split subfolders: this share of each class goes to val
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Image files below `folder`, sorted by relative path; hidden files and folders skipped."""
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file()
-        and path.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
 
 
 def _class_folders(folder: Path) -> list[str]:
@@ -36,11 +26,11 @@ def class_folder_listing(root: Path, require_splits: tuple[str, ...] = ()) -> Li
     present = [split for split in SPLITS if (root / split).is_dir()]
     missing = [split for split in require_splits if split not in present]
     if missing:
-        raise FileNotFoundError(f"{root}: expected the folder(s) {', '.join(missing)} (layout <root>/<split>/<class>/<image>)")
+        raise DataError(f"{root}: expected the folder(s) {', '.join(missing)} (layout <root>/<split>/<class>/<image>)")
     groups = [(split, root / split) for split in present] or [("", root)]
     classes = sorted({name for _, folder in groups for name in _class_folders(folder)})
     if not classes:
-        raise FileNotFoundError(f"{root}: no class subfolders found (layout <root>/[<split>/]<class>/<image>)")
+        raise DataError(f"{root}: no class subfolders found (layout <root>/[<split>/]<class>/<image>)")
     labels = {name: index for index, name in enumerate(classes)}
     records: list[ImageRecord] = []
     for split, folder in groups:

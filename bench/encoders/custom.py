@@ -7,7 +7,8 @@ import tomllib
 from pathlib import Path
 
 from bench.encoders.catalog import ENCODERS
-from bench.encoders.spec import EncoderSpec
+from bench.encoders.spec import FAMILIES, EncoderSpec
+from bench.errors import BenchError
 
 CUSTOM_LOADERS = ("open_clip", "timm", "checkpoint_url")
 REQUIRED = ("name", "family", "loader", "architecture", "input_size", "embed_dim")
@@ -23,7 +24,7 @@ input_size = 224
 embed_dim = 512"""
 
 
-class EncodersFileError(ValueError):
+class EncodersFileError(BenchError, ValueError):
     """An --encoders-file entry is malformed; the message names the file, entry and field."""
 
 
@@ -56,8 +57,8 @@ def read_file(path: str | Path) -> list[EncoderSpec]:
         _check_types(path, where, entry)
         if entry["loader"] not in CUSTOM_LOADERS:
             raise _fail(path, where, f"loader must be one of {', '.join(CUSTOM_LOADERS)}, not {entry['loader']!r}")
-        if entry["family"] not in ("cvl", "ssl", "sup"):
-            raise _fail(path, where, f"family must be cvl, ssl or sup, not {entry['family']!r}")
+        if entry["family"] not in FAMILIES:
+            raise _fail(path, where, f"family must be one of {', '.join(FAMILIES)}, not {entry['family']!r}")
         if "/" not in entry["name"]:
             raise _fail(path, where, "name must look like family/arch.tag")
         from bench.encoders.loaders import known_architectures  # torch: only when a file is read

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +34,14 @@ class LoadedEncoder:
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, computed once per (path, modification time, size) in a process: the
+    fingerprint and the loader both name the weights, and large checkpoints take seconds."""
+    status = os.stat(path)
+    return _sha256(str(path), status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=64)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -402,9 +411,11 @@ def known_architectures(loader_name: str) -> Callable[[str], bool] | None:
 
 
 def available_offline(spec: EncoderSpec) -> bool:
+    """Whether the spec's weights can be used right now without a download. A missing package,
+    an unreadable cache or a tag the library does not know means no; anything else is a bug."""
     try:
         return loader(spec).available(spec)
-    except Exception:
+    except (WeightsUnavailableError, ImportError, OSError, ValueError, KeyError):
         return False
 
 

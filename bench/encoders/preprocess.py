@@ -32,13 +32,14 @@ class Preprocess:
         return f"{self.mode}: {self.geometry} -> {self.tensorize}"
 
 
+def paper_geometry(size: int, interpolation: str) -> T.Compose:
+    """The paper's resize override: shorter side straight to the input size, then a centre crop
+    (no crop_pct margin, no squashing)."""
+    return T.Compose([T.Resize(size, interpolation=_INTERPOLATION[interpolation], antialias=True), T.CenterCrop(size)])
+
+
 def paper_preprocess(spec: EncoderSpec) -> Preprocess:
-    """The paper's override (PROTOCOL.md §2): shorter side straight to the input size, centre crop."""
-    geometry = T.Compose(
-        [
-            T.Resize(spec.input_size, interpolation=_INTERPOLATION[spec.interpolation], antialias=True),
-            T.CenterCrop(spec.input_size),
-        ]
-    )
+    """The encoder's full preprocessing as the paper runs it: `paper_geometry`, then to a float
+    tensor in [0, 1] normalised by the encoder's mean and std."""
     tensorize = T.Compose([T.ToTensor(), T.Normalize(spec.mean, spec.std)])
-    return Preprocess(geometry=geometry, tensorize=tensorize, mode="paper")
+    return Preprocess(geometry=paper_geometry(spec.input_size, spec.interpolation), tensorize=tensorize, mode="paper")

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from bench.errors import BenchError
+
 Family = Literal["cvl", "ssl", "sup"]
+FAMILIES: tuple[str, ...] = ("cvl", "ssl", "sup")  # also the leaderboard's order
 FAMILY_TITLES = {"cvl": "CVL (contrastive vision-language)", "ssl": "SSL (self-supervised)", "sup": "SUP (supervised)"}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -15,7 +18,7 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 HALF = (0.5, 0.5, 0.5)
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(BenchError, RuntimeError):
     """The weights for a spec cannot be obtained here; the message says how to supply them."""
 
 

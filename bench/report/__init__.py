@@ -6,18 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import leaderboard
+from bench import leaderboard, results
 from bench.encoders.spec import FAMILY_TITLES
-from bench.report.figures import FIGURES, pyplot
+from bench.errors import NoResultsError
+from bench.plots import pyplot
 from bench.report.pages import Section, html_page, markdown_page
 from bench.tasks import TaskSpec
 
 
 def _table(task: TaskSpec, cells: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["encoder", "family", *(name for name, _ in task.columns)]
+    header = ["encoder", "family", *(column.header for column in task.columns)]
     rows = [
-        [cell["encoder"], FAMILY_TITLES.get(family, family), *(leaderboard.format_value(leaderboard.metric(cell, path), task.decimals) for _, path in task.columns)]
-        for family, members in leaderboard.by_family(task, cells)
+        [cell["encoder"], FAMILY_TITLES.get(family, family),
+         *(results.format_value(results.metric(cell, column.path), task.decimals) for column in task.columns)]
+        for family, members in results.by_family(task.primary, cells)
         for cell in members
     ]
     return header, rows
@@ -39,7 +41,8 @@ def sections(results_dir: Path, folder: Path) -> list[Section]:
     out: list[Section] = []
     for task, dataset, condition, cells in leaderboard.grouped(results_dir):
         section = Section(f"{task.name} · {dataset}", f"{task.description}. Dataset: {_dataset_note(dataset)}.")
-        section.figures.extend(FIGURES.get(task.name, lambda *_: [])(plt, folder, task, dataset, condition, cells))
+        if task.figures is not None:
+            section.figures.extend(task.figures(plt, folder, task, dataset, condition, cells))
         header, rows = _table(task, cells)
         section.tables.append((condition, header, rows, task.aggregation))
         out.append(section)
@@ -51,7 +54,7 @@ def write(results_dir: Path, folder: Path, title: str) -> tuple[Path, Path, list
     folder.mkdir(parents=True, exist_ok=True)
     built = sections(results_dir, folder)
     if not built:
-        raise FileNotFoundError(f"no results under {results_dir}: run a task first, e.g. `python -m bench run knn-influence`")
+        raise NoResultsError(f"no results under {results_dir}: run a task first, e.g. `python -m bench run knn-influence`")
     html_path, markdown_path = folder / "index.html", folder / "report.md"
     html_path.write_text(html_page(title, built), encoding="utf-8")
     markdown_path.write_text(markdown_page(title, built), encoding="utf-8")

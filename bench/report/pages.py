@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from bench.report.figures import Figure, slug
+from bench.plots import Figure, slug
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""The loop every task shares: per encoder, skip a finished cell, extract what is missing,
-compute, and write the cell with its provenance."""
+"""The loop every task shares: skip finished cells, extract what the other encoders lack in
+one pass, compute each encoder's cell and write it with its provenance."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rich.console import Console
-
 from bench import data, results
 from bench.encoders.spec import EncoderSpec
 from bench.store import Store, table_name
-from bench.tasks.options import RunOptions
+from bench.tasks.request import RunRequest
 
 
 @dataclass(frozen=True)
@@ -31,34 +29,41 @@ Compute = Callable[[EncoderSpec, Store, str], Computed]
 
 
 def run_cells(
-    options: RunOptions,
-    console: Console,
+    request: RunRequest,
     *,
     task: str,
     condition: str,
     processings: Sequence[str],
     splits: Sequence[str],
     compute: Compute,
+    dataset: "data.ResolvedDataset | None" = None,
 ) -> list[Path]:
+    """Cells of `task` under `condition` for every encoder of the request; returns the paths written."""
     from bench import extraction  # torch: only when there is work to do
 
-    dataset = data.get(options.dataset)
-    store = Store(options.workspace.embeddings_uri)
-    key = dataset.store_key(options.dataset_options())
-    written: list[Path] = []
-    for spec in options.encoder_specs():
+    resolved = dataset or data.resolve(request.dataset, request.dataset_options)
+    store = Store(request.workspace.embeddings_uri)
+    key = resolved.key
+    pending: list[tuple[EncoderSpec, results.Cell]] = []
+    for spec in request.encoder_specs():
         cell = results.Cell(task, key, spec.name, condition)
-        if results.exists(cell, options.workspace.results) and not options.overwrite:
-            console.print(f"[dim]cached: {cell.path(options.workspace.results)}[/dim]")
-            continue
-        started = time.perf_counter()
-        summary = extraction.extract(
-            dataset, spec, processings, store, splits=splits,
-            device=options.device, batch_size=options.batch_size, workers=options.workers,
-            rejects_dir=options.workspace.rejects, console=console, dataset_options=options.dataset_options(),
-        )
-        extracted = time.perf_counter()
+        if results.exists(cell, request.workspace.results) and not request.overwrite:
+            request.console.print(f"[dim]cached: {cell.path(request.workspace.results)}[/dim]")
+        else:
+            pending.append((spec, cell))
+    if not pending:
+        return []
+    started = time.perf_counter()
+    summaries = extraction.extract(
+        resolved, [spec for spec, _ in pending], processings, store, splits=splits,
+        settings=request.extraction, rejects_dir=request.workspace.rejects, console=request.console,
+    )
+    extract_seconds = time.perf_counter() - started
+    written: list[Path] = []
+    for spec, cell in pending:
+        began = time.perf_counter()
         computed = compute(spec, store, key)
+        summary = summaries[spec.name]
         payload = {
             "family": spec.family,
             "metric": computed.metric,
@@ -69,9 +74,10 @@ def run_cells(
                 table_version=store.version(key, spec.name),
                 fingerprint=store.fingerprint(key, spec.name),
                 **computed.provenance,
-                timings={"extract_s": extracted - started, "compute_s": time.perf_counter() - extracted},
+                timings={"extract_s": extract_seconds, "compute_s": time.perf_counter() - began,
+                         "extract_encoders": len(pending)},
                 extraction={"images": summary.images, "rejected": len(summary.rejects)},
             ),
         }
-        written.append(results.write(cell, options.workspace.results, payload))
+        written.append(results.write(cell, request.workspace.results, payload))
     return written

@@ -9,19 +9,22 @@ independent, so K x K class-restricted neighbour lists are computed once and mer
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
-from rich.console import Console
 
-from bench import data, index, processing, results
-from bench.seeding import uniform_choice
+from bench import data, index, plots, processing, results
 from bench.encoders.spec import EncoderSpec
+from bench.knn import class_count, correct
+from bench.seeding import uniform_choice
 from bench.store import SplitVectors, Store
 from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import RunOptions
+from bench.tasks.options import BACKEND, GROUP, SEEDS, K
+from bench.tasks.request import RunRequest
+from bench.tasks.spec import Column, TaskSpec
+from bench.vectors import normalise
 
 NAME = "knn-influence"
 SETUPS = ("all_same", "all_diff", "pos_same", "neg_same", "uniform")
@@ -35,6 +38,8 @@ class KnnInfluence:
     triples: dict[tuple[str, str, str], float]  # (test, pos, neg) -> knn_acc1 in %
     uniform: dict[tuple[str, int], float]  # (test, seed) -> knn_acc1 in %
     num_classes: int
+    triple_hits: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)  # per query: voted right
+    uniform_hits: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
     def setups(self) -> dict[str, float]:
         """Simple means exactly as the paper's generate_results.py (§7.3)."""
@@ -53,30 +58,12 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def vote(neighbour_labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Unweighted majority vote per row; -1 entries are ignored; ties go to the lowest class."""
-    counts = np.zeros((len(neighbour_labels), num_classes), dtype=np.int64)
-    rows, columns = np.nonzero(neighbour_labels >= 0)
-    np.add.at(counts, (rows, neighbour_labels[rows, columns]), 1)
-    return counts.argmax(axis=1)
-
-
 def merge(positives: index.Neighbours, negatives: index.Neighbours, k: int) -> np.ndarray:
     """Top-k rows of the union of two neighbour lists, by (score desc, row asc)."""
     scores = np.concatenate([positives.scores, negatives.scores], axis=1)
     rows = np.concatenate([positives.rows, negatives.rows], axis=1)
     order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)[:, :k]
     return np.take_along_axis(rows, order, axis=1)
-
-
-def class_count(*splits: SplitVectors) -> int:
-    """Classes the labels range over: labels are 0..n-1 across the splits together."""
-    return int(max(split.labels.max() for split in splits)) + 1
-
-
-def accuracy(rows: np.ndarray, database_labels: np.ndarray, query_labels: np.ndarray, num_classes: int) -> float:
-    neighbour_labels = np.where(rows >= 0, database_labels[np.maximum(rows, 0)], -1)
-    return float(100.0 * np.mean(vote(neighbour_labels, num_classes) == query_labels))
 
 
 def run(
@@ -90,44 +77,45 @@ def run(
 ) -> KnnInfluence:
     """All K^3 (test, pos, neg) triples and the uniform setup for one processing group."""
     num_classes = class_count(train, val)
-    database = {name: index.normalise(train.vectors[name]) for name in classes}
-    queries = {name: index.normalise(val.vectors[name]) for name in classes}
+    database = {name: normalise(train.vectors[name]) for name in classes}
+    queries = {name: normalise(val.vectors[name]) for name in classes}
+    indexes = {name: index.build(database[name], labels=train.labels, backend=backend) for name in classes}
 
-    def restricted(test: str, db: str, restrict: str) -> index.Neighbours:
-        return index.search(
-            queries[test], database[db], k,
-            restrict=restrict, query_labels=val.labels, database_labels=train.labels, backend=backend,
-        )
-
-    triples: dict[tuple[str, str, str], float] = {}
+    triple_hits: dict[tuple[str, str, str], np.ndarray] = {}
     for test in classes:
-        positives = {p: restricted(test, p, "same") for p in classes}
-        negatives = {n: restricted(test, n, "other") for n in classes}
+        positives = {p: indexes[p].search(queries[test], k, restrict="same", query_labels=val.labels) for p in classes}
+        negatives = {n: indexes[n].search(queries[test], k, restrict="other", query_labels=val.labels) for n in classes}
         for p, n in itertools.product(classes, classes):
-            rows = merge(positives[p], negatives[n], k)
-            triples[test, p, n] = accuracy(rows, train.labels, val.labels, num_classes)
+            triple_hits[test, p, n] = correct(merge(positives[p], negatives[n], k), train.labels, val.labels, num_classes)
 
-    uniform: dict[tuple[str, int], float] = {}
+    uniform_hits: dict[tuple[str, int], np.ndarray] = {}
     stacked = np.stack([database[name] for name in classes])  # (K, N, D)
     for seed in seeds:
         assignment = uniform_choice(seed, train.image_ids, len(classes), UNIFORM_PURPOSE)
         mixed = stacked[assignment, np.arange(len(assignment))]
         for test in classes:
             found = index.search(queries[test], mixed, k, backend=backend)
-            uniform[test, seed] = accuracy(found.rows, train.labels, val.labels, num_classes)
-    return KnnInfluence(tuple(classes), k, triples, uniform, num_classes)
+            uniform_hits[test, seed] = correct(found.rows, train.labels, val.labels, num_classes)
+    return KnnInfluence(
+        tuple(classes), k, {key: _percent(hits) for key, hits in triple_hits.items()},
+        {key: _percent(hits) for key, hits in uniform_hits.items()}, num_classes, triple_hits, uniform_hits,
+    )
 
 
-def execute(options: RunOptions, console: Console) -> list[Path]:
+def _percent(hits: np.ndarray) -> float:
+    return float(100.0 * np.mean(hits))
+
+
+def execute(request: RunRequest) -> list[Path]:
     """Extract what is missing, compute each encoder's cell, skip cells already stored."""
-    dataset = data.get(options.dataset)
-    classes = processing.group(options.group)
-    k = options.k or dataset.knn_k
+    group, seeds, backend = request.value(GROUP), request.value(SEEDS), request.value(BACKEND)
+    classes = processing.group(group)
+    k = request.value(K) or data.get(request.dataset).knn_k
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         train = store.split_vectors(key, spec.name, "train", classes)
         val = store.split_vectors(key, spec.name, "val", classes)
-        outcome = run(train, val, classes, k=k, seeds=range(options.seeds), backend=options.backend)
+        outcome = run(train, val, classes, k=k, seeds=range(seeds), backend=backend)
         setups = outcome.setups()
         return Computed(
             metric="knn_acc1",
@@ -144,13 +132,64 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
                 "val_images": int(len(val.image_ids)),
             },
             provenance={
-                "backend": index.resolve_backend(options.backend),
-                "seeds": list(range(options.seeds)),
+                "backend": index.resolve_backend(backend),
+                "seeds": list(range(seeds)),
                 "uniform_assignment": f"uniform_choice(seed, image_id, {len(classes)}, {UNIFORM_PURPOSE!r})",
             },
         )
 
     return run_cells(
-        options, console, task=NAME, condition=results.condition(group=options.group, k=k, seeds=options.seeds),
+        request, task=NAME, condition=results.condition(group=group, k=k, seeds=seeds),
         processings=classes, splits=("train", "val"), compute=compute,
     )
+
+
+SETUP_LABELS = (("all_same", "all-same"), ("all_diff", "all-diff"), ("pos_same", "pos-same"), ("neg_same", "neg-same"), ("uniform", "uniform"))
+
+
+def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
+    """Accuracy per encoder by family, and the five setups side by side per encoder."""
+    cells = results.ordered(task.primary, cells)
+    names = [cell["encoder"] for cell in cells]
+    out = []
+    figure = plots.family_bars(plt, cells, "knn_acc1.all_same", "kNN accuracy, all-same (%)")
+    out.append(plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('knn-accuracy', dataset, condition)}.png"),
+                            f"Semantic kNN accuracy (all-same) per encoder on {dataset}, by family; dotted: chance."))
+    figure, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(cells) + 3), 3.4))
+    width = 0.8 / len(SETUP_LABELS)
+    for position, (key, label) in enumerate(SETUP_LABELS):
+        heights = [results.metric(cell, f"knn_acc1.{key}") or 0.0 for cell in cells]
+        ax.bar(np.arange(len(cells)) + (position - 2) * width, heights, width, label=label)
+    plots.chance_line(ax, cells, "chance")
+    ax.set_xticks(range(len(cells)), names, rotation=30, ha="right")
+    ax.set_ylabel("kNN accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    out.append(plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('knn-setups', dataset, condition)}.png"),
+                            f"kNN processing influence on {dataset} ({condition}): the five database setups side by side per encoder. "
+                            "pos-same above neg-same means the encoder groups images by processing."))
+    return out
+
+
+TASK = TaskSpec(
+    name=NAME,
+    description="kNN accuracy when the database is processed like / unlike the query (paper §7)",
+    execute=execute,
+    columns=(
+        Column("all-same", "knn_acc1.all_same"),
+        Column("all-diff", "knn_acc1.all_diff"),
+        Column("pos-same", "knn_acc1.pos_same"),
+        Column("neg-same", "knn_acc1.neg_same"),
+        Column("uniform", "knn_acc1.uniform"),
+        Column("pos−neg", "gap_pos_minus_neg"),
+        Column("chance", "chance"),
+    ),
+    aggregation=(
+        "knn_acc1 (%): unweighted k-NN vote, database = train, queries = val. all-same: mean over the K "
+        "query processings t; all-diff / pos-same / neg-same: mean over the K(K-1) ordered pairs (t, o≠t); "
+        "uniform: mean over K query processings × seeds, database images each under a random class. "
+        "pos−neg = pos-same − neg-same."
+    ),
+    options=(GROUP, K, SEEDS, BACKEND),
+    figures=figures,
+)

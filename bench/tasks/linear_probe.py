@@ -63,13 +63,6 @@ def epoch_learning_rates(lr: float, epochs: int, schedule: str = "paper") -> np.
     return lr * 0.5 * (1.0 + np.cos(math.pi * epoch / epochs))
 
 
-def l2_normalised(vectors: np.ndarray) -> np.ndarray:
-    """Each row scaled to unit length (an all-zero row stays zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, np.float32(1e-12))
-
-
 @dataclass(frozen=True)
 class TrainingRows:
     """What S probes train on: row i of probe s is pool[choice[s, i], members[i]], labelled labels[s, i].

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from rich.console import Console
 
-from bench import index, results
+from bench import plots, results
 from bench.encoders.spec import EncoderSpec
+from bench.errors import BenchError
 from bench.store import Store, vector_matrix
 from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import RunOptions
+from bench.tasks.request import RunRequest
+from bench.tasks.spec import Column, TaskSpec
+from bench.vectors import normalise
 
 NAME = "paircams"
 PROCESSING = "original"  # the files as they are: the traces under test come from the cameras
@@ -26,7 +29,7 @@ DIRECTIONS = ("dslr_compact", "phone")  # query camera class 0, 1
 QUERY_BLOCK = 1024  # queries per score block: memory stays at block x collection
 
 
-class PairCamsDataError(ValueError):
+class PairCamsDataError(BenchError, ValueError):
     """The dataset's rows cannot be paired as PairCams needs."""
 
 
@@ -98,7 +101,7 @@ def _hits(queries: np.ndarray, own: np.ndarray, partners: np.ndarray) -> tuple[n
 def recall_at_1(vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np.ndarray) -> PairRecall:
     """Both collections, both query directions, on L2-normalised float32 vectors (PROTOCOL.md §8.1)."""
     sides = pair_rows(subject_ids, camera_classes)
-    unit = index.normalise(vectors)
+    unit = normalise(vectors)
     same: dict[str, float] = {}
     different: dict[str, float] = {}
     for camera, direction in enumerate(DIRECTIONS):
@@ -109,7 +112,7 @@ def recall_at_1(vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np
     return PairRecall(same, different, len(sides[0]))
 
 
-def execute(options: RunOptions, console: Console) -> list[Path]:
+def execute(request: RunRequest) -> list[Path]:
     """Extract the dataset as it is, compute recall@1 per encoder, skip cells already stored."""
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
@@ -132,6 +135,51 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
         )
 
     return run_cells(
-        options, console, task=NAME, condition=results.condition(processing=PROCESSING),
+        request, task=NAME, condition=results.condition(processing=PROCESSING),
         processings=[PROCESSING], splits=("test",), compute=compute,
     )
+
+
+def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
+    """Same against different recall@1, one point per encoder, with the y = x line."""
+    figure, ax = plt.subplots(figsize=(5.2, 4.2))
+    ax.plot([0, 100], [0, 100], color="black", linewidth=0.8, linestyle="--", label="y = x")
+    for cell in cells:
+        x = results.metric(cell, "recall_at_1.different") or 0.0
+        y = results.metric(cell, "recall_at_1.same") or 0.0
+        ax.scatter([x], [y], color=plots.colour(cell), s=30, zorder=3)
+        ax.annotate(cell["encoder"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_aspect("equal")
+    ax.set_xlabel("recall@1, different collection (%)")
+    ax.set_ylabel("recall@1, same collection (%)")
+    plots.family_legend(ax, cells)
+    return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('paircams', dataset, condition)}.png"),
+                         f"PairCams on {dataset}: each point is an encoder. Below the y = x line, distractors from the query's own "
+                         "camera class hurt retrieval more than distractors from the target's: the embedding encodes the camera.")]
+
+
+TASK = TaskSpec(
+    name=NAME,
+    description="PairCams near-duplicate retrieval: recall@1 with same- vs different-camera distractors (paper §8)",
+    execute=execute,
+    columns=(
+        Column("same", "recall_at_1.same"),
+        Column("different", "recall_at_1.different"),
+        Column("same−diff", "gap_same_minus_different"),
+        Column("same dslr", "recall_at_1.same_dslr_compact"),
+        Column("same phone", "recall_at_1.same_phone"),
+        Column("diff dslr", "recall_at_1.different_dslr_compact"),
+        Column("diff phone", "recall_at_1.different_phone"),
+        Column("chance", "chance"),
+    ),
+    aggregation=(
+        "recall_at_1 (%): a query's top-1 must be its subject's image from the other camera class. same: "
+        "distractors are the query's own camera class; different: the target's class. same / different "
+        "average the two query directions (dslr = DSLR/compact queries, phone = phone queries). A distractor "
+        "tied with the target counts as a miss."
+    ),
+    figures=figures,
+    default_dataset="paircams-sim",
+)

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from rich.console import Console
 
-from bench import index, processing, results
+from bench import plots, processing, results
 from bench.encoders.spec import EncoderSpec
 from bench.store import Store
 from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import RunOptions
+from bench.tasks.options import GROUP
+from bench.tasks.request import RunRequest
+from bench.tasks.spec import Column, TaskSpec
+from bench.vectors import normalise
 
 NAME = "similarity"
 EDGES = np.linspace(-1.0, 1.0, 201)  # 200 bins of width 0.01 over the cosine range
@@ -50,7 +53,7 @@ def distributions(
     queries: np.ndarray, query_labels: np.ndarray, same: np.ndarray, other: np.ndarray, database_labels: np.ndarray
 ) -> Distributions:
     """`same` / `other`: the database under the queries' processing / under the other one, row-aligned."""
-    queries, same, other = (index.normalise(v) for v in (queries, same, other))
+    queries, same, other = (normalise(v) for v in (queries, same, other))
     counts = {part: np.zeros(len(EDGES) - 1, dtype=np.int64) for part in PARTS}
     sums = dict.fromkeys(PARTS, 0.0)
     sizes = dict.fromkeys(PARTS, 0)
@@ -68,14 +71,15 @@ def distributions(
     return Distributions(counts, sums, sizes)
 
 
-def pair(options: RunOptions) -> tuple[str, str]:
+def pair(group: str) -> tuple[str, str]:
     """(a, b): the group's last class (the mildest: jpeg95_444 for jpeg) against its first."""
-    classes = processing.group(options.group)
+    classes = processing.group(group)
     return classes[-1], classes[0]
 
 
-def execute(options: RunOptions, console: Console) -> list[Path]:
-    a, b = pair(options)
+def execute(request: RunRequest) -> list[Path]:
+    group = request.value(GROUP)
+    a, b = pair(group)
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         train = store.split_vectors(key, spec.name, "train", (a, b))
@@ -94,6 +98,65 @@ def execute(options: RunOptions, console: Console) -> list[Path]:
         )
 
     return run_cells(
-        options, console, task=NAME, condition=results.condition(group=options.group, query=a, other=b),
+        request, task=NAME, condition=results.condition(group=group, query=a, other=b),
         processings=(a, b), splits=("train", "val"), compute=compute,
     )
+
+
+PARTS_DRAWN = (
+    ("semantic_same/processing_same", "same class, same processing", "#1f77b4", "-"),
+    ("semantic_same/processing_diff", "same class, other processing", "#1f77b4", "--"),
+    ("semantic_diff/processing_same", "other class, same processing", "#ff7f0e", "-"),
+    ("semantic_diff/processing_diff", "other class, other processing", "#ff7f0e", "--"),
+)
+
+
+def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
+    """The four cosine distributions, one panel per encoder."""
+    cells = results.ordered(task.primary, cells)
+    columns = min(3, len(cells))
+    rows = -(-len(cells) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns + 1.8, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(cells):]:
+        ax.axis("off")
+    for ax, cell in zip(axes.flat, cells):
+        detail = cell["detail"]
+        edges = np.asarray(detail["edges"])
+        centres = (edges[:-1] + edges[1:]) / 2
+        for key, label, colour, style in PARTS_DRAWN:
+            counts = np.asarray(detail["counts"][key], dtype=float)
+            density = counts / max(counts.sum(), 1.0) / np.diff(edges)
+            ax.plot(centres, density, color=colour, linestyle=style, linewidth=1.2, label=label)
+        ax.set_title(cell["encoder"], fontsize=9)
+        ax.set_xlabel("cosine similarity")
+        ax.set_ylabel("density")
+    axes.flat[min(len(cells), columns) - 1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    query, other = cells[0]["detail"]["query_processing"], cells[0]["detail"]["other_processing"]
+    return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('similarity', dataset, condition)}.png"),
+                         f"Cosine similarity from val queries under {query} to train images under {query} (solid) and under "
+                         f"{other} (dashed), for the same semantic class (blue) and other classes (orange), on {dataset}. "
+                         "Solid right of dashed: sharing the query's processing raises similarity.")]
+
+
+TASK = TaskSpec(
+    name=NAME,
+    description="cosine similarity split by semantic same/diff x processing same/diff, and the shift (paper §9.1, Fig. 2)",
+    execute=execute,
+    columns=(
+        Column("sem= proc=", "mean_cosine.semantic_same/processing_same"),
+        Column("sem= proc≠", "mean_cosine.semantic_same/processing_diff"),
+        Column("shift sem=", "shift_semantic_same"),
+        Column("sem≠ proc=", "mean_cosine.semantic_diff/processing_same"),
+        Column("sem≠ proc≠", "mean_cosine.semantic_diff/processing_diff"),
+        Column("shift sem≠", "shift_semantic_diff"),
+    ),
+    aggregation=(
+        "mean cosine similarity from every val query under the group's last class (jpeg95_444 for jpeg) to "
+        "every train image under that class (proc=) and under the group's first class (proc≠), split by "
+        "whether the semantic labels match (sem= / sem≠). shift = proc= minus proc≠ within a semantic group: "
+        "how much sharing the query's processing raises similarity. Histograms are in each cell's detail."
+    ),
+    options=(GROUP,),
+    figures=figures,
+    decimals=3,
+)

@@ -1,0 +1,105 @@
+"""`extract`: plan what is missing, then run the prepare/embed/commit stages on an engine."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from rich.console import Console
+
+from bench.encoders.spec import EncoderSpec
+from bench.extraction.plan import Plan, make_plan
+from bench.extraction.settings import ExtractionSettings
+from bench.naming import encoder_slug, safe_part
+from bench.store import Store
+
+if TYPE_CHECKING:
+    from bench.data import ResolvedDataset
+
+
+@dataclass
+class ExtractionSummary:
+    dataset: str
+    encoder: str
+    images: int = 0  # items run through the encoder in this call
+    rows_written: int = 0
+    rows_skipped: int = 0  # already in the store
+    rejects: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.dataset} x {self.encoder}: {self.images} images in {self.seconds:.1f} s "
+            f"({self.images_per_second:.1f} img/s), {self.rows_written} rows written, "
+            f"{self.rows_skipped} already stored, {len(self.rejects)} rejected"
+        )
+
+
+def extract(
+    dataset: "ResolvedDataset",
+    specs: Sequence[EncoderSpec] | EncoderSpec,
+    processings: Sequence[str],
+    store: Store,
+    *,
+    splits: Sequence[str] = ("train", "val"),
+    settings: ExtractionSettings = ExtractionSettings(),
+    rebuild: bool = False,
+    rejects_dir: Path | None = None,
+    console: Console | None = None,
+) -> dict[str, ExtractionSummary]:
+    """Embed every (record, processing) that an encoder's table lacks; one pass over the images
+    feeds every encoder. Returns a summary per encoder."""
+    console = console or Console(stderr=True)
+    specs = [specs] if isinstance(specs, EncoderSpec) else list(specs)
+    records = [record for record in dataset.listing.records if record.split in splits]
+    plan = make_plan(
+        dataset.key, records, specs, processings, store,
+        seed=settings.seed, precision=settings.precision, rebuild=rebuild, rejects=dataset.listing.rejects,
+    )
+    summaries = {
+        target.spec.name: ExtractionSummary(plan.dataset, target.spec.name, rows_skipped=plan.stored[target.spec.name],
+                                            rejects=[{"image_id": "", "split": "", "processing": "", **r} for r in plan.rejects])
+        for target in plan.targets
+    }
+    if plan.items:
+        started = time.perf_counter()
+        if settings.engine == "ray":
+            from bench.extraction import distributed
+
+            distributed.run(plan, settings, store, summaries, console)
+        else:
+            from bench.extraction import local
+
+            local.run(plan, settings, store, summaries, console)
+        for summary in summaries.values():
+            summary.seconds = time.perf_counter() - started
+    for summary in summaries.values():
+        _finish(summary, rejects_dir, console, quiet=not plan.items and not summary.rejects)
+    return summaries
+
+
+def _finish(summary: ExtractionSummary, rejects_dir: Path | None, console: Console, quiet: bool = False) -> None:
+    if summary.rejects and rejects_dir is not None:
+        path = _write_rejects(rejects_dir, summary.dataset, summary.encoder, summary.rejects)
+        console.print(f"{len(summary.rejects)} rejected images listed in {path}")
+    if not quiet:
+        console.print(summary.line())
+
+
+def _write_rejects(folder: Path, dataset: str, encoder: str, rejects: list[dict[str, str]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{safe_part(dataset)}__{encoder_slug(encoder)}.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:  # this run's rejects; a rerun lists them again
+        for reject in rejects:
+            handle.write(json.dumps(reject) + "\n")
+    return path
+
+
+__all__ = ["ExtractionSummary", "Plan", "extract"]

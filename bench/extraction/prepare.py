@@ -1,0 +1,66 @@
+"""The prepare stage: pure functions of a record that turn a file into encoder inputs.
+
+A record is decoded once, each processing op is applied once, and the geometry step (resize +
+centre crop) runs once per distinct view, i.e. per (input size, interpolation, resize mode)
+among the encoders that need the item. The result is uint8 pixels; scaling to [0, 1] and the
+encoder's mean/std normalisation happen in the embed stage, on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench import processing
+from bench.data import ImageRecord
+from bench.encoders.preprocess import paper_geometry
+from bench.encoders.spec import EncoderSpec
+
+# Bad input that becomes a reject instead of a crash.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class View:
+    """One geometry step: encoders that share it share the prepared pixels."""
+
+    size: int
+    interpolation: str
+    mode: str = "paper"
+
+    def geometry(self):
+        return _geometry(self.size, self.interpolation)
+
+
+@lru_cache(maxsize=None)
+def _geometry(size: int, interpolation: str):
+    return paper_geometry(size, interpolation)
+
+
+def view_of(spec: EncoderSpec) -> View:
+    return View(spec.input_size, spec.interpolation)
+
+
+def pixels(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a (3, H, W) uint8 tensor."""
+    array = np.array(image.convert("RGB"), dtype=np.uint8)  # writable: torch refuses read-only memory
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def prepare(record: ImageRecord, op: processing.Processing, views: Iterable[View], seed: int) -> dict[View, torch.Tensor]:
+    """The record under `op`, through each view's geometry, as uint8 pixels per view."""
+    image = record.load()
+    if op.stage == "source":
+        image = processing.apply(op, image, seed=seed, image_id=record.image_id)
+    out: dict[View, torch.Tensor] = {}
+    for view in views:
+        cropped = view.geometry()(image)
+        if op.stage == "after_crop":
+            cropped = processing.apply(op, cropped, seed=seed, image_id=record.image_id)
+        out[view] = pixels(cropped)
+    return out

@@ -1,0 +1,160 @@
+"""probe-acquisition (PROTOCOL §6.2-6.3 of the paper, docs/protocol.md): can one linear layer on
+frozen embeddings tell which camera took a photo, once the scene is masked away?
+
+Labels come from Exif (make, model, ISO, ...); images are masked after the encoder's crop (95 %
+by default). The search (seed 42) trains on train and scores val; the best setting retrains on
+train + val and is tested once on test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from bench import data, results
+from bench.arguments import masking_op
+from bench.encoders.spec import EncoderSpec
+from bench.knn import class_count
+from bench.store import SplitVectors, Store
+from bench.tasks import probes
+from bench.tasks.cells import Computed, run_cells
+from bench.tasks.linear_probe import (
+    ProbeSettings,
+    Trial,
+    predict,
+    scores,
+    search,
+    single_version,
+    train,
+)
+from bench.tasks.request import RunRequest
+from bench.tasks.spec import Column, TaskOption, TaskSpec
+from bench.vectors import normalise
+
+if TYPE_CHECKING:  # torch loads only when a probe trains
+    import torch
+
+NAME = "probe-acquisition"
+SEED = 42  # the seed the paper's acquisition script passes
+SPLITS = ("train", "val", "test")
+MASK = TaskOption(
+    "mask", "masked share of each crop: 0.95 (default, the paper's), 0.9, 0.75, 0.5, 0.25, 0, or none for the unmasked files",
+    default="mask95", parse=masking_op,
+)
+
+
+def acquisition_probe(
+    train_split: SplitVectors,
+    val_split: SplitVectors,
+    test_split: SplitVectors,
+    version: str,
+    *,
+    settings: ProbeSettings = ProbeSettings(),
+    device: "torch.device | str" = "cpu",
+    seed: int = SEED,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> probes.ProbeOutcome:
+    """The acquisition probe of §6.2 on the embeddings under processing `version` (e.g. mask95)."""
+    import torch
+
+    device = torch.device(device)
+    splits = (train_split, val_split, test_split)
+    count = class_count(*splits)
+    features = [normalise(split.vectors[version]) for split in splits]
+    found = search(
+        single_version(features[0], train_split.labels, device), probes.tensor(features[1], device),
+        probes.tensor(val_split.labels, device), count, settings, seed, on_trial,
+    )
+    combined = single_version(np.concatenate(features[:2]), np.concatenate([train_split.labels, val_split.labels]), device)
+    trained = train(combined, count, [found.best.lr], [found.best.wd], [probes.final_seed(seed)], settings)
+    measured = scores(predict(trained, probes.tensor(features[2], device)), probes.tensor(test_split.labels, device))
+    return probes.ProbeOutcome(
+        found, measured.acc1, measured.mean_class_acc, trained.diverged, count, combined.members.numel(), len(test_split.labels),
+        (len(train_split.labels), len(val_split.labels)),
+    )
+
+
+def _check_splits(dataset: data.ResolvedDataset) -> None:
+    """Fail before any extraction when the dataset lacks a split the acquisition probe needs."""
+    present = {record.split for record in dataset.listing.records}
+    missing = [split for split in SPLITS if split not in present]
+    if missing:
+        raise probes.ProbeDataError(
+            f"probe-acquisition needs train, val and test images; dataset {dataset.name!r} has none in {', '.join(missing)}. "
+            "Use a dataset with Exif labels and three splits: cameras (--root your photos) or flickrexif."
+        )
+
+
+def _label_names(store: Store, key: str, encoder: str, version: str) -> dict[int, str]:
+    rows = store.scan(key, encoder, where=f"processing = '{version}'", columns=["label", "label_name"])
+    return dict(zip(rows.column("label").to_pylist(), rows.column("label_name").to_pylist()))
+
+
+def execute(request: RunRequest) -> list[Path]:
+    version = request.value(MASK)
+    settings = probes.settings_of(request)
+    dataset = data.resolve(request.dataset, request.dataset_options)
+    _check_splits(dataset)
+
+    def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
+        splits = [store.split_vectors(key, spec.name, split, (version,)) for split in SPLITS]
+        names = _label_names(store, key, spec.name, version)
+        device = probes.probe_device(request)
+        with probes.TrialProgress(request.console, spec.name, settings.trials) as progress:
+            outcome = acquisition_probe(*splits, version, settings=settings, device=device, on_trial=progress.trial)
+            progress.finished()
+        test_labels = splits[2].labels
+        counts = np.bincount(test_labels, minlength=outcome.classes)
+        return Computed(
+            metric="probe_acc1",
+            metrics={
+                "probe_acc1": float(outcome.acc1[0]),
+                "probe_mean_class_acc": float(outcome.mean_class_acc[0]),
+                "chance": 100.0 / outcome.classes,
+                "majority": float(100.0 * counts.max() / counts.sum()),
+                "search": probes.search_record(outcome.search),
+            },
+            detail={
+                "processing": version,
+                "classes": [names.get(label, str(label)) for label in range(outcome.classes)],
+                "test_counts": counts.tolist(),
+                "trials": probes.trials_record(outcome.search),
+                "train_rows": outcome.train_rows,
+                "test_rows": outcome.test_rows,
+                "search_rows": {"train": outcome.search_rows[0], "val": outcome.search_rows[1]},
+                "diverged": bool(outcome.diverged[0]),
+            },
+            provenance={"device": str(device), "settings": asdict(settings), "seed": SEED},
+        )
+
+    return run_cells(
+        request, task=NAME,
+        condition=results.condition(processing=version, **probes.settings_condition(settings)),
+        processings=(version,), splits=SPLITS, compute=compute, dataset=dataset,
+    )
+
+
+TASK = TaskSpec(
+    name=NAME,
+    description="linear probe: recover the camera attribute (make, model, ISO, ...) from masked images (paper §6.2-6.3)",
+    execute=execute,
+    columns=(
+        Column("probe acc", "probe_acc1"),
+        Column("mean class acc", "probe_mean_class_acc"),
+        Column("chance", "chance"),
+        Column("majority", "majority"),
+        Column("search val", "search.val_acc1"),
+    ),
+    aggregation=(
+        "probe_acc1 (%): one linear layer on L2-normalised embeddings of the masked images (95 % of each crop "
+        "black unless --mask says otherwise), lr and weight decay from a 30-trial TPE search trained on train and "
+        "scored on val (search val), then retrained on train + val and tested once on test. mean class acc: "
+        "per-class accuracy averaged over the test classes; chance = 1 / classes; majority = the largest test class."
+    ),
+    options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK),
+    figures=probes.figures,
+    default_dataset="cameras",
+)

@@ -1,0 +1,57 @@
+"""What a task is, in one object: its name, the options it takes, how it runs, how its cells
+become leaderboard columns, and its figures. Each task module defines one `TaskSpec`; the
+registry in `bench.tasks` collects them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from bench.plots import Figure
+    from bench.tasks.request import RunRequest
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: its header and the dotted path of the value in a cell's metrics."""
+
+    header: str
+    path: str
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """One `run` option a task takes: `--name` on the command line (underscores as dashes)."""
+
+    name: str
+    help: str
+    default: Any = None
+    parse: Callable[[str], Any] | None = None  # argparse type
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+# figures(plt, folder, task, dataset, condition, cells) -> the figures written into `folder`
+FigureMaker = Callable[[Any, Path, "TaskSpec", str, str, list[dict[str, Any]]], list["Figure"]]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    description: str
+    execute: Callable[["RunRequest"], list[Path]]  # extract what is missing, write a cell per encoder
+    columns: tuple[Column, ...]  # the first is the primary metric (the leaderboard's order)
+    aggregation: str  # how the numbers were aggregated, printed under the leaderboard
+    options: tuple[TaskOption, ...] = ()
+    figures: FigureMaker | None = None
+    default_dataset: str = "demo"  # what `run` uses without --dataset: offline data that fits the task
+    decimals: int = 2  # how the leaderboard prints the metrics
+
+    @property
+    def primary(self) -> str:
+        return self.columns[0].path
