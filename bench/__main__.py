@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench import index, processing
@@ -58,11 +59,16 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(arguments: argparse.Namespace) -> ExtractionSettings:
-    return ExtractionSettings(
+    settings = ExtractionSettings(
         device=arguments.device, batch_size=arguments.batch_size, workers=arguments.workers,
         commit_seconds=getattr(arguments, "commit_seconds", 5.0), precision=arguments.precision,
         engine=arguments.engine, ray_address=arguments.ray_address,
     )
+    if settings.device != "auto":  # a device that is absent or misspelt fails now, not after the listing
+        from bench.runtime import pick_device
+
+        pick_device(settings.device)
+    return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", help="dataset name (default: the task's offline dataset: demo, or paircams-sim for paircams)")
     run.add_argument("--encoders", type=comma_list, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)})")
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
+    run.add_argument("--rebuild", action="store_true",
+                     help="drop the encoders' tables for this dataset and extract again (after a fingerprint or folder change); implies --overwrite")
     _add_extraction_options(run)
     task_options = run.add_argument_group("task options (`list tasks` shows which task takes which)")
     for option in run_options().values():
@@ -135,7 +143,7 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
     from bench import query, store
 
     source = store.Store(workspace.embeddings_uri)
-    dataset = f"{arguments.dataset}@{arguments.attribute}" if arguments.attribute else arguments.dataset
+    dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _root(arguments.root), arguments.attribute)
     if arguments.format == "parquet" and not arguments.out:
         raise query.QueryError("--format parquet needs --out FILE")
     if arguments.like:
@@ -235,7 +243,8 @@ def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, 
     request = RunRequest(
         workspace=workspace, dataset=arguments.dataset or task.default_dataset, encoders=arguments.encoders,
         dataset_options=data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute),
-        extraction=_settings(arguments), overwrite=arguments.overwrite, weights=arguments.weights, values=given, console=errors,
+        extraction=_settings(arguments), overwrite=arguments.overwrite or arguments.rebuild, rebuild=arguments.rebuild,
+        weights=arguments.weights, values=given, console=errors,
     )
     for name in request.encoders:  # fail on a typo before any long work starts
         encoders.get(name)
@@ -243,7 +252,7 @@ def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, 
     if "group" in {option.name for option in task.options}:
         processing.group(request.values.get("group", "jpeg"))
     task.execute(request)
-    leaderboard.show(workspace.results, [task.name], console)
+    leaderboard.show(workspace.results, [task.name], console, errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.encoders_file:
             custom.register_file(arguments.encoders_file)
+        if arguments.verb in ("extract", "run", "report"):
+            workspace.ensure_writable()
         if arguments.verb == "list":
             _list(arguments.kind, arguments.family, console)
         elif arguments.verb == "extract":
@@ -270,15 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.verb == "report":
             from bench import report
 
-            page, markdown, figures = report.write(workspace.results, workspace.reports / arguments.name, arguments.title)
+            warn = lambda line: errors.print(f"[yellow]warning:[/yellow] {escape(line)}")  # noqa: E731
+            page, markdown, figures = report.write(workspace.results, workspace.reports / arguments.name, arguments.title, warn)
             console.print(f"wrote {page} and {markdown} with {len(figures)} figures")
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
-            leaderboard.show(workspace.results, names, console)
+            leaderboard.show(workspace.results, names, console, errors)
     except BenchError as error:
-        from rich.markup import escape
-
-        errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False)
+        errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         errors.print("interrupted: rows already committed are kept; run the same command again to resume.")

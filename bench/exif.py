@@ -1,5 +1,5 @@
 """Exif -> acquisition labels: camera make/model, smartphone flag, and the paper's classes for
-exposure, aperture, ISO and focal length (PROTOCOL.md §5.2). Reads with Pillow only.
+exposure, aperture, ISO and focal length (docs/protocol.md#flickrexif). Reads with Pillow only.
 
 Raw values are kept as floats (seconds, f-number, ISO, mm); `bin_value` maps one to a class when
 it lies within TOLERANCE (relative, per attribute) of the nearest class on a log scale, else None.

@@ -6,6 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
+from bench.errors import UsageError
+
 
 class Labelled(Protocol):
     labels: np.ndarray
@@ -33,3 +35,13 @@ def correct(rows: np.ndarray, database_labels: np.ndarray, query_labels: np.ndar
 def accuracy(rows: np.ndarray, database_labels: np.ndarray, query_labels: np.ndarray, num_classes: int) -> float:
     """Top-1 accuracy in % of the vote."""
     return float(100.0 * np.mean(correct(rows, database_labels, query_labels, num_classes)))
+
+
+def check_shape(task: str, dataset: str, train_images: int, classes: int, k: int) -> None:
+    """Refuse a kNN experiment whose numbers would mean nothing: one class, or k beyond the database."""
+    if train_images == 0:
+        raise UsageError(f"{task} on {dataset}: no train images; a kNN classification needs train (database) and val (query) images")
+    if classes < 2:
+        raise UsageError(f"{task} on {dataset}: the data has {classes} class(es); a kNN classification needs at least two")
+    if k > train_images:
+        raise UsageError(f"{task} on {dataset}: --k {k} is larger than the database ({train_images} train images); choose a smaller --k")

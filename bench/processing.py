@@ -1,4 +1,4 @@
-"""The paper's processing operations (PROTOCOL.md §4, §6.3), deterministic per (seed, image_id).
+"""The paper's processing operations (docs/protocol.md#processing-ops), deterministic per (seed, image_id).
 
 Source-stage ops act on the full-resolution decoded image before the encoder's resize; the
 masking op acts on the encoder's resized and centre-cropped image, as in the paper's code.
@@ -150,7 +150,7 @@ PROCESSINGS: dict[str, Processing] = registry.build(
     ],
 )
 
-# Label order inside a group is the class index (PROTOCOL.md §4).
+# Label order inside a group is the class index (docs/protocol.md#groups-and-classes).
 GROUPS: dict[str, tuple[str, ...]] = {
     "jpeg": ("jpeg75_420", "jpeg75_444", "jpeg85_420", "jpeg85_444", "jpeg95_420", "jpeg95_444"),
     "sharpening": ("jpeg95_444", "sharpen2", "sharpen4"),
@@ -158,7 +158,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "interpolation": ("interp_bilinear", "interp_bicubic", "interp_lanczos", "interp_box"),
 }
 
-# The masking sweep (PROTOCOL.md §9.2): semantic accuracy against the masked fraction of the crop.
+# The masking sweep (docs/protocol.md#masking): semantic accuracy against the masked fraction of the crop.
 MASK_SWEEP: tuple[str, ...] = ("mask0", "mask25", "mask50", "mask75", "mask90", "mask95")
 
 

@@ -18,6 +18,28 @@ class QueryError(BenchError, ValueError):
     """A query that cannot run as written; the message says why and what is valid."""
 
 
+def dataset_key(store: Store, name: str, encoder: str, root: Path | None = None, attribute: str | None = None) -> str:
+    """The store key of the table to read. A dataset that lives in a folder is keyed by that
+    folder: with --root it is computed; without, the one table of that dataset and encoder is
+    used, and several are refused with the folders they come from."""
+    from bench import data
+    from bench.store import table_name
+
+    spec = data.get(name)
+    options = data.DatasetOptions(root=root, attribute=attribute)
+    if root is not None or not spec.needs_root:
+        return spec.store_key(options)
+    base = spec.store_key(data.DatasetOptions(attribute=attribute))
+    suffix = table_name("", encoder)
+    keys = [table.removesuffix(suffix) for table in store.table_names() if table.startswith(f"{base}.") and table.endswith(suffix)]
+    if len(keys) == 1:
+        return keys[0]
+    if not keys:
+        return base  # the missing-table error names the extraction command
+    folders = ", ".join(f"{key} ({(store.fingerprint(key, encoder).get('dataset') or {}).get('root', '?')})" for key in keys)
+    raise QueryError(f"{len(keys)} tables of {base} x {encoder} come from different folders: {folders}; name one with --root")
+
+
 def _check(store: Store, dataset: str, encoder: str, columns: Sequence[str] | None) -> list[str]:
     if not store.has_table(dataset, encoder):
         raise MissingEmbeddingsError(
@@ -31,9 +53,32 @@ def _check(store: Store, dataset: str, encoder: str, columns: Sequence[str] | No
     return valid
 
 
+def whole_filter(where: str) -> str:
+    """The filter in parentheses, after checking its own parentheses balance outside quotes and it
+    has no `;`: the engine reads one expression and ignores what follows it, so `label = 3 junk`
+    or `label = 3) OR (1=1` would otherwise run as something the user did not write."""
+    depth, quote = 0, ""
+    for position, char in enumerate(where):
+        if quote:
+            quote = "" if char == quote else quote  # a doubled quote closes and reopens: still balanced
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise QueryError(f"--where {where!r}: unbalanced ')' at character {position + 1}; write one whole filter expression")
+        elif char == ";":
+            raise QueryError(f"--where {where!r}: ';' at character {position + 1}; write one filter expression, with no statements after it")
+    if quote or depth:
+        raise QueryError(f"--where {where!r}: {'an unclosed quote' if quote else 'an unclosed ('}; write one whole filter expression")
+    return f"({where}\n)"  # a newline ends a trailing -- comment before the closing parenthesis
+
+
 def _scan(store: Store, dataset: str, encoder: str, where: str | None, columns: list[str], limit: int | None) -> pa.Table:
     try:
-        return store.scan(dataset, encoder, where=where, columns=columns, limit=limit)
+        return store.scan(dataset, encoder, where=whole_filter(where) if where else None, columns=columns, limit=limit)
     except ValueError as error:
         reason = str(error).split(", /")[0]  # drop the engine's source location
         valid = ", ".join(store.columns(dataset, encoder))
@@ -59,11 +104,13 @@ def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndar
 
     spec = encoders.get(encoder)
     stored = store.fingerprint(dataset, encoder)
-    store.check_fingerprint(dataset, encoder, fingerprint(spec, stored.get("processing_seed", 0), stored.get("precision", "fp32")))
+    store.check_fingerprint(
+        dataset, encoder, fingerprint(spec, stored.get("processing_seed", 0), stored.get("precision", "fp32"), stored.get("dataset"))
+    )
     record = ImageRecord(image_id=str(path), split="query", label=-1, label_name="", path=str(path))
     view = view_of(spec)
     try:
-        pixels = prepare(record, processing.get("original"), [view], seed=0)[view]
+        pixels = prepare(record, processing.get("original"), [view], seed=0).pixels[view]
     except DECODE_ERRORS as error:
         raise QueryError(f"--like {path}: cannot read the image ({type(error).__name__}: {error})") from None
     embedder = Embedder(encoders.load(spec), pick_device("auto"), stored.get("precision", "fp32"))

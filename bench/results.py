@@ -10,7 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import bench
 from bench.encoders.spec import FAMILIES
@@ -63,6 +63,7 @@ def write(cell: Cell, results_dir: Path, payload: dict[str, Any]) -> Path:
     document = {"task": cell.task, "dataset": cell.dataset, "encoder": cell.encoder, "condition": cell.condition, **payload}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; results are as shareable as any file the user writes
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=2, sort_keys=True, allow_nan=True)
             out.flush()
@@ -74,16 +75,73 @@ def write(cell: Cell, results_dir: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def exists(cell: Cell, results_dir: Path) -> bool:
-    return cell.path(results_dir).is_file()
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
-def read_all(results_dir: Path, task: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every stored cell (optionally of one task), in a stable order."""
+@dataclass(frozen=True)
+class Damaged:
+    """A file under the results folder that is not a readable cell."""
+
+    path: Path
+    reason: str
+
+    def line(self) -> str:
+        return f"skipped {self.path}: {self.reason}; `run` recomputes it (or delete the file)"
+
+
+REQUIRED = {"task": str, "dataset": str, "encoder": str, "condition": str, "metrics": dict}
+
+
+def load(path: Path, expected: Cell | None = None) -> dict[str, Any]:
+    """The cell stored at `path`; a file that does not parse or validate raises ValueError."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not text") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(document, dict):
+        raise ValueError("not a result cell (a JSON object is expected)")
+    for key, kind in REQUIRED.items():
+        if not isinstance(document.get(key), kind):
+            raise ValueError(f"not a result cell (no {key!r} {kind.__name__})")
+    if expected is not None and (document["task"], document["dataset"], document["encoder"], document["condition"]) != (
+        expected.task, expected.dataset, expected.encoder, expected.condition
+    ):
+        raise ValueError("holds another cell than its path says")
+    return document
+
+
+def stored(cell: Cell, results_dir: Path) -> dict[str, Any] | None:
+    """The cell's stored document, or None when it is absent or damaged (then it is recomputed)."""
+    path = cell.path(results_dir)
+    if not path.is_file():
+        return None
+    try:
+        return load(path, cell)
+    except (OSError, ValueError):
+        return None
+
+
+def read_cells(results_dir: Path, task: str | None = None) -> tuple[list[dict[str, Any]], list[Damaged]]:
+    """Every readable cell (optionally of one task) in a stable order, and the damaged files."""
     root = results_dir / task if task else results_dir
+    cells: list[dict[str, Any]] = []
+    damaged: list[Damaged] = []
     for path in sorted(root.glob("**/*.json")):
-        with open(path, encoding="utf-8") as handle:
-            yield json.load(handle)
+        try:
+            document = load(path)
+        except (OSError, ValueError) as error:
+            damaged.append(Damaged(path, str(error)))
+            continue
+        if task is not None and document["task"] != task:
+            damaged.append(Damaged(path, f"a {document['task']!r} cell in the {task!r} folder"))
+            continue
+        cells.append(document)
+    return cells, damaged
 
 
 def metric(cell: dict[str, Any], dotted: str) -> float | None:

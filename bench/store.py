@@ -61,6 +61,40 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]], vectors: np.ndarray, table_sch
 
 
 KEY_SEPARATOR = "\x1f"  # unit separator: never part of an id, a split or a processing name
+LOCK_FOLDER = ".locks"
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What a table held at one version: its rows' `item_keys`, and the same keys without the op
+    version (the merge key: a row with another op version is replaced, not added)."""
+
+    version: int | None  # None: no table
+    keys: pa.Array | pa.ChunkedArray
+    merge_keys: pa.Array | pa.ChunkedArray
+
+    def contains(self, keys: pa.Array) -> np.ndarray:
+        if len(self.keys) == 0:
+            return np.zeros(len(keys), dtype=bool)
+        return pc.is_in(keys, value_set=pc.unique(self.keys)).to_numpy(zero_copy_only=False)
+
+    def duplicates(self) -> int:
+        return len(self.merge_keys) - len(pc.unique(self.merge_keys))
+
+
+@dataclass(frozen=True)
+class Written:
+    version: int  # the table's version after the write
+    appended: bool  # False: merged on the key, because another writer had committed since `since`
+
+
+def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
+    return (values[start:start + size] for start in range(0, len(values), size))
+
+
+def _in_filter(column: str, values: Sequence[str]) -> str:
+    quoted = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    return f"{column} IN ({quoted})"
 
 
 def item_keys(image_ids: Sequence[str] | pa.Array, splits, processings, versions) -> pa.Array:
@@ -141,36 +175,87 @@ class Store:
 
     def drop(self, dataset: str, encoder: str) -> None:
         name = table_name(dataset, encoder)
-        if name in self.table_names():
-            self.db.drop_table(name)
+        with self.lock(dataset, encoder):
+            if name in self.table_names():
+                self.db.drop_table(name)
 
-    def stored_keys(self, dataset: str, encoder: str) -> pa.ChunkedArray | pa.Array:
-        """`item_keys` of every stored row (an Arrow array: no Python object per row)."""
+    def lock(self, dataset: str, encoder: str):
+        """The table's writer lock: every bench process that writes a table (upserts, repairs,
+        compaction, drop) holds it, so concurrent runs on one store never interleave commits.
+        A file lock (the `filelock` package) beside the tables, or, for object storage, in this
+        machine's cache folder."""
+        from filelock import FileLock
+
+        return FileLock(str(self._lock_folder() / f"{table_name(dataset, encoder)}.lock"))
+
+    def _lock_folder(self) -> Path:
+        if "://" in self.uri and not self.uri.startswith("file://"):
+            import hashlib
+
+            folder = Path.home() / ".cache" / "bench" / "locks" / hashlib.blake2b(self.uri.encode(), digest_size=8).hexdigest()
+        else:
+            folder = Path(self.uri.removeprefix("file://")) / LOCK_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def key_state(self, dataset: str, encoder: str) -> KeyState:
+        """The table's version and the keys of every row stored at that version."""
         if not self.has_table(dataset, encoder):
-            return pa.array([], pa.string())
-        found = self.scan(dataset, encoder, columns=[*KEY_COLUMNS, "op_version"])
-        return item_keys(*(found.column(name) for name in (*KEY_COLUMNS, "op_version")))
+            return KeyState(None, pa.array([], pa.string()), pa.array([], pa.string()))
+        table = self._open(table_name(dataset, encoder))
+        version = int(table.version)
+        found = table.to_lance().to_table(columns=[*KEY_COLUMNS, "op_version"])
+        columns = [found.column(name) for name in KEY_COLUMNS]
+        return KeyState(version, item_keys(*columns, found.column("op_version")), item_keys(*columns, pa.array([0] * found.num_rows, pa.int32())))
 
     def contains_keys(self, dataset: str, encoder: str, keys: pa.Array) -> np.ndarray:
         """Per key of `keys` (see `item_keys`), whether the table holds that row."""
-        stored = self.stored_keys(dataset, encoder)
-        if len(stored) == 0:
-            return np.zeros(len(keys), dtype=bool)
-        return pc.is_in(keys, value_set=pc.unique(stored)).to_numpy(zero_copy_only=False)
+        return self.key_state(dataset, encoder).contains(keys)
 
-    def write(self, dataset: str, encoder: str, batch: pa.Table) -> None:
-        """Idempotent upsert keyed by (image_id, split, processing): a rerun never duplicates."""
-        table = self._open(table_name(dataset, encoder))
-        (
-            table.merge_insert(list(KEY_COLUMNS))
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute(batch)
-        )
+    def write(self, dataset: str, encoder: str, batch: pa.Table, since: int | None = None) -> Written:
+        """Idempotent upsert keyed by (image_id, split, processing): a rerun never duplicates.
+
+        `since`: the table's version when the caller learnt which keys it holds (its plan, or its
+        own last write). If the table is still at that version, nobody else has written since, the
+        batch's keys are known to be new, and it is appended: a commit then costs the same
+        whatever the table's size. Otherwise the batch is merged on the key. Both run under the
+        table's writer lock."""
+        with self.lock(dataset, encoder):
+            table = self._open(table_name(dataset, encoder))
+            appended = since is not None and int(table.version) == since
+            if appended:
+                table.add(batch)
+            else:
+                table.merge_insert(list(KEY_COLUMNS)).when_matched_update_all().when_not_matched_insert_all().execute(batch)
+            table.checkout_latest()
+            return Written(int(table.version), appended)
+
+    def repair_duplicates(self, dataset: str, encoder: str) -> int:
+        """Keep one row per key where a table holds several (left by writers that did not share
+        the lock, or by an older bench); returns how many rows were removed."""
+        with self.lock(dataset, encoder):
+            table = self._open(table_name(dataset, encoder))
+            keys = self.key_state(dataset, encoder).merge_keys
+            counts = pc.value_counts(keys)
+            repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+            if len(repeated) == 0:
+                return 0
+            ids = sorted({key.split(KEY_SEPARATOR)[0] for key in repeated.to_pylist()})
+            rows = pa.concat_tables(
+                table.to_lance().to_table(filter=_in_filter("image_id", part)) for part in _chunks(ids, 500)
+            )
+            merge_keys = item_keys(*(rows.column(name) for name in KEY_COLUMNS), pa.array([0] * rows.num_rows, pa.int32()))
+            first = np.unique(merge_keys.to_numpy(zero_copy_only=False), return_index=True)[1]
+            kept = rows.take(pa.array(np.sort(first)))
+            for part in _chunks(ids, 500):
+                table.delete(_in_filter("image_id", part))
+            table.add(kept)
+            return rows.num_rows - kept.num_rows
 
     def compact(self, dataset: str, encoder: str) -> None:
         """Merge the small fragments left by incremental writes."""
-        self._open(table_name(dataset, encoder)).optimize()
+        with self.lock(dataset, encoder):
+            self._open(table_name(dataset, encoder)).optimize()
 
     def version(self, dataset: str, encoder: str) -> int:
         return int(self._open(table_name(dataset, encoder)).version)
@@ -189,32 +274,60 @@ class Store:
         return list(self._open(table_name(dataset, encoder)).schema.names)
 
     def split_vectors(self, dataset: str, encoder: str, split: str, processings: Sequence[str]) -> SplitVectors:
-        """Vectors of `split` under each processing, aligned row for row by image_id."""
+        """Vectors of `split` under each processing, aligned row for row by image_id.
+
+        Each processing is one filtered scan; its vectors are written once, in image_id order,
+        straight from the scanned Arrow buffers into the result (no intermediate copy)."""
         if not self.has_table(dataset, encoder):
             raise MissingEmbeddingsError(f"no embeddings for {dataset} x {encoder}; run `python -m bench extract` first")
-        image_ids: np.ndarray | None = None
+        image_ids: pa.Array | None = None
         labels: np.ndarray | None = None
         vectors: dict[str, np.ndarray] = {}
         for processing in processings:
             found = self.scan(
-                dataset,
-                encoder,
-                where=f"split = '{split}' AND processing = '{processing}'",
-                columns=["image_id", "label", "vector"],
+                dataset, encoder, where=f"split = '{split}' AND processing = '{processing}'", columns=["image_id", "label", "vector"]
             )
-            unsorted_ids = np.asarray(found.column("image_id").to_pylist(), dtype=str)
-            order = np.argsort(unsorted_ids, kind="stable")
-            ids = unsorted_ids[order]
+            if found.num_rows == 0:
+                raise MissingEmbeddingsError(f"{dataset} x {encoder}: no {split!r} rows under {processing!r}")
+            order = pc.sort_indices(found.column("image_id")).to_numpy()
+            ids = found.column("image_id").take(order).combine_chunks()
+            _refuse_duplicates(ids, dataset, encoder, split, processing)
             if image_ids is None:
                 image_ids = ids
-                labels = found.column("label").to_numpy()[order]
-            elif not np.array_equal(ids, image_ids):
+                labels = np.array(found.column("label").take(order).to_numpy(), dtype=np.int64)  # writable: callers hand it to torch
+            elif not ids.equals(image_ids):
                 raise MissingEmbeddingsError(
                     f"{dataset} x {encoder}: split {split!r} under {processing!r} has {len(ids)} rows "
                     f"but {processings[0]!r} has {len(image_ids)}; rerun extraction to fill the gaps"
                 )
-            if len(ids) == 0:
-                raise MissingEmbeddingsError(f"{dataset} x {encoder}: no {split!r} rows under {processing!r}")
-            vectors[processing] = vector_matrix(found)[order]
+            vectors[processing] = _ordered_matrix(found.column("vector"), order)
+            del found
+            pa.default_memory_pool().release_unused()  # hand the scan's buffers back before the next one
         assert image_ids is not None and labels is not None
-        return SplitVectors(image_ids=image_ids, labels=labels, vectors=vectors)
+        return SplitVectors(image_ids=np.asarray(image_ids.to_numpy(zero_copy_only=False), dtype=str), labels=labels, vectors=vectors)
+
+
+def _ordered_matrix(column: pa.ChunkedArray, order: np.ndarray) -> np.ndarray:
+    """Rows `order` of a fixed-size-list column as one (rows, dim) float32 matrix, copied once."""
+    dim = column.type.list_size
+    out = np.empty((len(order), dim), dtype=np.float32)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))  # scanned row -> its place in the result
+    offset = 0
+    for chunk in column.chunks:
+        values = chunk.values.slice(chunk.offset * dim, len(chunk) * dim)
+        out[rank[offset:offset + len(chunk)]] = values.to_numpy(zero_copy_only=True).reshape(len(chunk), dim)
+        offset += len(chunk)
+    return out
+
+
+def _refuse_duplicates(sorted_ids: pa.Array, dataset: str, encoder: str, split: str, processing: str) -> None:
+    if len(sorted_ids) < 2:
+        return
+    same = pc.equal(sorted_ids[1:], sorted_ids[:-1])
+    if pc.any(same).as_py():
+        repeated = pc.unique(sorted_ids[1:].filter(same))
+        raise MissingEmbeddingsError(
+            f"{dataset} x {encoder}: {len(repeated)} image(s) stored more than once under {split!r}/{processing!r} "
+            f"(e.g. {repeated[0].as_py()!r}); run `python -m bench extract` with the same options to repair the table"
+        )

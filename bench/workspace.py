@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,24 @@ class Workspace:
     @property
     def rejects(self) -> Path:
         return self.reports / "rejects"
+
+    def ensure_writable(self) -> None:
+        """Fail before any work, with the fix, if results or embeddings could not be written here.
+        Checks by writing a scratch folder into the nearest existing ancestor and removing it, so
+        nothing is left behind either way."""
+        places = [("--home", self.root)]
+        if "://" not in self.embeddings_uri:
+            places.append(("BENCH_EMBEDDINGS_URI", Path(self.embeddings_uri)))
+        for option, path in places:
+            existing = path
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir():
+                raise UsageError(f"{option} {path}: {existing} is a file, not a folder; choose a folder (--home DIR or BENCH_HOME)")
+            try:
+                shutil.rmtree(tempfile.mkdtemp(prefix=".bench-write-check-", dir=existing))
+            except OSError as error:
+                raise UsageError(
+                    f"{option} {path}: cannot write in {existing} ({error.strerror or error}); "
+                    "choose a folder you can write to (--home DIR or BENCH_HOME)"
+                ) from None

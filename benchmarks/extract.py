@@ -149,7 +149,7 @@ def predecode(records, ops, embedder, seed: int = 0):
     from bench.extraction.prepare import prepare, view_of
 
     view = view_of(embedder.spec)
-    tensors = [embedder.inputs(prepare(record, op, [view], seed)[view][None])[0] for record in records for op in ops]
+    tensors = [embedder.inputs(prepare(record, op, [view], seed).pixels[view][None])[0] for record in records for op in ops]
     return torch.stack(tensors) if tensors else torch.empty(0)
 
 
@@ -254,11 +254,9 @@ def _setup(arguments):
 def measure_pipeline(arguments) -> dict:
     from rich.console import Console
 
-    from bench.extraction import extract
-    from bench.store import Store
-
     from bench import data
-    from bench.extraction import ExtractionSettings
+    from bench.extraction import ExtractionSettings, extract
+    from bench.store import Store
 
     dataset, spec, ops, device, options, records = _setup(arguments)
     resolved = data.resolve(dataset, options)

@@ -8,7 +8,7 @@ Run from the project root:
     python benchmarks/knn_influence.py --backend torch --database 20000 --queries 5000 --naive-limit 2
 
 Both methods compute the kNN accuracy of every (test, pos, neg) triple of K processing classes
-(PROTOCOL.md §7.2: a query processed with `test`; each database image under `pos` when its
+(docs/protocol.md#knn-influence: a query processed with `test`; each database image under `pos` when its
 semantic label equals the query's and under `neg` otherwise). The uniform setup is left out
 (seeds=()) because both methods would run it identically.
 

@@ -7,7 +7,7 @@ Run from the project root:
     python benchmarks/probe.py                         # default size (see --help)
     python benchmarks/probe.py --home . --dataset demo --encoder effnet/lite0.in1k --group jpeg
 
-Both sides solve the same problem, the processing probe of PROTOCOL.md §6.1: every train image
+Both sides solve the same problem, the processing probe of docs/protocol.md#probe-processing: every train image
 under one processing class drawn at random (seed 0's draw), L2-normalised, tested on every val
 image under every class.
 

@@ -73,13 +73,14 @@ def test_broken_files_are_rejected_with_reasons_and_good_ones_written_once(tmp_p
     assert "truncated" in reasons["truncated"].lower()
     assert "DecompressionBomb" in reasons["bomb"]
     assert "cannot identify" in reasons["garbage"].lower()
-    lines = [json.loads(line) for line in (home / "rejects" / "imagefolder__effnet--lite0.random.jsonl").read_text().splitlines()]
+    (rejects_file,) = (home / "rejects").glob("imagefolder.images-*__effnet--lite0.random.jsonl")
+    lines = [json.loads(line) for line in rejects_file.read_text().splitlines()]
     assert {Path(line["path"]).stem for line in lines} == set(bad)
 
-    stored = store.scan("imagefolder", spec.name, columns=["image_id"]).column("image_id").to_pylist()
+    stored = store.scan(dataset.key, spec.name, columns=["image_id"]).column("image_id").to_pylist()
     assert sorted(stored) == sorted(str(p.relative_to(root).as_posix()) for p in good.values())
     assert summary.rows_written == len(good) and summary.images == len(good)
 
     again = extraction.extract(data.resolve("imagefolder", DatasetOptions(root=root)), spec, ["jpeg95_444"], store, **run)[spec.name]
     assert again.rows_written == 0 and again.rows_skipped == len(good) and len(again.rejects) == len(bad)
-    assert store.count("imagefolder", spec.name) == len(good)
+    assert store.count(dataset.key, spec.name) == len(good)

@@ -112,22 +112,28 @@ def test_make_and_model_listings_keep_everything(folder: Path, manifest: list[di
     assert [record.image_id for record in makes.records] == sorted(row["path"] for row in manifest)
     assert makes.rejects == [] and {record.label_name for record in makes.records} == MAKES
     models = cameras.listing(DatasetOptions(root=folder, attribute="model"))
-    assert len({record.label_name for record in models.records}) == 38
+    photos_per_model = Counter(exif.normalise_model(exif.normalise_make(row["make"]), row["model"]) for row in manifest)
+    assert len(photos_per_model) == 38
+    assert {record.label_name for record in models.records} == {model for model, count in photos_per_model.items() if count >= 3}
+    dropped = {Path(reject["path"]).relative_to(folder).as_posix() for reject in models.rejects}
+    assert len(dropped) == sum(count for count in photos_per_model.values() if count < 3) > 0
+    assert all("at least 3" in reject["reason"] for reject in models.rejects)
 
 
-def test_splits_are_stratified_by_camera_and_shared_by_attributes(folder: Path) -> None:
-    listings = {attribute: cameras.listing(DatasetOptions(root=folder, attribute=attribute)) for attribute in cameras.ATTRIBUTES}
-    split = {record.image_id: record.split for record in listings["make"].records}
-    for listing in listings.values():
-        assert all(split[record.image_id] == record.split for record in listing.records)
-    per_camera: dict[str, Counter[str]] = defaultdict(Counter)
-    for record in listings["model"].records:
-        per_camera[record.label_name][record.split] += 1
-    for model, counts in per_camera.items():
-        if sum(counts.values()) >= 3:
-            assert counts.keys() == {"train", "val", "test"}, model
-    counts = Counter(split.values())
-    assert 0.5 < counts["train"] / len(split) < 0.7 and 0.15 < counts["val"] / len(split) < 0.25
+@pytest.mark.parametrize("attribute", cameras.ATTRIBUTES)
+def test_splits_are_stratified_by_the_predicted_class(folder: Path, attribute: str) -> None:
+    """Every class (all have >= 3 photos) is in train, val and test, ~60/20/20, and the split is stable."""
+    listing = cameras.listing(DatasetOptions(root=folder, attribute=attribute))
+    per_class: dict[str, Counter[str]] = defaultdict(Counter)
+    for record in listing.records:
+        per_class[record.label_name][record.split] += 1
+    for name, counts in per_class.items():
+        assert counts.keys() == {"train", "val", "test"}, name
+        assert counts["val"] == counts["test"] == max(1, int(0.2 * sum(counts.values()) + 0.5)), name
+    split = Counter(record.split for record in listing.records)
+    assert 0.5 < split["train"] / len(listing.records) < 0.7
+    again = cameras.listing(DatasetOptions(root=folder, attribute=attribute))
+    assert [(r.image_id, r.split) for r in again.records] == [(r.image_id, r.split) for r in listing.records]
 
 
 def test_aperture_rejects_say_why(folder: Path) -> None:
@@ -141,9 +147,12 @@ def test_aperture_rejects_say_why(folder: Path) -> None:
 
 def test_cameras_listing_on_synthetic_folder(tmp_path: Path) -> None:
     canon = shot("Canon", "Canon EOS RP", aperture=IFDRational(28, 10))
-    write_image(tmp_path / "b" / "canon1.jpg", *canon)
-    write_image(tmp_path / "b" / "canon2.JPG", *canon)
-    write_image(tmp_path / "a" / "phone.jpg", *shot("Apple", "iPhone XR", aperture=IFDRational(15, 10)))
+    phone = shot("Apple", "iPhone XR", aperture=IFDRational(15, 10))
+    for name in ("canon1.jpg", "canon2.JPG", "canon3.jpg"):
+        write_image(tmp_path / "b" / name, *canon)
+    for name in ("phone1.jpg", "phone2.jpg", "phone3.jpg"):
+        write_image(tmp_path / "a" / name, *phone)
+    write_image(tmp_path / "c" / "nikon.jpg", *shot("NIKON CORPORATION", "NIKON D90", aperture=IFDRational(28, 10)))
     write_image(tmp_path / "a" / "bare.png", fmt="PNG")
     (tmp_path / "a" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (tmp_path / "a" / "notes.txt").write_text("ignored: not an image extension")
@@ -151,16 +160,18 @@ def test_cameras_listing_on_synthetic_folder(tmp_path: Path) -> None:
 
     makes = cameras.listing(DatasetOptions(root=tmp_path))
     assert [(r.image_id, r.label, r.label_name) for r in makes.records] == [
-        ("a/phone.jpg", 0, "Apple"), ("b/canon1.jpg", 1, "Canon"), ("b/canon2.JPG", 1, "Canon")]
+        ("a/phone1.jpg", 0, "Apple"), ("a/phone2.jpg", 0, "Apple"), ("a/phone3.jpg", 0, "Apple"),
+        ("b/canon1.jpg", 1, "Canon"), ("b/canon2.JPG", 1, "Canon"), ("b/canon3.jpg", 1, "Canon")]
     assert [(Path(r["path"]).name, r["reason"].split(":")[0]) for r in makes.rejects] == [
-        ("bare.png", "no Exif Make"), ("broken.jpg", "cannot open as an image")]
+        ("bare.png", "no Exif Make"), ("broken.jpg", "cannot open as an image"), ("nikon.jpg", "only 1 photo(s) with make 'NIKON'; a class needs at least 3 to have one in each of train, val and test")]
+    for label in (0, 1):
+        assert sorted(r.split for r in makes.records if r.label == label) == ["test", "train", "val"]
     meta = dict(makes.records[0].meta)
     assert (meta["camera_make"], meta["camera_model"], meta["is_smartphone"], meta["aperture"]) == ("Apple", "iPhone XR", True, 1.5)
 
     apertures = cameras.listing(DatasetOptions(root=tmp_path, attribute="aperture"))
-    assert [r.label_name for r in apertures.records] == ["f/2.8", "f/2.8"]
+    assert [r.label_name for r in apertures.records] == ["f/2.8"] * 4  # the three Canons and the NIKON
     assert "aperture 1.5 outside the paper's classes" in [r["reason"] for r in apertures.rejects]
-    assert {r.image_id: r.split for r in apertures.records} == {r.image_id: r.split for r in makes.records if r.image_id.startswith("b/")}
 
     with pytest.raises(UnknownNameError, match="Did you mean: aperture"):
         cameras.listing(DatasetOptions(root=tmp_path, attribute="apperture"))

@@ -26,9 +26,9 @@ def test_each_file_is_decoded_once_for_all_its_processings(tmp_path: Path, monke
     decoded: list[str] = []
     original = record._decode_rgb
 
-    def counting(path: str) -> Image.Image:
+    def counting(path: str, orient: bool = False) -> Image.Image:
         decoded.append(path)
-        return original(path)
+        return original(path, orient)
 
     monkeypatch.setattr(record, "_decode_rgb", counting)
     record._decode_rgb_cached.cache_clear()

@@ -216,7 +216,7 @@ def test_catalogue_counts_and_pinned_tags_follow_the_protocol() -> None:
 
 
 def test_catalogue_preprocessing_facts_from_protocol_section_2() -> None:
-    """Per-encoder resolution, interpolation and normalisation match PROTOCOL.md §2."""
+    """Per-encoder resolution, interpolation and normalisation match docs/protocol.md#encoders-and-preprocessing."""
     laion_l14 = get("openclip/vit-l-14.laion2b_s32b_b82k")
     assert laion_l14.mean == HALF and laion_l14.std == HALF
     other_openclip = [spec for spec in PAPER_ENCODERS if spec.name.startswith("openclip/") and spec is not laion_l14]
@@ -357,7 +357,7 @@ def test_corrupt_checkpoint_fails_naming_the_file_and_the_fault(
         (_entry(colour="blue"), ["unknown field(s) colour"]),
         (_entry(embed_dim=None), ["missing field(s) embed_dim"]),
         (_entry(loader="torch_hub"), ["loader must be one of", "'torch_hub'"]),
-        (_entry(family="weakly"), ["family must be cvl, ssl or sup", "'weakly'"]),
+        (_entry(family="weakly"), ["family must be one of cvl, ssl, sup", "'weakly'"]),
         (_entry(name="timm/resnet50.a1_in1k"), ["'timm/resnet50.a1_in1k' is already registered"]),
     ],
     ids=["unknown-field", "missing-field", "bad-loader", "bad-family", "built-in-name"],
@@ -447,3 +447,14 @@ def test_list_encoders_shows_all_49_and_the_packaged_one_is_offline(cli_run: Cli
     assert sorted(rows) == sorted(expected)
     assert rows["effnet/lite0.in1k"][5] == "yes"
     assert rows["effnet/lite0.random"][5] == "yes"
+
+
+@pytest.mark.parametrize("name", ["clip/vit-b-16.openai", "clip/vit-b-32.openai", "clip/vit-l-14.openai", "clip/vit-l-14-336.openai"])
+def test_openai_clip_vits_are_built_with_quickgelu(name: str) -> None:
+    """OpenAI trained its CLIP ViTs with QuickGELU; open_clip's plain names build GELU unless told.
+    The same builder serves the hub weights and a --weights file."""
+    spec = get(name)
+    with torch.device("meta"):
+        model = architecture(spec)
+    activations = {type(module).__name__ for module in model.modules() if "GELU" in type(module).__name__}
+    assert activations == {"QuickGELU"}

@@ -36,14 +36,15 @@ def _spec(**changes: object):
 def test_plan_lists_only_what_each_table_lacks_image_major(tmp_path: Path, mini: data.ResolvedDataset) -> None:
     store = Store(tmp_path / "embeddings")
     records = [r for r in mini.listing.records if r.split == "val"][:3]
+    subset = dataclasses.replace(mini, listing=data.Listing(records))
     first = _spec()
     second = _spec(name="effnet/lite0.random-seed1", init_seed=1)
     ops = ("jpeg75_420", "jpeg95_444")
-    schema = store.prepare(mini.key, first.name, first.embed_dim, fingerprint(first, 0))
+    schema = store.prepare(mini.key, first.name, first.embed_dim, fingerprint(first, 0, "fp32", subset.identity))
     done = records[1]
     store.write(mini.key, first.name, _arrow([(done, processing.get("jpeg95_444"))], schema))
 
-    plan = make_plan(mini.key, records, [first, second], ops, store)
+    plan = make_plan(subset, [first, second], ops, store, splits=("val",))
     assert [(item.record.image_id, item.op.name) for item in plan.items] == [(r.image_id, op) for r in records for op in ops]
     by_key = {(item.record.image_id, item.op.name): item.targets for item in plan.items}
     assert by_key[done.image_id, "jpeg95_444"] == (1,)  # stored for the first encoder only
@@ -51,9 +52,10 @@ def test_plan_lists_only_what_each_table_lacks_image_major(tmp_path: Path, mini:
     assert plan.stored == {first.name: 1, second.name: 0}
     assert plan.missing(0) == 5 and plan.missing(1) == 6
 
+    assert plan.since == {first.name: store.version(mini.key, first.name), second.name: 1}
     with pytest.raises(FingerprintMismatchError, match="--rebuild"):  # refused before any work
-        make_plan(mini.key, records, [first], ops, store, seed=7)
-    rebuilt = make_plan(mini.key, records, [first], ops, store, rebuild=True)
+        make_plan(subset, [first], ops, store, splits=("val",), seed=7)
+    rebuilt = make_plan(subset, [first], ops, store, splits=("val",), rebuild=True)
     assert rebuilt.missing(0) == 6 and not store.has_table(mini.key, first.name)
 
 
@@ -68,8 +70,8 @@ def test_prepare_is_pure_and_matches_torchvision_to_the_bit(mini: data.ResolvedD
     spec = _spec()
     op = processing.get("jpeg75_420")
     small, large = view_of(spec), View(160, "bilinear")
-    first = prepare(record, op, [small, large], seed=0)
-    again = prepare(record, op, [large, small], seed=0)
+    first = prepare(record, op, [small, large], seed=0).pixels
+    again = prepare(record, op, [large, small], seed=0).pixels
     assert set(first) == {small, large} and first[large].shape == (3, 160, 160) and first[small].dtype == torch.uint8
     assert all(torch.equal(first[v], again[v]) for v in first)
     # scaled and normalised on the device, the pixels are what ToTensor + Normalize give
@@ -81,7 +83,7 @@ def test_prepare_is_pure_and_matches_torchvision_to_the_bit(mini: data.ResolvedD
 
 def test_masking_runs_after_each_views_crop(mini: data.ResolvedDataset) -> None:
     record = mini.listing.records[0]
-    pixels = prepare(record, processing.get("mask95"), [View(64, "bicubic"), View(96, "bicubic")], seed=0)
+    pixels = prepare(record, processing.get("mask95"), [View(64, "bicubic"), View(96, "bicubic")], seed=0).pixels
     for view, tensor in pixels.items():
         box = processing.mask_box(view.size, 0.95)
         assert tensor[:, box[1]:box[3], box[0]:box[2]].max() == 0  # the centred box is black in every view
@@ -93,7 +95,7 @@ def test_embedder_equals_the_model_on_torchvision_tensors(mini: data.ResolvedDat
     loaded = encoders.load(spec)
     records = mini.listing.records[:3]
     op = processing.get("jpeg95_444")
-    pixels = torch.stack([prepare(r, op, [view_of(spec)], seed=0)[view_of(spec)] for r in records])
+    pixels = torch.stack([prepare(r, op, [view_of(spec)], seed=0).pixels[view_of(spec)] for r in records])
     expected = torch.stack([loaded.preprocess(processing.apply(op, r.load(), seed=0, image_id=r.image_id)) for r in records])
     with torch.inference_mode():
         reference = loaded.model(expected).numpy()

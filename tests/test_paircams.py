@@ -1,4 +1,4 @@
-"""PairCams recall@1 against a plain per-query reimplementation of PROTOCOL.md §8.1."""
+"""PairCams recall@1 against a plain per-query reimplementation of docs/protocol.md#paircams."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Linear probes (PROTOCOL.md §6): the trainer against torch's own SGD, the schedule, the search,
+"""Linear probes (docs/protocol.md#linear-probe): the trainer against torch's own SGD, the schedule, the search,
 planted signals found and noise left at chance, and both probe tasks end to end."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from bench import processing
 from bench.processing import GROUPS, PROCESSINGS, apply, get
@@ -114,3 +114,40 @@ def test_original_keeps_every_pixel_and_belongs_to_no_group(photo: Image.Image) 
     assert out.size == photo.size and np.array_equal(np.asarray(out), np.asarray(photo))
     assert all("original" not in members for members in GROUPS.values())
     assert processing.primary_group("original") == "original"
+
+
+def pillow_q95_444(image: Image.Image) -> np.ndarray:
+    """The final re-encode, written with Pillow directly: quality 95, no chroma subsampling."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=95, subsampling=0)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+@pytest.mark.parametrize(
+    "name, transform",
+    [
+        ("sharpen2", lambda image, _: ImageEnhance.Sharpness(image).enhance(2.0)),
+        ("sharpen4", lambda image, _: ImageEnhance.Sharpness(image).enhance(4.0)),
+        ("resize_half", lambda image, _: image.resize((image.width // 2, image.height // 2), Image.Resampling.BILINEAR)),
+        ("resize_double", lambda image, _: image.resize((image.width * 2, image.height * 2), Image.Resampling.BILINEAR)),
+        ("interp_bilinear", lambda image, s: image.resize((int(image.width * s), int(image.height * s)), Image.Resampling.BILINEAR)),
+        ("interp_bicubic", lambda image, s: image.resize((int(image.width * s), int(image.height * s)), Image.Resampling.BICUBIC)),
+        ("interp_lanczos", lambda image, s: image.resize((int(image.width * s), int(image.height * s)), Image.Resampling.LANCZOS)),
+        ("interp_box", lambda image, s: image.resize((int(image.width * s), int(image.height * s)), Image.Resampling.BOX)),
+    ],
+)
+def test_each_op_equals_pillow_called_directly_then_jpeg_q95_444(photo: Image.Image, name: str, transform) -> None:
+    """Every non-JPEG op is its Pillow operation (the named kernel, nothing else) followed by the
+    final JPEG q95 4:4:4: leaving out the re-encode or swapping a kernel changes the pixels."""
+    scale = processing.interpolation_scale(5, "img-7")
+    expected = pillow_q95_444(transform(photo, scale))
+    produced = np.asarray(apply(get(name), photo, seed=5, image_id="img-7"))
+    assert np.array_equal(produced, expected)
+    assert not np.array_equal(produced, np.asarray(transform(photo, scale).convert("RGB")))  # the re-encode is visible
+
+
+def test_final_reencode_writes_q95_tables_without_subsampling(photo: Image.Image) -> None:
+    encoded = Image.open(io.BytesIO(processing.jpeg_bytes(photo, 95, "4:4:4")))
+    assert list(encoded.quantization[0]) == scaled_table(LUMA, 95)
+    assert list(encoded.quantization[1]) == scaled_table(CHROMA, 95)
+    assert [component[1:3] for component in encoded.layer] == [(1, 1)] * 3

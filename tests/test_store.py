@@ -80,3 +80,40 @@ def test_vectors_of_the_wrong_shape_are_refused(store: Store) -> None:
     table_schema = store.prepare("d", "fam/enc.tag", DIM, {})
     with pytest.raises(ValueError, match="shape"):
         rows_to_arrow(_rows(["a"], "p"), np.zeros((1, DIM + 1), np.float32), table_schema)
+
+
+def test_the_same_image_in_two_splits_is_two_rows(store: Store) -> None:
+    """The key is (image_id, split, processing): one image id under train and val stays two rows."""
+    table_schema = store.prepare("d", "fam/enc.tag", DIM, {})
+    vectors = np.ones((1, DIM), np.float32)
+    store.write("d", "fam/enc.tag", rows_to_arrow(_rows(["a"], "p", "train"), vectors, table_schema))
+    store.write("d", "fam/enc.tag", rows_to_arrow(_rows(["a"], "p", "val"), 2 * vectors, table_schema))
+    store.write("d", "fam/enc.tag", rows_to_arrow(_rows(["a"], "p", "val"), 3 * vectors, table_schema))
+    found = store.scan("d", "fam/enc.tag", columns=["split", "vector"])
+    assert sorted(zip(found.column("split").to_pylist(), (v[0] for v in found.column("vector").to_pylist()))) == [("train", 1.0), ("val", 3.0)]
+
+
+def test_appends_while_alone_and_merges_after_another_writer(store: Store) -> None:
+    """`since` = the version the writer last saw: unchanged -> append; changed -> merge on the key."""
+    table_schema = store.prepare("d", "fam/enc.tag", DIM, {})
+    vectors = np.ones((2, DIM), np.float32)
+    first = store.write("d", "fam/enc.tag", rows_to_arrow(_rows(["a", "b"], "p"), vectors, table_schema), since=store.version("d", "fam/enc.tag"))
+    assert first.appended
+    store.write("d", "fam/enc.tag", rows_to_arrow(_rows(["c", "d"], "p"), vectors, table_schema))  # another writer
+    late = store.write("d", "fam/enc.tag", rows_to_arrow(_rows(["c", "e"], "p"), vectors, table_schema), since=first.version)
+    assert not late.appended and store.count("d", "fam/enc.tag") == 5  # c merged, not duplicated
+
+
+def test_duplicates_are_refused_on_read_and_repaired(store: Store) -> None:
+    table_schema = store.prepare("d", "fam/enc.tag", DIM, {})
+    rng = np.random.default_rng(1)
+    batch = rows_to_arrow(_rows(["a", "b", "c"], "p"), rng.normal(size=(3, DIM)), table_schema)
+    version = store.version("d", "fam/enc.tag")
+    store.write("d", "fam/enc.tag", batch, since=version)
+    store.write("d", "fam/enc.tag", batch.slice(0, 2), since=store.version("d", "fam/enc.tag"))  # a writer that planned stale: a, b twice
+    assert store.count("d", "fam/enc.tag") == 5 and store.key_state("d", "fam/enc.tag").duplicates() == 2
+    with pytest.raises(MissingEmbeddingsError, match="more than once"):
+        store.split_vectors("d", "fam/enc.tag", "train", ["p"])
+    assert store.repair_duplicates("d", "fam/enc.tag") == 2
+    assert store.count("d", "fam/enc.tag") == 3
+    assert list(store.split_vectors("d", "fam/enc.tag", "train", ["p"]).image_ids) == ["a", "b", "c"]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
-from functools import partial
-from typing import Callable
+from functools import cached_property, partial
+from pathlib import Path
+from typing import Any, Callable
 
 from bench import registry
 from bench.data import annotated, cameras, demo, folders
 from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
+from bench.naming import safe_part
 
 
 @dataclass(frozen=True)
@@ -20,12 +24,18 @@ class DatasetSpec:
     card: str  # datasets/<name>.toml
     knn_k: int = 10  # the paper: k=10 on ImageNet, k=1 on iNat
     needs_root: bool = False
+    exif_orientation: bool = False  # rotate by the Exif orientation tag, as the paper's loader for this data does
 
     def store_key(self, options: DatasetOptions | None = None) -> str:
-        """The dataset's name in the store: labels and splits depend on the attribute, so each
-        attribute gets its own table instead of silently reusing another attribute's labels."""
-        attribute = options.attribute if options else None
-        return f"{self.name}@{attribute}" if attribute else self.name
+        """The dataset's name in the store and in result cells. Labels and splits depend on the
+        attribute, and rows on the folder, so each attribute and each folder gets its own tables
+        and cells: `cameras@make.<folder name>-<hash of its absolute path>`."""
+        options = options or DatasetOptions()
+        key = f"{self.name}@{options.attribute}" if options.attribute else self.name
+        if options.root is None:
+            return key
+        root = resolved_root(options.root)
+        return f"{key}.{safe_part(root.name)[:32] or 'root'}-{hashlib.blake2b(str(root).encode(), digest_size=4).hexdigest()}"
 
     def records(self, options: DatasetOptions | None = None) -> list[ImageRecord]:
         return self.list(options).records
@@ -37,7 +47,14 @@ class DatasetSpec:
             raise DataError(f"dataset {self.name!r} needs --root pointing at its folder; see {self.card} for the layout")
         if options.root is not None and not options.root.is_dir():
             raise DataError(f"dataset {self.name!r}: --root {options.root} is not a folder; see {self.card} for the layout")
-        return self.listing(options)
+        listing = self.listing(options)
+        if self.exif_orientation:
+            listing = Listing([dataclasses.replace(record, orient=True) for record in listing.records], listing.rejects)
+        return listing
+
+
+def resolved_root(root: Path) -> Path:
+    return Path(root).expanduser().resolve()
 
 
 DATASETS: dict[str, DatasetSpec] = registry.build(
@@ -82,18 +99,18 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
         DatasetSpec(
             name="flickrexif",
             description="FlickrExif images <FlickrID>.<ext> + the paper's split JSONs; --attribute picks the label",
-            listing=annotated.flickrexif, card="datasets/flickrexif.toml", needs_root=True,
+            listing=annotated.flickrexif, card="datasets/flickrexif.toml", needs_root=True, exif_orientation=True,
         ),
         DatasetSpec(
             name="cameras",
             description="any folder of camera photos labelled by their own Exif; --attribute make (default), model, "
             "is_smartphone, iso, exposure, aperture or focal_length (the paper's classes)",
-            listing=cameras.listing, card="datasets/cameras.toml", needs_root=True,
+            listing=cameras.listing, card="datasets/cameras.toml", needs_root=True, exif_orientation=True,
         ),
         DatasetSpec(
             name="paircams",
             description="PairCams: same subject shot by a modern phone and an older camera (metadata.csv beside the images)",
-            listing=annotated.paircams, card="datasets/paircams.toml", needs_root=True,
+            listing=annotated.paircams, card="datasets/paircams.toml", needs_root=True, exif_orientation=True,
         ),
     ],
 )
@@ -120,6 +137,26 @@ class ResolvedDataset:
     def key(self) -> str:
         """The dataset's name in the store and in result cells."""
         return self.spec.store_key(self.options)
+
+    @cached_property
+    def identity(self) -> dict[str, Any]:
+        """What the data is: name, attribute, folder, and a digest of the listing (every image's
+        id, split, label and label name). Tables and cells record it; a folder whose listing
+        changed is detected by the digest."""
+        lines = sorted(f"{r.image_id}\t{r.split}\t{r.label}\t{r.label_name}" for r in self.listing.records)
+        digest = hashlib.blake2b("\n".join(lines).encode("utf-8"), digest_size=16).hexdigest()
+        root = str(resolved_root(self.options.root)) if self.options.root is not None else None
+        return {
+            "name": self.spec.name, "attribute": self.options.attribute, "root": root, "listing": digest,
+            "images": len(self.listing.records), "exif_orientation": self.spec.exif_orientation,
+        }
+
+    def splits(self) -> dict[str, int]:
+        """Images per split, in the listing."""
+        counts: dict[str, int] = {}
+        for record in self.listing.records:
+            counts[record.split] = counts.get(record.split, 0) + 1
+        return counts
 
 
 def resolve(name: str | DatasetSpec, options: DatasetOptions | None = None) -> ResolvedDataset:

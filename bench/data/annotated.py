@@ -10,7 +10,7 @@ from bench.data.files import image_files
 from bench.data.record import DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
 
-# PROTOCOL.md §5.3: lower-cased, stripped Exif model -> camera class (0 = DSLR/compact, 1 = phone).
+# The paper's mapping (docs/protocol.md#paircams-dataset): lower-cased, stripped Exif model -> camera class (0 = DSLR/compact, 1 = phone).
 # The 2013 Moto G (XT1032) is class 0 in the paper's mapping: "modern smartphone vs older device".
 PAIRCAMS_CAMERA_CLASS: dict[str, int] = {
     **{model: 1 for model in ("iphone xr", "pixel 4", "iphone se (3rd generation)", "22101320g", "iphone 12", "iphone 14 pro", "a065", "iphone 12 pro")},

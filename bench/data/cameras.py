@@ -1,12 +1,13 @@
 """The `cameras` dataset: any folder tree of camera images, labelled by their own Exif
 (datasets/cameras.toml).
 
-Splits (seed 0) do not depend on the label attribute, so one image keeps its split whichever
-attribute a run probes. Images are grouped by camera (normalised make + model, one group for
-images without them); inside a group they are ordered by stable_int("0|cameras-split|<image_id>")
-and the first ~60 % go to train, the next ~20 % to val, the rest to test. A group of n >= 3
-images gives val and test max(1, round(0.2 n)) each; n = 2 gives train + test, n = 1 train.
-Adding images to a camera's folder can move that camera's other images between splits.
+Splits are stratified by the class being predicted: inside each class of the attribute, images
+are ordered by stable_int("0|cameras-split|<attribute>|<image_id>") and the first ~60 % go to
+train, the next ~20 % to val, the rest to test; val and test get max(1, round(0.2 n)) each, so
+every class of n >= 3 images is in all three splits. Classes with fewer than 3 images cannot be
+split that way: they are left out and listed with the reason. A photo's split is a function of
+its id, the attribute and the other photos of its class: stable across runs, but adding photos to
+a class can move that class's other photos between splits.
 """
 
 from __future__ import annotations
@@ -62,14 +63,15 @@ def _shown(attribute: str, value: float) -> str:
     return f"{value:g} mm" if attribute == "focal_length" else f"{value:g}"
 
 
-def split_of_each(shots: list[_Shot]) -> dict[str, str]:
-    """image_id -> train/val/test, stratified by camera (see the module docstring)."""
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for shot in shots:
-        groups[(shot.acquisition.make or "", shot.acquisition.model or "")].append(shot.image_id)
+MIN_PER_CLASS = 3  # one image each for train, val and test
+
+
+def split_of_each(attribute: str, classes: dict[str, list[str]]) -> dict[str, str]:
+    """image_id -> train/val/test, stratified by class (see the module docstring); every class
+    given must have at least MIN_PER_CLASS images."""
     splits: dict[str, str] = {}
-    for ids in groups.values():
-        ordered = sorted(ids, key=lambda image_id: (stable_int(f"{SPLIT_SEED}|cameras-split|{image_id}"), image_id))
+    for ids in classes.values():
+        ordered = sorted(ids, key=lambda image_id: (stable_int(f"{SPLIT_SEED}|cameras-split|{attribute}|{image_id}"), image_id))
         for image_id, split in zip(ordered, _split_sequence(len(ordered))):
             splits[image_id] = split
     return splits
@@ -77,7 +79,7 @@ def split_of_each(shots: list[_Shot]) -> dict[str, str]:
 
 def _split_sequence(count: int) -> list[str]:
     """count split names, ~60/20/20, with every split present from 3 images on."""
-    if count < 3:
+    if count < MIN_PER_CLASS:
         return ["train", "test"][:count]
     held_out = max(1, int(0.2 * count + 0.5))
     return ["train"] * (count - 2 * held_out) + ["val"] * held_out + ["test"] * held_out
@@ -128,15 +130,23 @@ def listing(options: DatasetOptions) -> Listing:
     shots, rejects = _read_all(options.root)
     if not shots and not rejects:
         raise DataError(f"cameras: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) below {options.root}")
-    splits = split_of_each(shots)
-    labelled: list[tuple[_Shot, str]] = []
+    by_class: dict[str, list[_Shot]] = defaultdict(list)
     for shot in shots:
         name, reason = label_of(attribute, shot.acquisition)
         if name is None:
             rejects.append({"path": str(shot.path), "reason": reason})
         else:
-            labelled.append((shot, name))
-    index = {name: label for label, name in enumerate(sorted({name for _, name in labelled}))}
+            by_class[name].append(shot)
+    for name, members in list(by_class.items()):
+        if len(members) < MIN_PER_CLASS:
+            del by_class[name]
+            for shot in members:
+                rejects.append({"path": str(shot.path), "reason": f"only {len(members)} photo(s) with {attribute} {name!r}; "
+                                f"a class needs at least {MIN_PER_CLASS} to have one in each of train, val and test"})
+    splits = split_of_each(attribute, {name: [shot.image_id for shot in members] for name, members in by_class.items()})
+    class_of = {shot.image_id: name for name, members in by_class.items() for shot in members}
+    labelled = [(shot, class_of[shot.image_id]) for shot in shots if shot.image_id in class_of]
+    index = {name: label for label, name in enumerate(sorted(by_class))}
     records = [
         ImageRecord(shot.image_id, splits[shot.image_id], index[name], name, str(shot.path), meta=_meta(shot))
         for shot, name in labelled

@@ -38,6 +38,9 @@ def class_folder_listing(root: Path, require_splits: tuple[str, ...] = ()) -> Li
             for path in image_files(folder / name):
                 image_id = path.relative_to(root).as_posix()
                 records.append(ImageRecord(image_id, split or _split_of(image_id), labels[name], name, str(path)))
+    if not records:
+        raise DataError(f"{root}: no images found in its class folders ({', '.join(classes[:5])}{', …' if len(classes) > 5 else ''}); "
+                        "images are files with an image extension (.jpg, .png, …) inside <root>/[<split>/]<class>/")
     return Listing(records)
 
 

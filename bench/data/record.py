@@ -9,6 +9,8 @@ from pathlib import Path
 
 from PIL import Image
 
+ORIENTATION_TAG = 0x0112  # Exif Orientation
+
 # Metadata columns every store table has; datasets fill what they know, the rest stays null.
 METADATA_COLUMNS: dict[str, str] = {
     "camera_make": "string",
@@ -36,11 +38,12 @@ class ImageRecord:
     crop: tuple[int, int, int, int] | None = None  # (left, top, right, bottom) in source pixels
     meta: tuple[tuple[str, object], ...] = field(default_factory=tuple)
     capture: str | None = None  # a processing op standing in for the camera (simulated datasets)
+    orient: bool = False  # rotate by the Exif orientation tag before anything else
 
     def load(self) -> Image.Image:
-        """Decode to 8-bit RGB (see `to_rgb`), crop, then apply the simulated capture op if any;
-        undecodable files raise OSError."""
-        decoded = _decode_rgb_cached(self.path, _file_state(self.path))
+        """Decode to 8-bit RGB (see `to_rgb`), rotate by Exif orientation if the dataset says so,
+        crop, then apply the simulated capture op if any; undecodable files raise OSError."""
+        decoded = _decode_rgb_cached(self.path, _file_state(self.path), self.orient)
         image = decoded.copy() if self.crop is None else decoded.crop(self.crop)  # copies: the cache stays intact
         if self.capture is None:
             return image
@@ -57,8 +60,9 @@ class ImageRecord:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB the way the paper's loaders see images: palette, grayscale and CMYK converted,
-    alpha dropped (not composited), Exif orientation not applied. 16-bit and 32-bit integer
-    grayscale is scaled by its bit depth instead of clipped (Pillow's own conversion clips)."""
+    alpha dropped (not composited). 16-bit and 32-bit integer grayscale is scaled by its bit depth
+    instead of clipped, a departure from the paper's loaders (docs/protocol.md): clipping turns
+    nearly every 16-bit pixel white."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         import numpy as np
 
@@ -70,8 +74,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _decode_rgb(path: str) -> Image.Image:
+def _decode_rgb(path: str, orient: bool = False) -> Image.Image:
     with Image.open(path) as handle:
+        if orient and handle.getexif().get(ORIENTATION_TAG, 1) != 1:
+            from PIL import ImageOps
+
+            return to_rgb(ImageOps.exif_transpose(handle))  # what Hugging Face datasets does when it decodes
         return to_rgb(handle)
 
 
@@ -82,10 +90,10 @@ def _file_state(path: str) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=2)
-def _decode_rgb_cached(path: str, state: tuple[int, int]) -> Image.Image:
+def _decode_rgb_cached(path: str, state: tuple[int, int], orient: bool = False) -> Image.Image:
     """Extraction asks for one image under every processing in a row, and the demo's crops of
     one photo come in runs: keeping the last decodes saves decoding the same file each time."""
-    return _decode_rgb(path)
+    return _decode_rgb(path, orient)
 
 
 @dataclass(frozen=True)

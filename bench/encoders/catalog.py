@@ -1,4 +1,4 @@
-"""The encoder registry: every encoder of the paper (PROTOCOL.md §2) plus the offline pair.
+"""The encoder registry: every encoder of the paper (docs/protocol.md#encoders-and-preprocessing) plus the offline pair.
 
 Names are `family/arch.tag`. Checkpoints are pinned to full tags (never a library default that
 changes between versions). DINO ViTs and DINOv2-with-registers use timm's copies of the
@@ -24,10 +24,12 @@ _EFFNET = dict(
 
 
 def _clip(name: str, arch: str, size: int, dim: int) -> EncoderSpec:
+    # OpenAI trained CLIP with QuickGELU; open_clip builds plain GELU for these names unless told
+    # (it only warns), which changes the ViTs' embeddings. The ResNets' image towers have no GELU.
     return EncoderSpec(
         name=f"clip/{name}.openai", family="cvl", loader="open_clip", architecture=arch, pretrained="openai",
         input_size=size, embed_dim=dim, mean=OPENAI_MEAN, std=OPENAI_STD, pooling="encode_image (projected)",
-        source=f"OpenAI CLIP {arch} via open_clip (arch, 'openai')",
+        source=f"OpenAI CLIP {arch} via open_clip (arch, 'openai', QuickGELU)", options=(("force_quick_gelu", True),),
     )
 
 

@@ -39,6 +39,12 @@ def read_file(path: str | Path) -> list[EncoderSpec]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise EncodersFileError(f"{path}: no such encoders file") from None
+    except IsADirectoryError:
+        raise EncodersFileError(f"{path}: is a folder; --encoders-file takes a TOML file") from None
+    except UnicodeDecodeError:
+        raise EncodersFileError(f"{path}: not a text file; --encoders-file takes a TOML file") from None
+    except OSError as error:
+        raise EncodersFileError(f"{path}: cannot read it ({error.strerror or error})") from None
     except tomllib.TOMLDecodeError as error:
         raise EncodersFileError(f"{path}: not valid TOML ({error})") from None
     entries = document.get("encoder")

@@ -213,7 +213,7 @@ def _mocov3_vit(dim: int) -> Callable[[], torch.nn.Module]:
 
         from timm.models.vision_transformer import VisionTransformer
 
-        # MoCo v3 uses 12 heads for both ViT-S and ViT-B (PROTOCOL.md §2).
+        # MoCo v3 uses 12 heads for both ViT-S and ViT-B (docs/protocol.md#encoders-and-preprocessing).
         return VisionTransformer(
             patch_size=16, embed_dim=dim, depth=12, num_heads=12, mlp_ratio=4, qkv_bias=True,
             norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_classes=0,

@@ -32,12 +32,18 @@ def row(record: ImageRecord, op: processing.Processing) -> dict[str, Any]:
 class Committer:
     """Buffers one encoder's rows and upserts them (keyed by image_id, split, processing) when
     `commit_seconds` have passed or `COMMIT_ROWS` rows wait, so an interruption loses only the
-    rows since the last commit and a rerun never duplicates."""
+    rows since the last commit and a rerun never duplicates.
 
-    def __init__(self, store: Store, dataset: str, encoder: str, table_schema: pa.Schema, commit_seconds: float):
+    `since` is the table version the plan saw: while no other writer commits to the table, the
+    rows are known to be new and are appended; once another writer is seen, every later commit
+    merges on the key (see `Store.write`)."""
+
+    def __init__(self, store: Store, dataset: str, encoder: str, table_schema: pa.Schema, commit_seconds: float,
+                 since: int | None = None):
         self.store, self.dataset, self.encoder = store, dataset, encoder
         self.schema = table_schema
         self.commit_seconds = commit_seconds
+        self.since = since
         self.rows: list[dict[str, Any]] = []
         self.vectors: list[np.ndarray] = []
         self.last = time.monotonic()
@@ -52,7 +58,9 @@ class Committer:
 
     def flush(self) -> None:
         if self.rows:
-            self.store.write(self.dataset, self.encoder, rows_to_arrow(self.rows, np.concatenate(self.vectors), self.schema))
+            written = self.store.write(self.dataset, self.encoder, rows_to_arrow(self.rows, np.concatenate(self.vectors), self.schema),
+                                       since=self.since)
+            self.since = written.version if written.appended else None
             self.written += len(self.rows)
             self.commits += 1
             self.rows, self.vectors = [], []

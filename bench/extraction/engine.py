@@ -28,6 +28,7 @@ class ExtractionSummary:
     rows_written: int = 0
     rows_skipped: int = 0  # already in the store
     rejects: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)  # decoded, but the decoder warned
     seconds: float = 0.0
 
     @property
@@ -58,11 +59,9 @@ def extract(
     feeds every encoder. Returns a summary per encoder."""
     console = console or Console(stderr=True)
     specs = [specs] if isinstance(specs, EncoderSpec) else list(specs)
-    records = [record for record in dataset.listing.records if record.split in splits]
-    plan = make_plan(
-        dataset.key, records, specs, processings, store,
-        seed=settings.seed, precision=settings.precision, rebuild=rebuild, rejects=dataset.listing.rejects,
-    )
+    plan = make_plan(dataset, specs, processings, store, splits=splits, seed=settings.seed, precision=settings.precision, rebuild=rebuild)
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
     summaries = {
         target.spec.name: ExtractionSummary(plan.dataset, target.spec.name, rows_skipped=plan.stored[target.spec.name],
                                             rejects=[{"image_id": "", "split": "", "processing": "", **r} for r in plan.rejects])
@@ -86,19 +85,23 @@ def extract(
 
 
 def _finish(summary: ExtractionSummary, rejects_dir: Path | None, console: Console, quiet: bool = False) -> None:
-    if summary.rejects and rejects_dir is not None:
-        path = _write_rejects(rejects_dir, summary.dataset, summary.encoder, summary.rejects)
-        console.print(f"{len(summary.rejects)} rejected images listed in {path}")
+    if (summary.rejects or summary.warnings) and rejects_dir is not None:
+        path = _write_rejects(rejects_dir, summary)
+        if summary.rejects:
+            console.print(f"{len(summary.rejects)} rejected images listed in {path}")
+        if summary.warnings:
+            console.print(f"{len(summary.warnings)} images decoded with warnings (e.g. {summary.warnings[0]['reason']}), listed in {path}")
     if not quiet:
         console.print(summary.line())
 
 
-def _write_rejects(folder: Path, dataset: str, encoder: str, rejects: list[dict[str, str]]) -> Path:
+def _write_rejects(folder: Path, summary: ExtractionSummary) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{safe_part(dataset)}__{encoder_slug(encoder)}.jsonl"
+    path = folder / f"{safe_part(summary.dataset)}__{encoder_slug(summary.encoder)}.jsonl"
     with open(path, "w", encoding="utf-8") as handle:  # this run's rejects; a rerun lists them again
-        for reject in rejects:
-            handle.write(json.dumps(reject) + "\n")
+        for kind, entries in (("rejected", summary.rejects), ("warning", summary.warnings)):
+            for entry in entries:
+                handle.write(json.dumps({**entry, "kind": kind}) + "\n")
     return path
 
 

@@ -9,21 +9,21 @@ from bench.encoders.preprocess import paper_preprocess
 from bench.encoders.spec import EncoderSpec
 from bench.runtime import package_versions
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: the dataset's identity and the forward pass's precision are recorded
 
 
-def fingerprint(spec: EncoderSpec, seed: int, precision: str = "fp32") -> dict[str, Any]:
-    """Encoder spec, weights identity, preprocessing, processing seed, precision and the versions
-    of the packages that change pixels or activations."""
-    found = {
+def fingerprint(spec: EncoderSpec, seed: int, precision: str = "fp32", dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Encoder spec, weights identity, preprocessing, processing seed, forward-pass precision,
+    the versions of the packages that change pixels or activations, and which data the rows
+    come from (name, folder, listing digest, whether Exif orientation is applied)."""
+    return {
         "fingerprint_version": FINGERPRINT_VERSION,
         "encoder": {key: value for key, value in spec.describe().items() if key != "source"},
         "weights": encoders.weights_identity(spec),
         "preprocess": paper_preprocess(spec).describe(),
         "processing_seed": seed,
+        "precision": precision,
         "dtype": "float32",
         "packages": package_versions(),
+        "dataset": dataset,
     }
-    if precision != "fp32":
-        found["precision"] = precision
-    return found

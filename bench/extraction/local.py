@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -24,7 +25,7 @@ from bench.extraction.commit import Committer, row
 from bench.extraction.embed import Embedder
 from bench.extraction.engine import ExtractionSummary
 from bench.extraction.plan import Plan
-from bench.extraction.prepare import DECODE_ERRORS, View, prepare
+from bench.extraction.prepare import DECODE_ERRORS, Prepared, View, prepare
 from bench.extraction.settings import ExtractionSettings
 from bench.runtime import cpu_count, keep_freed_memory, pick_device
 from bench.store import Store
@@ -49,7 +50,7 @@ class _Items(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.plan.items)
 
-    def __getitem__(self, index: int) -> tuple[dict[View, torch.Tensor] | None, int, str]:
+    def __getitem__(self, index: int) -> tuple[Prepared | None, int, str]:
         item = self.plan.items[index]
         try:
             return prepare(item.record, item.op, self.plan.views(item), self.seed), index, ""
@@ -57,22 +58,26 @@ class _Items(torch.utils.data.Dataset):
             return None, index, f"{type(error).__name__}: {error}"
 
 
-Batch = tuple[dict[View, tuple[list[int], torch.Tensor]], list[tuple[int, str]]]
+@dataclass
+class Batch:
+    grouped: dict[View, tuple[list[int], torch.Tensor]]  # per view: item indices and their stacked pixels
+    failed: list[tuple[int, str]]  # (item index, error)
+    warned: list[tuple[int, str]]  # (item index, decoder warning)
 
 
-def _collate(batch: list[tuple[dict[View, torch.Tensor] | None, int, str]]) -> Batch:
-    """Per view, the item indices that have it and their stacked pixels; plus the failures."""
+def _collate(batch: list[tuple[Prepared | None, int, str]]) -> Batch:
     grouped: dict[View, tuple[list[int], list[torch.Tensor]]] = {}
-    failed = []
-    for pixels, index, error in batch:
-        if pixels is None:
+    failed, warned = [], []
+    for prepared, index, error in batch:
+        if prepared is None:
             failed.append((index, error))
             continue
-        for view, tensor in pixels.items():
+        warned += [(index, message) for message in prepared.warnings]
+        for view, tensor in prepared.pixels.items():
             indices, tensors = grouped.setdefault(view, ([], []))
             indices.append(index)
             tensors.append(tensor)
-    return {view: (indices, torch.stack(tensors)) for view, (indices, tensors) in grouped.items()}, failed
+    return Batch({view: (indices, torch.stack(tensors)) for view, (indices, tensors) in grouped.items()}, failed, warned)
 
 
 def _prefetched(batches: Iterable[Any], depth: int = 2) -> Iterator[Any]:
@@ -118,7 +123,7 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
     committers = {
         t: Committer(store, plan.dataset, plan.targets[t].spec.name,
                      store.prepare(plan.dataset, plan.targets[t].spec.name, plan.targets[t].spec.embed_dim, plan.targets[t].fingerprint),
-                     settings.commit_seconds)
+                     settings.commit_seconds, since=plan.since[plan.targets[t].spec.name])
         for t in working
     }
     batch_size, workers = defaults(device, settings)
@@ -147,20 +152,21 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
     done = 0
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task(f"extract {plan.dataset} x {names}", total=len(plan.items), rate=0.0)
-        for grouped, failed in _prefetched(loader):
-            for index, error in failed:
-                item = plan.items[index]
-                reject = {"image_id": item.record.image_id, "split": item.record.split, "processing": item.op.name,
-                          "path": item.record.path, "reason": error}
-                for t in item.targets:
-                    summaries[plan.targets[t].spec.name].rejects.append(reject)
+        for batch in _prefetched(loader):
+            grouped, failed = batch.grouped, batch.failed
+            for kind, found in (("rejects", failed), ("warnings", batch.warned)):
+                for index, message in found:
+                    item = plan.items[index]
+                    entry = {"image_id": item.record.image_id, "split": item.record.split, "processing": item.op.name,
+                             "path": item.record.path, "reason": message}
+                    for t in item.targets:
+                        getattr(summaries[plan.targets[t].spec.name], kind).append(entry)
             for t, embedder in embedders.items():
                 indices, pixels = grouped.get(plan.targets[t].view, ([], None))
                 chosen = [position for position, index in enumerate(indices) if t in plan.items[index].targets]
                 if not chosen:
                     continue
-                batch = pixels if len(chosen) == len(indices) else pixels[torch.tensor(chosen)]
-                vectors = embedder(batch)
+                vectors = embedder(pixels if len(chosen) == len(indices) else pixels[torch.tensor(chosen)])
                 items = [plan.items[indices[position]] for position in chosen]
                 committers[t].add([row(item.record, item.op) for item in items], vectors)
                 summaries[plan.targets[t].spec.name].images += len(chosen)

@@ -8,6 +8,7 @@ encoder's mean/std normalisation happen in the embed stage, on the device.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
@@ -52,15 +53,24 @@ def pixels(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def prepare(record: ImageRecord, op: processing.Processing, views: Iterable[View], seed: int) -> dict[View, torch.Tensor]:
-    """The record under `op`, through each view's geometry, as uint8 pixels per view."""
-    image = record.load()
-    if op.stage == "source":
-        image = processing.apply(op, image, seed=seed, image_id=record.image_id)
-    out: dict[View, torch.Tensor] = {}
-    for view in views:
-        cropped = view.geometry()(image)
-        if op.stage == "after_crop":
-            cropped = processing.apply(op, cropped, seed=seed, image_id=record.image_id)
-        out[view] = pixels(cropped)
-    return out
+@dataclass(frozen=True)
+class Prepared:
+    pixels: dict[View, torch.Tensor]  # (3, H, W) uint8 per view
+    warnings: tuple[str, ...] = ()  # what the decoder warned about (e.g. corrupt Exif, a very large image)
+
+
+def prepare(record: ImageRecord, op: processing.Processing, views: Iterable[View], seed: int) -> Prepared:
+    """The record under `op`, through each view's geometry, as uint8 pixels per view. Warnings
+    raised on the way are returned, for the run's rejects file, instead of being printed."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = record.load()
+        if op.stage == "source":
+            image = processing.apply(op, image, seed=seed, image_id=record.image_id)
+        out: dict[View, torch.Tensor] = {}
+        for view in views:
+            cropped = view.geometry()(image)
+            if op.stage == "after_crop":
+                cropped = processing.apply(op, cropped, seed=seed, image_id=record.image_id)
+            out[view] = pixels(cropped)
+    return Prepared(out, tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)))

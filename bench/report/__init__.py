@@ -4,7 +4,7 @@ figures beside them, so the report opens from disk without a server."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench import leaderboard, results
 from bench.encoders.spec import FAMILY_TITLES
@@ -25,22 +25,24 @@ def _table(task: TaskSpec, cells: list[dict[str, Any]]) -> tuple[list[str], list
     return header, rows
 
 
-def _dataset_note(key: str) -> str:
+def _dataset_note(key: str, cells: list[dict[str, Any]]) -> str:
     from bench import data
     from bench.registry import UnknownNameError
 
-    name = key.split("@")[0]
+    identity = cells[0].get("dataset_identity") if cells else None
+    name = identity.get("name") if isinstance(identity, dict) and identity.get("name") else key.split("@")[0].split(".")[0]
     try:
-        return f"{key}, {data.get(name).description}"
+        return f"{key}, {data.get(str(name)).description}"
     except UnknownNameError:
         return key
 
 
-def sections(results_dir: Path, folder: Path) -> list[Section]:
+def sections(boards: list[leaderboard.Board], folder: Path) -> list[Section]:
     plt = pyplot()
     out: list[Section] = []
-    for task, dataset, condition, cells in leaderboard.grouped(results_dir):
-        section = Section(f"{task.name} · {dataset}", f"{task.description}. Dataset: {_dataset_note(dataset)}.")
+    for task, dataset, condition, cells in boards:
+        title = leaderboard.dataset_title(dataset, cells)
+        section = Section(f"{task.name} · {title}", f"{task.description}. Dataset: {_dataset_note(dataset, cells)}.")
         if task.figures is not None:
             section.figures.extend(task.figures(plt, folder, task, dataset, condition, cells))
         header, rows = _table(task, cells)
@@ -49,12 +51,17 @@ def sections(results_dir: Path, folder: Path) -> list[Section]:
     return out
 
 
-def write(results_dir: Path, folder: Path, title: str) -> tuple[Path, Path, list[Path]]:
-    """Write the figures, index.html and report.md into `folder`; return their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    built = sections(results_dir, folder)
-    if not built:
+def write(results_dir: Path, folder: Path, title: str, warn: Callable[[str], None] | None = None) -> tuple[Path, Path, list[Path]]:
+    """Write the figures, index.html and report.md into `folder`; return their paths. Damaged
+    result files are skipped and passed to `warn`."""
+    boards, damaged = leaderboard.collect(results_dir)
+    for bad in damaged:
+        if warn is not None:
+            warn(bad.line())
+    if not boards:
         raise NoResultsError(f"no results under {results_dir}: run a task first, e.g. `python -m bench run knn-influence`")
+    folder.mkdir(parents=True, exist_ok=True)
+    built = sections(boards, folder)
     html_path, markdown_path = folder / "index.html", folder / "report.md"
     html_path.write_text(html_page(title, built), encoding="utf-8")
     markdown_path.write_text(markdown_page(title, built), encoding="utf-8")

@@ -47,16 +47,20 @@ def run_cells(
     pending: list[tuple[EncoderSpec, results.Cell]] = []
     for spec in request.encoder_specs():
         cell = results.Cell(task, key, spec.name, condition)
-        if results.exists(cell, request.workspace.results) and not request.overwrite:
+        cached = None if request.overwrite else results.stored(cell, request.workspace.results)
+        if cached is not None and cached.get("dataset_identity", {}).get("listing") == resolved.identity["listing"]:
             request.console.print(f"[dim]cached: {cell.path(request.workspace.results)}[/dim]")
-        else:
-            pending.append((spec, cell))
+            continue
+        if cached is not None:
+            request.console.print(f"[yellow]stale:[/yellow] {cell.path(request.workspace.results)} was computed on another "
+                                  "listing of this dataset; recomputing")
+        pending.append((spec, cell))
     if not pending:
         return []
     started = time.perf_counter()
     summaries = extraction.extract(
-        resolved, [spec for spec, _ in pending], processings, store, splits=splits,
-        settings=request.extraction, rejects_dir=request.workspace.rejects, console=request.console,
+        resolved, [spec for spec, _ in pending], processings, store, splits=splits, settings=request.extraction,
+        rebuild=request.rebuild, rejects_dir=request.workspace.rejects, console=request.console,
     )
     extract_seconds = time.perf_counter() - started
     written: list[Path] = []
@@ -66,6 +70,7 @@ def run_cells(
         summary = summaries[spec.name]
         payload = {
             "family": spec.family,
+            "dataset_identity": resolved.identity,
             "metric": computed.metric,
             "metrics": computed.metrics,
             "detail": computed.detail,

@@ -1,4 +1,4 @@
-"""The paper's linear probe on frozen embeddings (PROTOCOL.md §6.0) and its hyper-parameter search.
+"""The paper's linear probe on frozen embeddings (docs/protocol.md#linear-probe) and its hyper-parameter search.
 
 One `Linear(D, K)` with bias on L2-normalised features, cross-entropy, SGD with momentum 0.9
 and weight decay (on the bias too, as torch's SGD over `model.parameters()` does), batch 1024,

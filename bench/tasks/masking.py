@@ -1,4 +1,4 @@
-"""Masking sweep (PROTOCOL.md §9.2, the paper's Fig. 5): semantic kNN accuracy when queries and
+"""Masking sweep (docs/protocol.md#masking, the paper's Fig. 5): semantic kNN accuracy when queries and
 database are both masked at each ratio, showing where semantic information is gone (the reason
 the acquisition probes mask 95 %)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench import data, index, plots, processing, results
+from bench import data, index, knn, plots, processing, results
 from bench.encoders.spec import EncoderSpec
 from bench.knn import accuracy, class_count
 from bench.store import SplitVectors, Store
@@ -32,7 +32,9 @@ def curve(train: SplitVectors, val: SplitVectors, ratios: Sequence[str], k: int,
 
 def execute(request: RunRequest) -> list[Path]:
     ratios = processing.MASK_SWEEP
-    k = request.value(K) or data.get(request.dataset).knn_k
+    dataset = data.resolve(request.dataset, request.dataset_options)
+    k = request.value(K) or dataset.spec.knn_k
+    knn.check_shape(NAME, dataset.key, dataset.splits().get("train", 0), len({r.label for r in dataset.listing.records}), k)
     backend = request.value(BACKEND)
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
@@ -49,7 +51,7 @@ def execute(request: RunRequest) -> list[Path]:
 
     return run_cells(
         request, task=NAME, condition=results.condition(k=k, ratios="-".join(ratios)),
-        processings=ratios, splits=("train", "val"), compute=compute,
+        processings=ratios, splits=("train", "val"), compute=compute, dataset=dataset,
     )
 
 

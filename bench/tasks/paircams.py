@@ -1,4 +1,4 @@
-"""PairCams near-duplicate retrieval (PROTOCOL.md §8): does a query find the same subject shot by
+"""PairCams near-duplicate retrieval (docs/protocol.md#paircams): does a query find the same subject shot by
 the other camera class, when the distractors share the query's camera class ("same") or the
 target's ("different")?
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import plots, results
+from bench import data, plots, results
 from bench.encoders.spec import EncoderSpec
 from bench.errors import BenchError
 from bench.store import Store, vector_matrix
@@ -99,7 +99,7 @@ def _hits(queries: np.ndarray, own: np.ndarray, partners: np.ndarray) -> tuple[n
 
 
 def recall_at_1(vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np.ndarray) -> PairRecall:
-    """Both collections, both query directions, on L2-normalised float32 vectors (PROTOCOL.md §8.1)."""
+    """Both collections, both query directions, on L2-normalised float32 vectors (docs/protocol.md#paircams)."""
     sides = pair_rows(subject_ids, camera_classes)
     unit = normalise(vectors)
     same: dict[str, float] = {}
@@ -114,6 +114,13 @@ def recall_at_1(vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np
 
 def execute(request: RunRequest) -> list[Path]:
     """Extract the dataset as it is, compute recall@1 per encoder, skip cells already stored."""
+    dataset = data.resolve(request.dataset, request.dataset_options)
+    tests = [record for record in dataset.listing.records if record.split == "test"]
+    pairable = [record for record in tests if {"subject_id", "camera_class"} <= {key for key, value in record.meta if value is not None}]
+    if not pairable:
+        raise PairCamsDataError(f"paircams: {dataset.key} has no test images with a subject id and a camera class; "
+                                "use a PairCams-like dataset (paircams --root DIR, or the offline paircams-sim)")
+    pair_rows(np.array([dict(r.meta)["subject_id"] for r in pairable]), np.array([dict(r.meta)["camera_class"] for r in pairable]))
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         if not store.has_table(key, spec.name):
@@ -136,7 +143,7 @@ def execute(request: RunRequest) -> list[Path]:
 
     return run_cells(
         request, task=NAME, condition=results.condition(processing=PROCESSING),
-        processings=[PROCESSING], splits=("test",), compute=compute,
+        processings=[PROCESSING], splits=("test",), compute=compute, dataset=dataset,
     )
 
 

@@ -1,4 +1,4 @@
-"""probe-acquisition (PROTOCOL §6.2-6.3 of the paper, docs/protocol.md): can one linear layer on
+"""probe-acquisition (docs/protocol.md#probe-acquisition): can one linear layer on
 frozen embeddings tell which camera took a photo, once the scene is masked away?
 
 Labels come from Exif (make, model, ISO, ...); images are masked after the encoder's crop (95 %
@@ -77,15 +77,38 @@ def acquisition_probe(
     )
 
 
-def _check_splits(dataset: data.ResolvedDataset) -> None:
-    """Fail before any extraction when the dataset lacks a split the acquisition probe needs."""
-    present = {record.split for record in dataset.listing.records}
-    missing = [split for split in SPLITS if split not in present]
+def _check_splits(dataset: data.ResolvedDataset) -> dict[str, tuple[int, int]]:
+    """Fail before any extraction when the dataset lacks a split or a second class; return
+    (images, classes) per split."""
+    counts = {split: (0, set()) for split in SPLITS}
+    for record in dataset.listing.records:
+        if record.split in counts:
+            images, classes = counts[record.split]
+            counts[record.split] = (images + 1, classes | {record.label})
+    missing = [split for split, (images, _) in counts.items() if images == 0]
     if missing:
         raise probes.ProbeDataError(
-            f"probe-acquisition needs train, val and test images; dataset {dataset.name!r} has none in {', '.join(missing)}. "
+            f"probe-acquisition needs train, val and test images; dataset {dataset.key} has none in {', '.join(missing)}. "
             "Use a dataset with Exif labels and three splits: cameras (--root your photos) or flickrexif."
         )
+    single = [split for split, (_, classes) in counts.items() if len(classes) < 2 and split in ("train", "test")]
+    if single:
+        raise probes.ProbeDataError(
+            f"probe-acquisition on {dataset.key}: {' and '.join(single)} hold(s) a single class, so accuracy would mean nothing. "
+            "Use photos from at least two classes of the attribute (e.g. two camera makes, at least 3 photos each)."
+        )
+    return {split: (images, len(classes)) for split, (images, classes) in counts.items()}
+
+
+def _show_splits(console, dataset: data.ResolvedDataset, counts: dict[str, tuple[int, int]]) -> None:
+    from rich.table import Table
+
+    grid = Table(title=f"{dataset.key}: images and classes per split", title_justify="left")
+    for header in ("split", "images", "classes"):
+        grid.add_column(header, justify="left" if header == "split" else "right")
+    for split, (images, classes) in counts.items():
+        grid.add_row(split, str(images), str(classes))
+    console.print(grid)
 
 
 def _label_names(store: Store, key: str, encoder: str, version: str) -> dict[int, str]:
@@ -97,7 +120,8 @@ def execute(request: RunRequest) -> list[Path]:
     version = request.value(MASK)
     settings = probes.settings_of(request)
     dataset = data.resolve(request.dataset, request.dataset_options)
-    _check_splits(dataset)
+    split_counts = _check_splits(dataset)
+    _show_splits(request.console, dataset, split_counts)
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         splits = [store.split_vectors(key, spec.name, split, (version,)) for split in SPLITS]
@@ -113,7 +137,7 @@ def execute(request: RunRequest) -> list[Path]:
             metrics={
                 "probe_acc1": float(outcome.acc1[0]),
                 "probe_mean_class_acc": float(outcome.mean_class_acc[0]),
-                "chance": 100.0 / outcome.classes,
+                "chance": 100.0 / int(np.count_nonzero(counts)),  # uniform guessing over the classes the test holds
                 "majority": float(100.0 * counts.max() / counts.sum()),
                 "search": probes.search_record(outcome.search),
             },
@@ -121,6 +145,7 @@ def execute(request: RunRequest) -> list[Path]:
                 "processing": version,
                 "classes": [names.get(label, str(label)) for label in range(outcome.classes)],
                 "test_counts": counts.tolist(),
+                "splits": {split: {"images": images, "classes": classes} for split, (images, classes) in split_counts.items()},
                 "trials": probes.trials_record(outcome.search),
                 "train_rows": outcome.train_rows,
                 "test_rows": outcome.test_rows,
@@ -152,7 +177,7 @@ TASK = TaskSpec(
         "probe_acc1 (%): one linear layer on L2-normalised embeddings of the masked images (95 % of each crop "
         "black unless --mask says otherwise), lr and weight decay from a 30-trial TPE search trained on train and "
         "scored on val (search val), then retrained on train + val and tested once on test. mean class acc: "
-        "per-class accuracy averaged over the test classes; chance = 1 / classes; majority = the largest test class."
+        "per-class accuracy averaged over the test classes; chance = 1 / classes present in test; majority = the largest test class."
     ),
     options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK),
     figures=probes.figures,

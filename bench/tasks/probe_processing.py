@@ -1,4 +1,4 @@
-"""probe-processing (PROTOCOL §6.1 of the paper, docs/protocol.md; the paper's Fig. 4): can one
+"""probe-processing (docs/protocol.md#probe-processing; the paper's Fig. 4): can one
 linear layer on frozen embeddings tell how an image was processed?
 
 Every train image gets one processing class of the group drawn i.i.d. uniformly and is

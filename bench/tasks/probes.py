@@ -1,4 +1,4 @@
-"""What the two probe tasks share (PROTOCOL §6 of the paper, docs/protocol.md): their options,
+"""What the two probe tasks share (docs/protocol.md#linear-probe): their options,
 the outcome record, the search-progress bar, the cell entries, and the bar chart of accuracies.
 The tasks themselves are `probe_processing` and `probe_acquisition`."""
 

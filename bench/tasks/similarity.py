@@ -1,4 +1,4 @@
-"""Similarity distributions (PROTOCOL.md §9.1, the paper's Fig. 2): cosine similarity from val
+"""Similarity distributions (docs/protocol.md#similarity, the paper's Fig. 2): cosine similarity from val
 queries under processing a to the train images under a and under b, split four ways by semantic
 label (same / different) and processing (same / different), with the shift that sharing the
 query's processing causes within each semantic group.
