@@ -143,6 +143,15 @@ def search(
     return Index(database, database_labels, backend).search(queries, k, restrict=restrict, query_labels=query_labels)
 
 
+def plain_top_k(queries: np.ndarray, database: np.ndarray, k: int, backend: str = "auto") -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """One unrestricted top-k search as a backend runs it, with no tie handling: the floor that
+    benchmarks measure bench's searches against. Returns a function that runs the search; the
+    database is indexed once, before the first call."""
+    searcher = _SEARCHERS[resolve_backend(backend)](np.ascontiguousarray(database, dtype=np.float32))(None)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    return lambda: searcher(queries, k)
+
+
 def _allowed_rows(database_labels: np.ndarray | None, label: object, restrict: Restrict) -> np.ndarray | None:
     if restrict == "none":
         return None

@@ -1,8 +1,9 @@
-"""kNN processing influence (PROTOCOL.md §7): `run` equals a literal brute-force implementation of the protocol."""
+"""kNN processing influence (docs/protocol.md#knn-influence): `run` equals a literal brute-force implementation of the protocol."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import itertools
 import math
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 
 from bench.knn import vote
-from bench.seeding import uniform_choice
 from bench.store import SplitVectors
 from bench.tasks.knn_influence import KnnInfluence, run
 from bench.vectors import normalise
@@ -28,6 +28,7 @@ UNSEEN_LABEL = LABELS  # carried by two val images in the "unseen" variant, by n
 SEEDS = (0, 1, 2)
 VARIANTS = ("seen", "unseen")
 BACKENDS = [
+    "auto",
     "torch",
     pytest.param(
         "faiss-cpu", marks=pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss is not installed")
@@ -117,12 +118,19 @@ def reference_triples(variant: str, k: int, tie_key: TieKey = lowest_row_first) 
     return out
 
 
+def reference_draw(seed: int, image_id: str) -> int:
+    """The uniform setup's class of one train image, written out from its definition: the first 8
+    bytes (little-endian) of BLAKE2b-64 over "<seed>|knn-uniform|<image_id>", modulo K."""
+    digest = hashlib.blake2b(f"{seed}|knn-uniform|{image_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % K
+
+
 def reference_uniform(variant: str, k: int) -> dict[tuple[str, int], float]:
-    """Each train image under CLASSES[uniform_choice(seed, train ids, K, "knn-uniform")[i]], queries under test."""
+    """Each train image under CLASSES[reference_draw(seed, its id)], queries under test."""
     train, val = splits(variant)
     out: dict[tuple[str, int], float] = {}
     for seed in SEEDS:
-        assignment = uniform_choice(seed, train.image_ids, K, "knn-uniform")
+        assignment = [reference_draw(seed, image_id) for image_id in train.image_ids]
         mixed = np.stack([train.vectors[CLASSES[assignment[i]]][i] for i in range(len(train.labels))])
         for test in CLASSES:
             out[test, seed] = knn_accuracy(train, val, test, lambda q: mixed, k, lowest_row_first)
@@ -237,3 +245,30 @@ def test_vote_ties_go_to_lowest_class_and_ignores_missing() -> None:
     )
     assert vote(neighbour_labels, 4).tolist() == [0, 3, 1, 0, 3]
     assert vote(np.array([[-1, 2], [2, -1]]), 3).tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4096, None])
+def test_versioned_index_blocks_and_devices_give_the_brute_force_answer(block_bytes: int | None) -> None:
+    """Any query-block size (one query per block up to all at once) gives the same exact neighbours
+    as plain restricted searches, planted ties and a label missing from the database included."""
+    from bench import index, versioned_index
+
+    train, val = splits("unseen")
+    versions = [train.vectors[name] for name in CLASSES]
+    mixes = [np.arange(len(train.labels)) % K, np.zeros(len(train.labels), dtype=np.int64)]
+    found = versioned_index.VersionedIndex(versions, train.labels, device="cpu", block_bytes=block_bytes).search(
+        val.vectors[CLASSES[1]], val.labels, 5, mixes
+    )
+    unit = normalise(val.vectors[CLASSES[1]])
+    for v, version in enumerate(versions):
+        for restrict, got in (("same", found.same[v]), ("other", found.other[v])):
+            want = index.search(unit, normalise(version), 5, restrict=restrict, query_labels=val.labels,
+                                database_labels=train.labels, backend="faiss-cpu")
+            assert np.array_equal(got.rows, want.rows), (v, restrict)
+            assert np.array_equal(got.scores, want.scores), (v, restrict)
+    stacked = np.stack([normalise(version) for version in versions])
+    for mix, got in zip(mixes, found.mixed):
+        want = index.search(unit, stacked[mix, np.arange(len(mix))], 5, backend="faiss-cpu")
+        assert np.array_equal(got.rows, want.rows)
+    unseen = val.labels == UNSEEN_LABEL
+    assert unseen.any() and (found.same[0].rows[unseen] == -1).all()  # no row shares an unseen label

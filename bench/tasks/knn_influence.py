@@ -1,4 +1,4 @@
-"""kNN "processing influence" (PROTOCOL.md §7): semantic kNN accuracy when the database is
+"""kNN "processing influence" (docs/protocol.md#knn-influence): semantic kNN accuracy when the database is
 processed like the query, unlike it, or mixed by semantic relation to the query.
 
 For query processing t, the top-k over "label == y under p" and over "label != y under n" are
@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench import data, index, plots, processing, results
+from bench import data, index, knn, plots, processing, results, versioned_index
 from bench.encoders.spec import EncoderSpec
 from bench.knn import class_count, correct
 from bench.seeding import uniform_choice
@@ -24,7 +24,6 @@ from bench.tasks.cells import Computed, run_cells
 from bench.tasks.options import BACKEND, GROUP, SEEDS, K
 from bench.tasks.request import RunRequest
 from bench.tasks.spec import Column, TaskSpec
-from bench.vectors import normalise
 
 NAME = "knn-influence"
 SETUPS = ("all_same", "all_diff", "pos_same", "neg_same", "uniform")
@@ -75,27 +74,24 @@ def run(
     seeds: Sequence[int] = tuple(range(10)),
     backend: str = "auto",
 ) -> KnnInfluence:
-    """All K^3 (test, pos, neg) triples and the uniform setup for one processing group."""
+    """All K^3 (test, pos, neg) triples and the uniform setup for one processing group.
+
+    Per query processing t, one search of the K database versions gives the top-k of every
+    version among the query's class ("same") and among the other classes ("other"), and the
+    top-k of every seed's mixed database; each (p, n) triple merges "same" under p with
+    "other" under n, which is exactly the top-k of the per-query mixed database."""
     num_classes = class_count(train, val)
-    database = {name: normalise(train.vectors[name]) for name in classes}
-    queries = {name: normalise(val.vectors[name]) for name in classes}
-    indexes = {name: index.build(database[name], labels=train.labels, backend=backend) for name in classes}
-
+    seeds = list(seeds)
+    mixes = [uniform_choice(seed, train.image_ids, len(classes), UNIFORM_PURPOSE) for seed in seeds]
+    database = versioned_index.build([train.vectors[name] for name in classes], train.labels, backend)
     triple_hits: dict[tuple[str, str, str], np.ndarray] = {}
-    for test in classes:
-        positives = {p: indexes[p].search(queries[test], k, restrict="same", query_labels=val.labels) for p in classes}
-        negatives = {n: indexes[n].search(queries[test], k, restrict="other", query_labels=val.labels) for n in classes}
-        for p, n in itertools.product(classes, classes):
-            triple_hits[test, p, n] = correct(merge(positives[p], negatives[n], k), train.labels, val.labels, num_classes)
-
     uniform_hits: dict[tuple[str, int], np.ndarray] = {}
-    stacked = np.stack([database[name] for name in classes])  # (K, N, D)
-    for seed in seeds:
-        assignment = uniform_choice(seed, train.image_ids, len(classes), UNIFORM_PURPOSE)
-        mixed = stacked[assignment, np.arange(len(assignment))]
-        for test in classes:
-            found = index.search(queries[test], mixed, k, backend=backend)
-            uniform_hits[test, seed] = correct(found.rows, train.labels, val.labels, num_classes)
+    for test in classes:
+        found = database.search(val.vectors[test], val.labels, k, mixes)
+        for (p, positives), (n, negatives) in itertools.product(zip(classes, found.same), zip(classes, found.other)):
+            triple_hits[test, p, n] = correct(merge(positives, negatives, k), train.labels, val.labels, num_classes)
+        for seed, mixed in zip(seeds, found.mixed):
+            uniform_hits[test, seed] = correct(mixed.rows, train.labels, val.labels, num_classes)
     return KnnInfluence(
         tuple(classes), k, {key: _percent(hits) for key, hits in triple_hits.items()},
         {key: _percent(hits) for key, hits in uniform_hits.items()}, num_classes, triple_hits, uniform_hits,
@@ -110,7 +106,9 @@ def execute(request: RunRequest) -> list[Path]:
     """Extract what is missing, compute each encoder's cell, skip cells already stored."""
     group, seeds, backend = request.value(GROUP), request.value(SEEDS), request.value(BACKEND)
     classes = processing.group(group)
-    k = request.value(K) or data.get(request.dataset).knn_k
+    dataset = data.resolve(request.dataset, request.dataset_options)
+    k = request.value(K) or dataset.spec.knn_k
+    knn.check_shape(NAME, dataset.key, dataset.splits().get("train", 0), len({r.label for r in dataset.listing.records}), k)
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         train = store.split_vectors(key, spec.name, "train", classes)
@@ -132,7 +130,7 @@ def execute(request: RunRequest) -> list[Path]:
                 "val_images": int(len(val.image_ids)),
             },
             provenance={
-                "backend": index.resolve_backend(backend),
+                "backend": versioned_index.describe(backend),
                 "seeds": list(range(seeds)),
                 "uniform_assignment": f"uniform_choice(seed, image_id, {len(classes)}, {UNIFORM_PURPOSE!r})",
             },
@@ -140,7 +138,7 @@ def execute(request: RunRequest) -> list[Path]:
 
     return run_cells(
         request, task=NAME, condition=results.condition(group=group, k=k, seeds=seeds),
-        processings=classes, splits=("train", "val"), compute=compute,
+        processings=classes, splits=("train", "val"), compute=compute, dataset=dataset,
     )
 
 
