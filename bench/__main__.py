@@ -30,7 +30,7 @@ EPILOG = """examples:
   python -m bench list encoders
 """
 TABLE_ROWS = 50
-HOME_HELP = "workspace root holding embeddings/, indexes/, reports/ (default: $BENCH_HOME or the current folder)"
+HOME_HELP = "workspace root holding embeddings/ and reports/ (default: $BENCH_HOME or the current folder)"
 ENCODERS_FILE_HELP = "TOML file declaring extra encoders ([[encoder]] tables; see README, 'Custom encoders')"
 
 
@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--like", metavar="IMAGE_PATH", help="return the rows nearest to this image (cosine), best first")
     query.add_argument("--k", type=positive_int, default=10, help="neighbours for --like (default: 10)")
     query.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend for --like (default: auto)")
+    query.add_argument("--exact", action="store_true", help="with --like: search every row exactly even when the table has a vector index")
+
+    indexing = verbs.add_parser("index", help="build a vector index that makes `query --like` fast on big tables")
+    indexing.add_argument("action", choices=("build",), help="build: (re)build the table's index and measure it against exact search")
+    indexing.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
+    indexing.add_argument("--encoder", required=True, help="encoder name whose table to index")
+    _add_dataset_options(indexing)
+    indexing.add_argument("--sample", type=positive_int, default=100, help="rows used as queries to measure recall@10 and latency (default: 100)")
 
     board = verbs.add_parser("leaderboard", help="print leaderboards from stored results alone")
     board.add_argument("--task", help="one task only")
@@ -131,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = verbs.add_parser("report", help="write an HTML + Markdown report with figures from stored results alone")
     report.add_argument("--name", default="latest", help="report folder: reports/<name>/ (default: latest)")
     report.add_argument("--title", default="bench report", help="title of the report (default: bench report)")
-    for sub in (listing, extract, run, query, board, report):
+    for sub in (listing, extract, run, query, indexing, board, report):
         _add_common(sub, top=False)
     return parser
 
@@ -149,7 +157,7 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
     if arguments.like:
         found = query.like(
             source, dataset, arguments.encoder, Path(arguments.like), arguments.k,
-            where=arguments.where, columns=arguments.columns, backend=arguments.backend,
+            where=arguments.where, columns=arguments.columns, backend=arguments.backend, exact=arguments.exact,
         )
     else:
         limit = arguments.limit or (TABLE_ROWS if arguments.format == "table" and not arguments.out else None)
@@ -165,8 +173,21 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
         for row in found.to_pylist():
             grid.add_row(*("" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value) for value in row.values()))
         (Console(file=open(arguments.out, "w", encoding="utf-8"), width=200) if arguments.out else console).print(grid)
+    if arguments.like and arguments.format == "table":
+        console.print(f"[dim]{escape(query.search_method(found))}[/dim]")
     if arguments.out:
         console.print(f"{found.num_rows} rows written to {arguments.out}")
+
+
+def _index(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
+    from bench import ann, query, store
+
+    source = store.Store(workspace.embeddings_uri)
+    dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _root(arguments.root), arguments.attribute)
+    if not source.has_table(dataset, arguments.encoder):
+        raise query.QueryError(f"no table for {dataset} x {arguments.encoder} in {source.uri}; extract it first")
+    console.print(f"building the vector index of {dataset} x {arguments.encoder} ({source.count(dataset, arguments.encoder)} rows) …")
+    console.print(ann.build(source, dataset, arguments.encoder, sample=arguments.sample).line())
 
 
 def _list(kind: str, family: str | None, console: Console) -> None:
@@ -278,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run(arguments, workspace, console, errors)
         elif arguments.verb == "query":
             _query(arguments, workspace, console)
+        elif arguments.verb == "index":
+            _index(arguments, workspace, console)
         elif arguments.verb == "report":
             from bench import report
 

@@ -117,18 +117,39 @@ def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndar
     return embedder(pixels[None])[0]
 
 
+SEARCH_KEY = b"bench.search"  # schema metadata of a `like` result: how the neighbours were found
+
+
+def search_method(found: pa.Table) -> str:
+    """How `like` found these rows (the vector index, or exact search and why)."""
+    return (found.schema.metadata or {}).get(SEARCH_KEY, b"").decode()
+
+
 def like(
     store: Store, dataset: str, encoder: str, image: Path, k: int, where: str | None = None,
-    columns: Sequence[str] | None = None, backend: str = "auto",
+    columns: Sequence[str] | None = None, backend: str = "auto", exact: bool = False,
 ) -> pa.Table:
-    """The k rows (under the filter) nearest to an image, best first, with their cosine `score`."""
+    """The k rows (under the filter) nearest to an image, best first, with their cosine `score`:
+    through the table's vector index when it covers every row (see `bench.ann`), else exactly."""
+    from bench import ann
+
     valid = _check(store, dataset, encoder, columns)
     chosen = list(columns) if columns else [column for column in valid if column != "vector"]
+    indexed, why = (False, "asked for --exact") if exact else ann.usable(store, dataset, encoder)
+    if indexed:
+        query = normalise(embed_image(encoder, image, store, dataset)[None])[0]
+        try:
+            found = store.nearest_approximate(dataset, encoder, query, k, whole_filter(where) if where else None, chosen)
+        except ValueError as error:
+            raise QueryError(f"--where {where!r} was rejected: {str(error).split(', /')[0]}") from None
+        return found.replace_schema_metadata({SEARCH_KEY: f"nearest by the {why}".encode()})
     candidates = _scan(store, dataset, encoder, where, [*chosen, "vector"] if "vector" not in chosen else chosen, None)
+    method = {SEARCH_KEY: f"exact search over {candidates.num_rows} rows ({why})".encode()}
     if candidates.num_rows == 0:
-        return candidates.select(chosen).append_column("score", pa.array([], pa.float32()))
+        return candidates.select(chosen).append_column("score", pa.array([], pa.float32())).replace_schema_metadata(method)
     query = embed_image(encoder, image, store, dataset)
     matrix = vector_matrix(candidates)
     found = index.search(normalise(query[None]), normalise(matrix), min(k, len(matrix)), backend=backend)
     rows = found.rows[0][found.rows[0] >= 0]
-    return candidates.select(chosen).take(pa.array(rows)).append_column("score", pa.array(found.scores[0][: len(rows)]))
+    result = candidates.select(chosen).take(pa.array(rows)).append_column("score", pa.array(found.scores[0][: len(rows)]))
+    return result.replace_schema_metadata(method)

@@ -82,6 +82,34 @@ class KeyState:
         return len(self.merge_keys) - len(pc.unique(self.merge_keys))
 
 
+VECTOR_INDEX = "vector_idx"
+INDEX_NPROBES = 32  # IVF partitions searched per query
+INDEX_REFINE = 10  # candidates re-scored with the full vectors, per result asked
+
+
+@dataclass(frozen=True)
+class VectorIndexState:
+    kind: str
+    indexed_rows: int
+    unindexed_rows: int  # rows added since the index was built (searched exactly, slower)
+
+
+@dataclass(frozen=True)
+class FragmentWriter:
+    """Writes rows as uncommitted Lance fragments of one table; runs in any process."""
+
+    uri: str
+    schema: pa.Schema
+
+    def write(self, rows: pa.Table) -> bytes:
+        """The fragments' metadata, pickled for the committing process."""
+        import pickle
+
+        from lance.fragment import write_fragments
+
+        return pickle.dumps(write_fragments(rows.cast(self.schema), self.uri, schema=self.schema, data_storage_version="2.0"))
+
+
 @dataclass(frozen=True)
 class Written:
     version: int  # the table's version after the write
@@ -126,6 +154,9 @@ class Store:
     def __init__(self, uri: str | Path):
         self.uri = str(uri)
         self._db = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"uri": self.uri, "_db": None}  # a connection stays in its process; another one opens its own
 
     @property
     def db(self):
@@ -251,6 +282,64 @@ class Store:
                 table.delete(_in_filter("image_id", part))
             table.add(kept)
             return rows.num_rows - kept.num_rows
+
+    def build_vector_index(self, dataset: str, encoder: str, partitions: int | None = None) -> None:
+        """LanceDB's IVF-PQ index on the vector column (cosine), replacing any older one. It lives
+        in the table itself, wherever the table is (a folder or object storage)."""
+        from lancedb.index import IvfPq
+
+        with self.lock(dataset, encoder):
+            table = self._open(table_name(dataset, encoder))
+            table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=partitions), replace=True, name=VECTOR_INDEX)
+
+    def vector_index(self, dataset: str, encoder: str) -> VectorIndexState | None:
+        """The table's vector index and how many rows it does not cover, or None."""
+        table = self._open(table_name(dataset, encoder))
+        if not any(index.name == VECTOR_INDEX for index in table.list_indices()):
+            return None
+        stats = table.index_stats(VECTOR_INDEX)
+        return VectorIndexState(str(stats.index_type), int(stats.num_indexed_rows), int(stats.num_unindexed_rows))
+
+    def nearest_approximate(
+        self, dataset: str, encoder: str, vector: np.ndarray, k: int, where: str | None = None, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """Up to k rows nearest to `vector` by the table's vector index (approximate; rows the index
+        does not cover are searched exactly), best first, with their cosine `score`."""
+        table = self._open(table_name(dataset, encoder))
+        search = table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type("cosine")
+        search = search.nprobes(INDEX_NPROBES).refine_factor(INDEX_REFINE).limit(k)
+        if where:
+            search = search.where(where, prefilter=True)
+        if columns:
+            search = search.select([*columns, "_distance"])
+        found = search.to_arrow()
+        scores = pc.subtract(pa.scalar(1.0, pa.float32()), pc.cast(found.column("_distance"), pa.float32()))
+        return found.drop_columns(["_distance"]).append_column("score", scores)
+
+    def fragment_writer(self, dataset: str, encoder: str) -> "FragmentWriter":
+        """A picklable writer that other processes (e.g. Ray workers) use to write rows as Lance
+        fragments of the table, for `commit_fragments` to add to it."""
+        table = self._open(table_name(dataset, encoder))
+        return FragmentWriter(table.to_lance().uri, table.schema)
+
+    def commit_fragments(self, dataset: str, encoder: str, written: Sequence[bytes], since: int | None) -> Written:
+        """Add fragments written by `FragmentWriter`s to the table in one commit, under its lock.
+        If another writer has committed since `since`, keys the fragments share with its rows are
+        then stored twice, and are repaired at once, so the table holds every key once."""
+        import pickle
+
+        import lance
+
+        fragments = [fragment for payload in written for fragment in pickle.loads(payload)]
+        with self.lock(dataset, encoder):
+            table = self._open(table_name(dataset, encoder))
+            version = int(table.version)
+            if fragments:
+                lance.LanceDataset.commit(table.to_lance().uri, lance.LanceOperation.Append(fragments), read_version=version)
+            alone = since is not None and version == since
+        if fragments and not alone:
+            self.repair_duplicates(dataset, encoder)
+        return Written(self.version(dataset, encoder), alone)
 
     def compact(self, dataset: str, encoder: str) -> None:
         """Merge the small fragments left by incremental writes."""

@@ -1,4 +1,5 @@
-"""Where embeddings, indexes and results live: a workspace root (--home / BENCH_HOME / cwd)."""
+"""Where embeddings and results live: a workspace root (--home / BENCH_HOME / cwd). Vector indexes
+for interactive queries live inside the embedding tables (`bench index build`)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,6 @@ class Workspace:
         root = Path(home or os.environ.get("BENCH_HOME") or Path.cwd()).expanduser().resolve()
         uri = os.environ.get("BENCH_EMBEDDINGS_URI") or str(root / "embeddings")
         return cls(root=root, embeddings_uri=uri)
-
-    @property
-    def indexes(self) -> Path:
-        return self.root / "indexes"
 
     @property
     def reports(self) -> Path:

@@ -30,6 +30,7 @@ class ExtractionSummary:
     rejects: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)  # decoded, but the decoder warned
     seconds: float = 0.0
+    forward_seconds: float = 0.0  # of `seconds`, the time spent in this encoder's forward passes
 
     @property
     def images_per_second(self) -> float:

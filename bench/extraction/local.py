@@ -166,7 +166,9 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
                 chosen = [position for position, index in enumerate(indices) if t in plan.items[index].targets]
                 if not chosen:
                     continue
+                began = time.perf_counter()
                 vectors = embedder(pixels if len(chosen) == len(indices) else pixels[torch.tensor(chosen)])
+                summaries[plan.targets[t].spec.name].forward_seconds += time.perf_counter() - began
                 items = [plan.items[indices[position]] for position in chosen]
                 committers[t].add([row(item.record, item.op) for item in items], vectors)
                 summaries[plan.targets[t].spec.name].images += len(chosen)

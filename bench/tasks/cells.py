@@ -63,10 +63,14 @@ def run_cells(
         rebuild=request.rebuild, rejects_dir=request.workspace.rejects, console=request.console,
     )
     extract_seconds = time.perf_counter() - started
+    if request.extraction.engine == "ray":  # every cell is an independent Ray task
+        from bench.extraction import distributed
+
+        outcomes = distributed.map_cells(_timed, [(compute, spec, store, key) for spec, _ in pending], request.extraction)
+    else:
+        outcomes = [_timed(compute, spec, store, key) for spec, _ in pending]
     written: list[Path] = []
-    for spec, cell in pending:
-        began = time.perf_counter()
-        computed = compute(spec, store, key)
+    for (spec, cell), (computed, compute_seconds) in zip(pending, outcomes):
         summary = summaries[spec.name]
         payload = {
             "family": spec.family,
@@ -79,10 +83,15 @@ def run_cells(
                 table_version=store.version(key, spec.name),
                 fingerprint=store.fingerprint(key, spec.name),
                 **computed.provenance,
-                timings={"extract_s": extract_seconds, "compute_s": time.perf_counter() - began,
-                         "extract_encoders": len(pending)},
+                timings={"extract_s": extract_seconds, "compute_s": compute_seconds, "extract_encoders": len(pending),
+                         "engine": request.extraction.engine},
                 extraction={"images": summary.images, "rejected": len(summary.rejects)},
             ),
         }
         written.append(results.write(cell, request.workspace.results, payload))
     return written
+
+
+def _timed(compute: Compute, spec: EncoderSpec, store: Store, key: str) -> tuple[Computed, float]:
+    started = time.perf_counter()
+    return compute(spec, store, key), time.perf_counter() - started

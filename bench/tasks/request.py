@@ -31,6 +31,14 @@ class RunRequest:
     values: Mapping[str, Any] = field(default_factory=dict)  # the task's own options, by name
     console: Console = field(default_factory=lambda: Console(stderr=True))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for Ray tasks: the console stays in this process."""
+        return {name: value for name, value in self.__dict__.items() if name != "console"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in {**state, "console": Console(stderr=True, quiet=True)}.items():
+            object.__setattr__(self, name, value)
+
     def value(self, option: "TaskOption") -> Any:
         """The option's value in this run (its default when not given)."""
         return self.values.get(option.name, option.default)

@@ -1,0 +1,38 @@
+"""`bench index build` and `query --like` through the index: measured against exact search, used
+only while it covers every row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import skimage
+
+from bench import __main__ as cli
+from bench import query
+from bench.store import Store
+
+ENCODER = "effnet/lite0.random"
+COFFEE = Path(skimage.__file__).parent / "data" / "coffee.png"
+
+
+def test_index_build_reports_recall_and_like_uses_it_only_while_fresh(tmp_path: Path, capsys) -> None:
+    home = tmp_path / "home"
+    assert cli.main(["--home", str(home), "extract", "--dataset", "demo-mini", "--encoders", ENCODER, "--group", "jpeg"]) == 0
+    capsys.readouterr()
+    assert cli.main(["--home", str(home), "index", "build", "--dataset", "demo-mini", "--encoder", ENCODER, "--sample", "30"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "396 rows indexed" in out and "recall@10 against exact search" in out
+    recall = float(out.split("exact search ")[1].split(",")[0])
+    assert 0.9 <= recall <= 1.0
+
+    store = Store(home / "embeddings")
+    indexed = query.like(store, "demo-mini", ENCODER, COFFEE, 5, where="processing = 'jpeg95_444'")
+    exact = query.like(store, "demo-mini", ENCODER, COFFEE, 5, where="processing = 'jpeg95_444'", exact=True)
+    assert "vector index" in query.search_method(indexed) and "exact search" in query.search_method(exact)
+    assert set(indexed.column("processing").to_pylist()) == {"jpeg95_444"}
+    assert indexed.column("image_id").to_pylist()[0] == exact.column("image_id").to_pylist()[0]
+    assert abs(indexed.column("score").to_pylist()[0] - exact.column("score").to_pylist()[0]) < 1e-4
+
+    assert cli.main(["--home", str(home), "extract", "--dataset", "demo-mini", "--encoders", ENCODER, "--processings", "sharpen2"]) == 0
+    stale = query.like(store, "demo-mini", ENCODER, COFFEE, 3)
+    assert "misses 66 rows" in query.search_method(stale)  # rows added after the build: exact search, and why
