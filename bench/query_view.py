@@ -67,7 +67,8 @@ class QueryView:
         if self.path_prefix:
             lines.append(f"Paths are shown without their common folder {self.path_prefix}{os.sep}.")
         if parts or self.path_prefix:
-            wanted = [name for name in self.columns if name not in RANKED][:1] + [left.name for left in self.left_out if left.reason != "empty"]
+            wanted = [name for name in self.columns if name not in RANKED][:1]
+            wanted += [left.name for left in self.left_out if left.reason != "empty"]
             if self.path_prefix and not any(name in PATH_COLUMNS for name in wanted):
                 wanted += [name for name in PATH_COLUMNS if name in self.columns]
             example = ",".join(dict.fromkeys(wanted)) or "image_id"
