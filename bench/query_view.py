@@ -19,6 +19,7 @@ KEPT = ("rank", "score", "image_id")  # never left out for room
 # Left out first when the table is too wide, before any other column (then the rightmost goes first).
 LEAST_USEFUL = ("op_version", "group", "source_path", "label", "split")
 PATH_WIDTH = 40  # a shortened path keeps at most this many of its last characters
+REASONS = {"empty": "empty in every row", "same": "the same in every row", "room": "no room at this width"}
 MEASURE_WIDTH = 10_000  # wide enough that rich measures every column at its natural width
 
 
@@ -54,15 +55,10 @@ class QueryView:
     def footer(self) -> str:
         """What was left out, and the options that show it; empty when everything is shown."""
         parts = []
-        empty = [left.name for left in self.left_out if left.reason == "empty"]
-        same = [f"{left.name} = {left.value}" for left in self.left_out if left.reason == "same"]
-        room = [left.name for left in self.left_out if left.reason == "room"]
-        if empty:
-            parts.append(f"{', '.join(empty)} (empty in every row)")
-        if same:
-            parts.append(f"{', '.join(same)} (the same in every row)")
-        if room:
-            parts.append(f"{', '.join(room)} (no room at this width)")
+        for reason, why in REASONS.items():
+            names = [f"{left.name} = {left.value}" if left.value else left.name for left in self.left_out if left.reason == reason]
+            if names:
+                parts.append(f"{', '.join(names)} ({why})")
         lines = [f"Not shown: {'; '.join(parts)}."] if parts else []
         if self.path_prefix:
             lines.append(f"Paths are shown without their common folder {self.path_prefix}{os.sep}.")
