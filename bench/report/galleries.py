@@ -142,9 +142,10 @@ def panels(cells: list[dict[str, Any]], primary: str, folder: Path, warn: Callab
         rows = tuple(
             Row(encoder, strip.title, strip.outcome, strip.hit,
                 tuple(_thumb(drawer, shot, own, entry.query, _heading(shot)) for shot in strip.shots))
-            for encoder, own, entry in shown for strip in entry.strips
+            for encoder, own, own_entry in shown for strip in own_entry.strips
         )
-        missing = [encoder for encoder, _ in found if encoder not in {encoder for encoder, _, _ in shown}]
+        showing = {encoder for encoder, _, _ in shown}
+        missing = [encoder for encoder, _ in found if encoder not in showing]
         blocks.append(Block(
             _thumb(drawer, entry.query, view, entry.query, "query", "query"),
             _thumb(drawer, entry.target, view, entry.query, "target", "target") if entry.target else None,
