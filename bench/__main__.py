@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
@@ -154,25 +155,26 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
     dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _root(arguments.root), arguments.attribute)
     if arguments.format == "parquet" and not arguments.out:
         raise query.QueryError("--format parquet needs --out FILE")
+    limit = arguments.limit or (TABLE_ROWS if arguments.format == "table" and not arguments.out else None)
     if arguments.like:
         found = query.like(
             source, dataset, arguments.encoder, Path(arguments.like), arguments.k,
             where=arguments.where, columns=arguments.columns, backend=arguments.backend, exact=arguments.exact,
         )
     else:
-        limit = arguments.limit or (TABLE_ROWS if arguments.format == "table" and not arguments.out else None)
         found = query.select(source, dataset, arguments.encoder, arguments.where, arguments.columns, limit)
     if arguments.format == "parquet":
         pyarrow.parquet.write_table(found, arguments.out)
     elif arguments.format == "csv":
         pyarrow.csv.write_csv(found, arguments.out or sys.stdout.buffer)
     else:
-        grid = Table(title=f"{dataset} x {arguments.encoder}: {found.num_rows} rows", title_justify="left")
-        for name in found.column_names:
-            grid.add_column(name, overflow="fold")
-        for row in found.to_pylist():
-            grid.add_row(*("" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value) for value in row.values()))
-        (Console(file=open(arguments.out, "w", encoding="utf-8"), width=200) if arguments.out else console).print(grid)
+        from bench import query_view
+
+        capped = not arguments.like and not arguments.limit and found.num_rows == limit
+        title = f"{dataset} x {arguments.encoder}: {found.num_rows} rows" + (" (the first; --limit N shows more)" if capped else "")
+        with open(arguments.out, "w", encoding="utf-8") if arguments.out else nullcontext(None) as handle:
+            out = Console(file=handle, width=200) if handle else console
+            query_view.show(out, found, title, explicit=bool(arguments.columns), ranked=bool(arguments.like))
     if arguments.like and arguments.format == "table":
         console.print(f"[dim]{escape(query.search_method(found))}[/dim]")
     if arguments.out:

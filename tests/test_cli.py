@@ -73,6 +73,8 @@ def test_paircams_runs_offline_on_its_simulation_and_refuses_unpaired_data(tmp_p
     (path,) = (tmp_path / "reports" / "results" / "paircams").glob("**/*.json")
     cell = json.loads(path.read_text())
     assert cell["dataset"] == "paircams-sim" and cell["detail"]["pairs"] == 242
+    entries = cell["detail"]["gallery"]["entries"]  # what the report's gallery redraws
+    assert len(entries) == 3 and all(Path(entry["query"]["path"]).is_file() and entry["target"]["target"] for entry in entries)
     rows = Store(tmp_path / "embeddings").scan("paircams-sim", "effnet/lite0.random", columns=["subject_id", "camera_class", "vector"])
     vectors = np.stack(rows.column("vector").to_numpy(zero_copy_only=False))
     again = recall_at_1(vectors, rows.column("subject_id").to_numpy(), rows.column("camera_class").to_numpy())

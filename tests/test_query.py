@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -11,7 +13,7 @@ import skimage
 from bench import data, encoders, extraction
 from bench.query import QueryError, like, select
 from bench.store import MissingEmbeddingsError, Store
-from tests.conftest import run_bench
+from tests.conftest import PROJECT, bench_command, run_bench
 
 DATASET, ENCODER = "demo-mini", "effnet/lite0.in1k"
 COFFEE = Path(skimage.__file__).parent / "data" / "coffee.png"
@@ -67,3 +69,18 @@ def test_cli_formats_and_errors(home: Path, tmp_path: Path) -> None:
     nearest = run_bench(home, *base, "--like", str(COFFEE), "--k", "2", "--columns", "image_id,label_name")
     assert nearest.returncode == 0, nearest.stderr
     assert nearest.stdout.count("coffee") >= 2
+
+
+def test_cli_table_fits_100_columns_with_one_line_per_row(home: Path) -> None:
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "100"}
+    base = ("query", "--dataset", DATASET, "--encoder", ENCODER, "--where", "processing = 'jpeg75_420'")
+    for extra in (("--limit", "5"), ("--like", str(COFFEE), "--k", "5")):
+        done = subprocess.run(bench_command(home, *base, *extra), check=False, capture_output=True, text=True,
+                              env=environment, cwd=PROJECT, timeout=300)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert len([line for line in lines if line.startswith("│")]) == 5  # one line per row
+        assert max(len(line) for line in lines) <= 100
+        header = [part.strip() for part in next(line for line in lines if line.startswith("┃")).split("┃")[1:-1]]
+        assert header[:2] == (["rank", "score"] if "--like" in extra else ["image_id", "split"])
+        assert "camera_make" not in header and "(empty in every row)" in done.stdout and "--columns" in done.stdout

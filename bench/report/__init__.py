@@ -10,6 +10,7 @@ from bench import leaderboard, results
 from bench.encoders.spec import FAMILY_TITLES
 from bench.errors import NoResultsError
 from bench.plots import pyplot
+from bench.report import galleries
 from bench.report.pages import Section, html_page, markdown_page
 from bench.tasks import TaskSpec
 
@@ -37,7 +38,7 @@ def _dataset_note(key: str, cells: list[dict[str, Any]]) -> str:
         return key
 
 
-def sections(boards: list[leaderboard.Board], folder: Path) -> list[Section]:
+def sections(boards: list[leaderboard.Board], folder: Path, warn: Callable[[str], None] | None = None) -> list[Section]:
     plt = pyplot()
     out: list[Section] = []
     for task, dataset, condition, cells in boards:
@@ -45,6 +46,7 @@ def sections(boards: list[leaderboard.Board], folder: Path) -> list[Section]:
         section = Section(f"{task.name} · {title}", f"{task.description}. Dataset: {_dataset_note(dataset, cells)}.")
         if task.figures is not None:
             section.figures.extend(task.figures(plt, folder, task, dataset, condition, cells))
+        section.galleries.extend(galleries.panels(cells, task.primary, folder, warn))
         header, rows = _table(task, cells)
         section.tables.append((condition, header, rows, task.aggregation))
         out.append(section)
@@ -61,7 +63,8 @@ def write(results_dir: Path, folder: Path, title: str, warn: Callable[[str], Non
     if not boards:
         raise NoResultsError(f"no results under {results_dir}: run a task first, e.g. `python -m bench run knn-influence`")
     folder.mkdir(parents=True, exist_ok=True)
-    built = sections(boards, folder)
+    galleries.reset(folder)
+    built = sections(boards, folder, warn)
     html_path, markdown_path = folder / "index.html", folder / "report.md"
     html_path.write_text(html_page(title, built), encoding="utf-8")
     markdown_path.write_text(markdown_page(title, built), encoding="utf-8")

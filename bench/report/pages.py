@@ -6,6 +6,7 @@ import html
 from dataclasses import dataclass, field
 
 from bench.plots import Figure, slug
+from bench.report import galleries
 
 
 @dataclass
@@ -14,6 +15,7 @@ class Section:
     intro: str
     figures: list[Figure] = field(default_factory=list)
     tables: list[tuple[str, list[str], list[list[str]], str]] = field(default_factory=list)  # title, header, rows, note
+    galleries: list[galleries.Panel] = field(default_factory=list)
 
 
 def markdown_page(title: str, built: list[Section]) -> str:
@@ -26,6 +28,8 @@ def markdown_page(title: str, built: list[Section]) -> str:
             lines += [f"`{condition}`", "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---"] + ["---:"] * (len(header) - 2)) + "|"]
             lines += ["| " + " | ".join(row) + " |" for row in rows]
             lines += ["", note, ""]
+        for panel in section.galleries:
+            lines += galleries.markdown_panel(panel)
     return "\n".join(lines)
 
 
@@ -45,7 +49,7 @@ def html_page(title: str, built: list[Section]) -> str:
     anchors = [slug(section.title) for section in built]
     parts = [
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<title>{html.escape(title)}</title><style>{STYLE}{galleries.STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "<p>Built from the result cells alone. Chance levels are marked on every accuracy figure.</p>",
         "<nav>" + "".join(f'<a href="#{a}">{html.escape(s.title)}</a>' for a, s in zip(anchors, built)) + "</nav>",
@@ -62,5 +66,6 @@ def html_page(title: str, built: list[Section]) -> str:
                 parts.append("<tr>" + "".join(
                     f'<td{" class=num" if index >= 2 else ""}>{html.escape(value)}</td>' for index, value in enumerate(row)) + "</tr>")
             parts.append(f'</table><p class="note">{html.escape(note)}</p>')
+        parts += [galleries.html_panel(panel) for panel in section.galleries]
     parts.append("</body></html>")
     return "\n".join(parts)

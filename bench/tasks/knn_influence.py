@@ -16,7 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench import data, index, knn, plots, processing, results, versioned_index
+from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
+from bench.gallery import Entry, Gallery, Shot, Strip, pick
 from bench.knn import class_count, correct
 from bench.seeding import uniform_choice
 from bench.store import SplitVectors, Store
@@ -28,6 +30,8 @@ from bench.tasks.spec import Column, TaskSpec
 NAME = "knn-influence"
 SETUPS = ("all_same", "all_diff", "pos_same", "neg_same", "uniform")
 UNIFORM_PURPOSE = "knn-uniform"
+GALLERY_QUERIES = 2  # queries shown per encoder in the report
+GALLERY_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class KnnInfluence:
     num_classes: int
     triple_hits: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)  # per query: voted right
     uniform_hits: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    neighbours: dict[tuple[str, str, str], index.Neighbours] = field(default_factory=dict)  # merged top-k of the kept triples
 
     def setups(self) -> dict[str, float]:
         """Simple means exactly as the paper's generate_results.py (§7.3)."""
@@ -59,10 +64,15 @@ def _mean(values) -> float:
 
 def merge(positives: index.Neighbours, negatives: index.Neighbours, k: int) -> np.ndarray:
     """Top-k rows of the union of two neighbour lists, by (score desc, row asc)."""
+    return merge_scored(positives, negatives, k).rows
+
+
+def merge_scored(positives: index.Neighbours, negatives: index.Neighbours, k: int) -> index.Neighbours:
+    """`merge` with the scores: what a gallery shows beside each neighbour."""
     scores = np.concatenate([positives.scores, negatives.scores], axis=1)
     rows = np.concatenate([positives.rows, negatives.rows], axis=1)
     order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)[:, :k]
-    return np.take_along_axis(rows, order, axis=1)
+    return index.Neighbours(np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1))
 
 
 def run(
@@ -73,33 +83,85 @@ def run(
     k: int = 10,
     seeds: Sequence[int] = tuple(range(10)),
     backend: str = "auto",
+    keep: Sequence[tuple[str, str, str]] = (),
 ) -> KnnInfluence:
     """All K^3 (test, pos, neg) triples and the uniform setup for one processing group.
 
     Per query processing t, one search of the K database versions gives the top-k of every
     version among the query's class ("same") and among the other classes ("other"), and the
     top-k of every seed's mixed database; each (p, n) triple merges "same" under p with
-    "other" under n, which is exactly the top-k of the per-query mixed database."""
+    "other" under n, which is exactly the top-k of the per-query mixed database. The merged
+    neighbours (rows and scores) of the triples in `keep` are kept, for a gallery."""
     num_classes = class_count(train, val)
     seeds = list(seeds)
     mixes = [uniform_choice(seed, train.image_ids, len(classes), UNIFORM_PURPOSE) for seed in seeds]
     database = versioned_index.build([train.vectors[name] for name in classes], train.labels, backend)
     triple_hits: dict[tuple[str, str, str], np.ndarray] = {}
     uniform_hits: dict[tuple[str, int], np.ndarray] = {}
+    kept: dict[tuple[str, str, str], index.Neighbours] = {}
     for test in classes:
         found = database.search(val.vectors[test], val.labels, k, mixes)
         for (p, positives), (n, negatives) in itertools.product(zip(classes, found.same), zip(classes, found.other)):
             triple_hits[test, p, n] = correct(merge(positives, negatives, k), train.labels, val.labels, num_classes)
+            if (test, p, n) in keep:
+                kept[test, p, n] = merge_scored(positives, negatives, k)
         for seed, mixed in zip(seeds, found.mixed):
             uniform_hits[test, seed] = correct(mixed.rows, train.labels, val.labels, num_classes)
     return KnnInfluence(
         tuple(classes), k, {key: _percent(hits) for key, hits in triple_hits.items()},
-        {key: _percent(hits) for key, hits in uniform_hits.items()}, num_classes, triple_hits, uniform_hits,
+        {key: _percent(hits) for key, hits in uniform_hits.items()}, num_classes, triple_hits, uniform_hits, kept,
     )
 
 
 def _percent(hits: np.ndarray) -> float:
     return float(100.0 * np.mean(hits))
+
+
+def gallery_triples(classes: Sequence[str]) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+    """pos-same (t, t, o) and neg-same (t, o, t) for the query processing t = the group's last
+    class and o = its first (jpeg: jpeg95_444 against jpeg75_420): the pair a gallery shows."""
+    test, other = classes[-1], classes[0]
+    return (test, test, other), (test, other, test)
+
+
+def gallery(
+    outcome: KnnInfluence, train: SplitVectors, val: SplitVectors, records: dict[tuple[str, str], ImageRecord],
+    size: int, interpolation: str, processing_seed: int, count: int = GALLERY_QUERIES,
+) -> Gallery:
+    """A few queries with their k neighbours in the pos-same and neg-same databases of
+    `gallery_triples`, chosen by (seed, image id), with one whose vote differs between the two
+    when there is such a query. `records`: the dataset's records by (split, image_id)."""
+    pos_same, neg_same = gallery_triples(outcome.classes)
+    test = pos_same[0]
+    names = {record.label: record.label_name for record in records.values()}
+    flips = outcome.triple_hits[pos_same] != outcome.triple_hits[neg_same]
+    chosen = pick(list(val.image_ids), count, flips, GALLERY_SEED, "knn-gallery")
+
+    def strip(name: str, title: str, triple: tuple[str, str, str], query: int) -> Strip:
+        found = outcome.neighbours[triple]
+        label = val.labels[query]
+        rows = [int(row) for row in found.rows[query] if row >= 0]
+        shots = tuple(
+            Shot.of(records["train", train.image_ids[row]], triple[1] if train.labels[row] == label else triple[2],
+                    (names[int(train.labels[row])],), rank=rank, score=float(score), target=bool(train.labels[row] == label))
+            for rank, (row, score) in enumerate(zip(rows, found.scores[query]), start=1)
+        )
+        voted = int(knn.vote(train.labels[rows][None], outcome.num_classes)[0])
+        hit = bool(outcome.triple_hits[triple][query])
+        return Strip(name, title, f"vote: {names[voted]}, {'right' if hit else 'wrong'}", hit, shots)
+
+    pos_title = f"pos-same: its class under {pos_same[1]} (as the query), the other classes under {pos_same[2]}"
+    neg_title = f"neg-same: its class under {neg_same[1]}, the other classes under {neg_same[2]} (as the query)"
+    entries = tuple(
+        Entry(Shot.of(records["val", val.image_ids[query]], test, (names[int(val.labels[query])],)), None,
+              (strip("pos-same", pos_title, pos_same, query), strip("neg-same", neg_title, neg_same, query)))
+        for query in chosen
+    )
+    legend = (f"Each query (under {test}) with its {outcome.k} nearest train images in two databases, best first; a green frame "
+              "marks a neighbour of the query's class. Both databases hold the same images: only which ones share the query's "
+              "processing changes. An encoder that encodes the processing pulls whatever shares it closer, so the neighbours "
+              "switch class with the processing.")
+    return Gallery(size, interpolation, processing_seed, legend, entries)
 
 
 def execute(request: RunRequest) -> list[Path]:
@@ -110,10 +172,14 @@ def execute(request: RunRequest) -> list[Path]:
     k = request.value(K) or dataset.spec.knn_k
     knn.check_shape(NAME, dataset.key, dataset.splits().get("train", 0), len({r.label for r in dataset.listing.records}), k)
 
+    records = {(record.split, record.image_id): record for record in dataset.listing.records}
+
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         train = store.split_vectors(key, spec.name, "train", classes)
         val = store.split_vectors(key, spec.name, "val", classes)
-        outcome = run(train, val, classes, k=k, seeds=range(seeds), backend=backend)
+        outcome = run(train, val, classes, k=k, seeds=range(seeds), backend=backend, keep=gallery_triples(classes))
+        seed = int(store.fingerprint(key, spec.name).get("processing_seed", 0))
+        shown = gallery(outcome, train, val, records, spec.input_size, spec.interpolation, seed)
         setups = outcome.setups()
         return Computed(
             metric="knn_acc1",
@@ -128,6 +194,7 @@ def execute(request: RunRequest) -> list[Path]:
                 "uniform": [{"test": t, "seed": s, "knn_acc1": acc} for (t, s), acc in outcome.uniform.items()],
                 "train_images": int(len(train.image_ids)),
                 "val_images": int(len(val.image_ids)),
+                "gallery": shown.as_json(),
             },
             provenance={
                 "backend": versioned_index.describe(backend),

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+import pyarrow as pa
 
 from bench import data, plots, results
+from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
 from bench.errors import BenchError
+from bench.gallery import Entry, Gallery, Shot, Strip, ordinal, pick
 from bench.store import Store, vector_matrix
 from bench.tasks.cells import Computed, run_cells
 from bench.tasks.request import RunRequest
@@ -27,6 +30,10 @@ NAME = "paircams"
 PROCESSING = "original"  # the files as they are: the traces under test come from the cameras
 DIRECTIONS = ("dslr_compact", "phone")  # query camera class 0, 1
 QUERY_BLOCK = 1024  # queries per score block: memory stays at block x collection
+CAMERA_NAMES = ("DSLR/compact", "phone")  # camera class 0, 1 as a reader knows them
+GALLERY_QUERIES = 3  # queries shown per encoder in the report
+GALLERY_TOP = 5  # candidates shown per collection
+GALLERY_SEED = 0
 
 
 class PairCamsDataError(BenchError, ValueError):
@@ -112,6 +119,88 @@ def recall_at_1(vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np
     return PairRecall(same, different, len(sides[0]))
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """A query's best candidates in one collection and where its target stands."""
+
+    rows: np.ndarray  # rows of the input, best first (score desc, then row asc)
+    scores: np.ndarray
+    target_rank: int  # 1 + distractors scoring at least the target: a tie counts against it, as in recall@1
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """One query of a gallery: its row, its target's row, and both collections' top candidates."""
+
+    query: int
+    target: int
+    same: Ranked
+    different: Ranked
+
+
+def _ranked(unit: np.ndarray, query: int, target: int, collection: np.ndarray, top: int) -> Ranked:
+    scores = unit[collection] @ unit[query]
+    order = np.lexsort((collection, -scores))[:top]
+    beaten = int(np.sum((scores >= scores[collection == target][0]) & (collection != target)))
+    return Ranked(collection[order], scores[order], beaten + 1)
+
+
+def retrievals(
+    vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np.ndarray, image_ids: Sequence[str],
+    *, count: int = GALLERY_QUERIES, top: int = GALLERY_TOP, seed: int = GALLERY_SEED,
+) -> list[Retrieval]:
+    """`count` queries from both directions in an order fixed by (seed, image id), with a miss of
+    the "same" collection among them when there is one, each with its `top` candidates per collection."""
+    sides = pair_rows(subject_ids, camera_classes)
+    unit = normalise(vectors)
+    queries, targets, misses = [], [], []
+    for camera in (0, 1):
+        own, partners = sides[camera], sides[1 - camera]
+        same_hits, _ = _hits(unit[own], unit[own], unit[partners])
+        queries += own.tolist()
+        targets += partners.tolist()
+        misses += (~same_hits).tolist()
+    chosen = pick([image_ids[row] for row in queries], count, np.array(misses), seed, "paircams-gallery")
+    out = []
+    for position in chosen:
+        query, target = queries[position], targets[position]
+        camera = camera_classes[query]
+        same = np.flatnonzero(((camera_classes == camera) & (np.arange(len(unit)) != query)) | (np.arange(len(unit)) == target))
+        different = np.flatnonzero(camera_classes != camera)
+        out.append(Retrieval(query, target, _ranked(unit, query, target, same, top), _ranked(unit, query, target, different, top)))
+    return out
+
+
+def gallery(
+    found: list[Retrieval], records: list[ImageRecord], subject_ids: np.ndarray, camera_classes: np.ndarray,
+    size: int, interpolation: str, processing_seed: int,
+) -> Gallery:
+    """The retrievals as a report gallery; `records` are the rows' images, row for row."""
+
+    def shot(row: int, **placed: Any) -> Shot:
+        labels = (f"subject {subject_ids[row]}", CAMERA_NAMES[camera_classes[row]])
+        return Shot.of(records[row], PROCESSING, labels, **placed)
+
+    def strip(name: str, title: str, ranked: Ranked, target: int) -> Strip:
+        hit = ranked.target_rank == 1
+        outcome = "hit: the target is nearest" if hit else f"miss: the target ranks {ordinal(ranked.target_rank)}"
+        shots = tuple(shot(int(row), rank=rank, score=float(score), target=bool(row == target))
+                      for rank, (row, score) in enumerate(zip(ranked.rows, ranked.scores), start=1))
+        return Strip(name, title, outcome, hit, shots)
+
+    entries = []
+    for one in found:
+        own, other = CAMERA_NAMES[camera_classes[one.query]], CAMERA_NAMES[camera_classes[one.target]]
+        entries.append(Entry(shot(one.query), shot(one.target, target=True), (
+            strip("same", f"same collection: the distractors are {own} shots, like the query", one.same, one.target),
+            strip("different", f"different collection: the distractors are {other} shots, like the target", one.different, one.target),
+        )))
+    legend = (f"Each query with its target (the same subject shot by the other camera class, green frame) and its "
+              f"{GALLERY_TOP} nearest images in each collection, best first. When the nearest image in the same collection "
+              "is another subject shot by the query's camera class, the embedding is matching cameras rather than content.")
+    return Gallery(size, interpolation, processing_seed, legend, tuple(entries))
+
+
 def execute(request: RunRequest) -> list[Path]:
     """Extract the dataset as it is, compute recall@1 per encoder, skip cells already stored."""
     dataset = data.resolve(request.dataset, request.dataset_options)
@@ -121,6 +210,8 @@ def execute(request: RunRequest) -> list[Path]:
         raise PairCamsDataError(f"paircams: {dataset.key} has no test images with a subject id and a camera class; "
                                 "use a PairCams-like dataset (paircams --root DIR, or the offline paircams-sim)")
     pair_rows(np.array([dict(r.meta)["subject_id"] for r in pairable]), np.array([dict(r.meta)["camera_class"] for r in pairable]))
+
+    records = {record.image_id: record for record in tests}
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         if not store.has_table(key, spec.name):
@@ -134,10 +225,11 @@ def execute(request: RunRequest) -> list[Path]:
         if rows.num_rows == 0 or np.isnan(subjects).any() or np.isnan(cameras).any():
             raise PairCamsDataError(f"paircams: {key} rows lack subject_id or camera_class; use paircams or paircams-sim")
         outcome = recall_at_1(vector_matrix(rows), subjects.astype(np.int64), cameras.astype(np.int64))
+        shown = _gallery(spec, store, key, rows, records)
         return Computed(
             metric="recall_at_1",
             metrics=outcome.metrics(),
-            detail={"pairs": outcome.pairs, "same": outcome.same, "different": outcome.different},
+            detail={"pairs": outcome.pairs, "same": outcome.same, "different": outcome.different, "gallery": shown.as_json()},
             provenance={"tie_rule": "a distractor scoring equal to the target counts as a miss"},
         )
 
@@ -145,6 +237,16 @@ def execute(request: RunRequest) -> list[Path]:
         request, task=NAME, condition=results.condition(processing=PROCESSING),
         processings=[PROCESSING], splits=("test",), compute=compute, dataset=dataset,
     )
+
+
+def _gallery(spec: EncoderSpec, store: Store, key: str, rows: pa.Table, records: dict[str, ImageRecord]) -> Gallery:
+    """The cell's gallery from its scanned rows (image_id, subject_id, camera_class, vector)."""
+    subjects = rows.column("subject_id").to_numpy(zero_copy_only=False).astype(np.int64)
+    cameras = rows.column("camera_class").to_numpy(zero_copy_only=False).astype(np.int64)
+    ids = rows.column("image_id").to_pylist()
+    found = retrievals(vector_matrix(rows), subjects, cameras, ids)
+    seed = int(store.fingerprint(key, spec.name).get("processing_seed", 0))
+    return gallery(found, [records[image_id] for image_id in ids], subjects, cameras, spec.input_size, spec.interpolation, seed)
 
 
 def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
