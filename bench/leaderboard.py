@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bench import results
+from bench import bootstrap, results
 from bench.encoders.spec import FAMILY_TITLES
-from bench.tasks import TASKS, TaskSpec
+from bench.tasks import TASKS, Column, TaskSpec
 
 Board = tuple[TaskSpec, str, str, list[dict[str, Any]]]  # (task, dataset key, condition, cells)
 
@@ -41,10 +41,31 @@ def dataset_title(dataset: str, cells: list[dict[str, Any]]) -> str:
     return f"{name} ({identity['root']})"
 
 
+def entry(cell: dict[str, Any], column: Column, decimals: int) -> str:
+    """A column's value as printed: with its interval and a mark where the interval excludes the baseline."""
+    decimals = decimals if column.decimals is None else column.decimals
+    value = results.metric(cell, column.path)
+    bounds = results.interval(cell, column.path) if column.interval else None
+    if bounds is None or value is None:
+        return results.format_value(value, decimals)
+    reference = results.metric(cell, column.baseline) if column.baseline else 0.0
+    mark = bootstrap.MARK if reference is not None and bootstrap.excludes(bounds, reference) else ""
+    low, high = (_small(number, decimals) for number in bounds)
+    return f"{_small(value, decimals)} [{low}, {high}]{mark}"
+
+
+def _small(value: float, decimals: int) -> str:
+    """As format_value, but a number too small for the decimals in two significant digits: an
+    interval such as 0.000 [0.000, 0.000]* would hide the effect it marks."""
+    if value and abs(value) < 0.5 * 10.0**-decimals:
+        return f"{value:.1e}"
+    return results.format_value(value, decimals)
+
+
 def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> Table:
     """One table per (task, dataset, condition): encoders grouped by family, best first."""
     title = f"{task.name} · {dataset_title(dataset, cells)} · {condition}"
-    grid = Table(title=title, title_justify="left", caption=task.aggregation, caption_justify="left")
+    grid = Table(title=escape(title), title_justify="left", caption=escape(task.aggregation), caption_justify="left")
     grid.add_column("encoder", style="bold")
     for column in task.columns:
         grid.add_column(column.header, justify="right")
@@ -52,7 +73,7 @@ def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, An
         grid.add_section()
         grid.add_row(Text(FAMILY_TITLES.get(family, family), style="italic cyan"), *[""] * len(task.columns))
         for cell in members:
-            grid.add_row(cell["encoder"], *(results.format_value(results.metric(cell, column.path), task.decimals) for column in task.columns))
+            grid.add_row(escape(cell["encoder"]), *(escape(entry(cell, column, task.decimals)) for column in task.columns))
     return grid
 
 

@@ -18,7 +18,7 @@ def _table(task: TaskSpec, cells: list[dict[str, Any]]) -> tuple[list[str], list
     header = ["encoder", "family", *(column.header for column in task.columns)]
     rows = [
         [cell["encoder"], FAMILY_TITLES.get(family, family),
-         *(results.format_value(results.metric(cell, column.path), task.decimals) for column in task.columns)]
+         *(leaderboard.entry(cell, column, task.decimals) for column in task.columns)]
         for family, members in results.by_family(task.primary, cells)
         for cell in members
     ]

@@ -19,6 +19,9 @@ class Column:
 
     header: str
     path: str
+    interval: bool = False  # show the cell's 95 % bootstrap interval beside the value
+    baseline: str | None = None  # metric path the interval is judged against (None: 0); marked where it lies outside
+    decimals: int | None = None  # None: the task's
 
 
 @dataclass(frozen=True)
