@@ -10,7 +10,7 @@ from PIL import Image
 
 from bench import bootstrap, report, results
 from bench.store import SplitVectors
-from bench.tasks import knn_influence, masking, paircams, probe_processing, similarity
+from bench.tasks import knn_influence, masking, mitigate, paircams, probe_processing, similarity
 from bench.tasks.linear_probe import ProbeSettings
 from tests.conftest import run_bench
 
@@ -67,13 +67,18 @@ def write_cells(results_dir: Path) -> None:
             "family": family, "metrics": {"probe_acc1": float(outcome.acc1[0]), "chance": 25.0,
                                           "ci95": {"probe_acc1": [float(outcome.acc1[0]) - 5.0, float(outcome.acc1[0]) + 5.0]}}})
 
+        rng_values = rng.normal(size=(3, len(val.image_ids)))
+        before = {name: 50.0 + 10.0 * values for name, values in zip(("gap_pos_minus_neg", "probe_acc1", "all_same"), rng_values)}
+        after = {name: values - 5.0 for name, values in before.items()}
+        results.write(results.Cell("mitigate", "toy", encoder, "group=toy"), results_dir, {
+            "family": family, "metrics": {**mitigate.summary(before, after, RESAMPLING), "directions": 2, "chance": 100 / 3}})
 
 
 def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path) -> None:
     write_cells(tmp_path / "results")
     page, markdown, figures = report.write(tmp_path / "results", tmp_path / "out", "toy report")
     html_text, markdown_text = page.read_text(), markdown.read_text()
-    assert len(figures) == 9  # knn, paircams, similarity: two each; masking; two probes
+    assert len(figures) == 10  # knn, paircams, similarity: two each; masking; two probes; mitigate
     for figure in figures:
         with Image.open(figure) as image:
             image.verify()
@@ -82,7 +87,7 @@ def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path
         assert f"]({figure.name})" in markdown_text
     referenced = set(re.findall(r'src="([^"]+)"', html_text))
     assert referenced == {figure.name for figure in figures}  # nothing dangling, nothing missing
-    for task in ("knn-influence", "paircams", "similarity", "masking", "probe-processing", "probe-acquisition"):
+    for task in ("knn-influence", "paircams", "similarity", "masking", "probe-processing", "probe-acquisition", "mitigate"):
         assert f"{task} · toy" in html_text and f"## {task} · toy" in markdown_text
     for encoder, _ in ENCODERS:
         assert encoder in html_text and f"| {encoder} |" in markdown_text

@@ -16,13 +16,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench import bootstrap, data, index, knn, plots, processing, results, versioned_index
+from bench import bootstrap, index, plots, processing, results, versioned_index
 from bench.encoders.spec import EncoderSpec
 from bench.knn import class_count, correct
 from bench.seeding import uniform_choice
 from bench.store import SplitVectors, Store
 from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, SEEDS, K, resampling
+from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, SEEDS, K, knn_dataset, resampling
 from bench.tasks.request import RunRequest
 from bench.tasks.spec import Column, TaskSpec
 
@@ -133,9 +133,7 @@ def execute(request: RunRequest) -> list[Path]:
     group, seeds, backend = request.value(GROUP), request.value(SEEDS), request.value(BACKEND)
     resampled = resampling(request, "val image")
     classes = processing.group(group)
-    dataset = data.resolve(request.dataset, request.dataset_options)
-    k = request.value(K) or dataset.spec.knn_k
-    knn.check_shape(NAME, dataset.key, dataset.splits().get("train", 0), len({r.label for r in dataset.listing.records}), k)
+    dataset, k = knn_dataset(request, NAME)
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         train = store.split_vectors(key, spec.name, "train", classes)

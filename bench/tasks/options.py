@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench import data, knn
 from bench.arguments import non_negative_int, positive_int
 from bench.bootstrap import DEFAULT_RESAMPLES, SEED, Resampling
 from bench.index import BACKENDS
@@ -24,3 +25,11 @@ def resampling(request: RunRequest, unit: str) -> Resampling:
     """The run's bootstrap settings, resampling `unit`s (named in the cell's provenance)."""
     return Resampling(request.value(BOOTSTRAP), unit=unit)
 
+
+def knn_dataset(request: RunRequest, task: str) -> tuple[data.ResolvedDataset, int]:
+    """The run's dataset and its k (--k, else the dataset's), refused before any extraction when a
+    kNN result would mean nothing (one class, k beyond the database)."""
+    dataset = data.resolve(request.dataset, request.dataset_options)
+    k = request.value(K) or dataset.spec.knn_k
+    knn.check_shape(task, dataset.key, dataset.splits().get("train", 0), len({r.label for r in dataset.listing.records}), k)
+    return dataset, k
