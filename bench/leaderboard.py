@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bench import bootstrap, results
+from bench import bootstrap, ranking, results
 from bench.encoders.spec import FAMILY_TITLES
 from bench.tasks import TASKS, Column, TaskSpec
 
@@ -77,16 +77,68 @@ def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, An
     return grid
 
 
+VIEWS = ("tasks", "traces")
+
+
+def trace_rows(boards: list[Board]) -> tuple[list[str], list[list[str]], str] | None:
+    """The trace ranking as (header, rows, note), or None when no two encoders share a contest."""
+    found = ranking.contests(boards)
+    if not found:
+        return None
+    families = {cell["encoder"]: cell.get("family", "?") for *_, cells in boards for cell in cells}
+    header = ["encoder", "family", "#", "Borda", "contests", *(f"c{number}" for number in range(1, len(found) + 1))]
+    rows = []
+    for place, standing in enumerate(ranking.borda(found, families), start=1):
+        entries = [
+            f"{results.format_value(contest.strengths[standing.encoder])}{bootstrap.MARK if contest.certain[standing.encoder] else ''}"
+            f" ({contest.ranks[standing.encoder]:g})" if standing.encoder in contest.strengths else "—"
+            for contest in found
+        ]
+        rows.append([standing.encoder, standing.family.upper(), str(place),
+                     f"{standing.borda:.2f}", str(standing.contests), *entries])
+    legend = " ".join(f"c{number} = {contest.task.name} · {dataset_title(contest.dataset, _cells(boards, contest))} · "
+                      f"{contest.condition} ({contest.task.trace.label})." for number, contest in enumerate(found, start=1))
+    return header, rows, f"{legend} {ranking.RULE}"
+
+
+def _cells(boards: list[Board], contest: ranking.Contest) -> list[dict[str, Any]]:
+    wanted = (contest.task, contest.dataset, contest.condition)
+    return next(cells for task, dataset, condition, cells in boards if (task, dataset, condition) == wanted)
+
+
+def trace_table(boards: list[Board]) -> Table | None:
+    """The trace ranking as a rich table, or None when there is nothing to rank."""
+    found = trace_rows(boards)
+    if found is None:
+        return None
+    header, rows, note = found
+    grid = Table(title="trace ranking · every task run", title_justify="left", caption=escape(note), caption_justify="left")
+    for name in header:
+        grid.add_column(name, justify="left" if name in ("encoder", "family") else "right", style="bold" if name == "encoder" else None)
+    for row in rows:
+        grid.add_row(*(escape(value) for value in row))
+    return grid
+
+
 def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Console | None = None,
-         errors: Console | None = None) -> int:
-    """Print the leaderboards (and a line per damaged result file); return how many tables there were."""
+         errors: Console | None = None, view: str = "tasks") -> int:
+    """Print the leaderboards, or the trace ranking across them (and a line per damaged result
+    file); return how many tables there were."""
     console = console or Console()
     boards, damaged = collect(results_dir, task_names)
     for bad in damaged:
         (errors or console).print(f"[yellow]warning:[/yellow] {escape(bad.line())}")
+    which = f" for {', '.join(task_names)}" if task_names else ""
     if not boards:
-        which = f" for {', '.join(task_names)}" if task_names else ""
         console.print(f"No results{which} under {results_dir}. Run a task first, e.g. `python -m bench run knn-influence`.")
-    else:
-        console.print(Group(*(table(*board) for board in boards)))
+        return 0
+    if view == "traces":
+        ranked = trace_table(boards)
+        if ranked is None:
+            console.print(f"No trace ranking{which}: it needs a stored leaderboard of knn-influence, paircams, probe-processing or "
+                          "probe-acquisition with at least two encoders.")
+            return 0
+        console.print(ranked)
+        return 1
+    console.print(Group(*(table(*board) for board in boards)))
     return len(boards)

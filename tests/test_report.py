@@ -91,6 +91,8 @@ def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path
         assert f"{task} · toy" in html_text and f"## {task} · toy" in markdown_text
     for encoder, _ in ENCODERS:
         assert encoder in html_text and f"| {encoder} |" in markdown_text
+    assert "## trace ranking" in markdown_text and "Borda" in html_text  # knn, paircams and the probes are contests
+    assert re.search(r"\| -?\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\]\*? \|", markdown_text)  # a gap with its interval
 
 
 def test_report_verb_without_results_says_what_to_run(tmp_path: Path) -> None:

@@ -40,6 +40,12 @@ def _dataset_note(key: str, cells: list[dict[str, Any]]) -> str:
 def sections(boards: list[leaderboard.Board], folder: Path) -> list[Section]:
     plt = pyplot()
     out: list[Section] = []
+    ranked = leaderboard.trace_rows(boards)
+    if ranked is not None:
+        ranking = Section("trace ranking", "Encoders ordered by how strongly they carry processing and acquisition traces across "
+                                           "every task below (the contests c1, c2, …), by a Borda count.")
+        ranking.tables.append(("every task run", *ranked))
+        out.append(ranking)
     for task, dataset, condition, cells in boards:
         title = leaderboard.dataset_title(dataset, cells)
         section = Section(f"{task.name} · {title}", f"{task.description}. Dataset: {_dataset_note(dataset, cells)}.")

@@ -24,7 +24,7 @@ from bench.store import SplitVectors, Store
 from bench.tasks.cells import Computed, run_cells
 from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, SEEDS, K, knn_dataset, resampling
 from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec
+from bench.tasks.spec import Column, TaskSpec, Trace
 
 NAME = "knn-influence"
 SETUPS = ("all_same", "all_diff", "pos_same", "neg_same", "uniform")
@@ -208,4 +208,5 @@ TASK = TaskSpec(
     ),
     options=(GROUP, K, SEEDS, BACKEND, BOOTSTRAP),
     figures=figures,
+    trace=Trace("pos−neg", "gap_pos_minus_neg"),
 )

@@ -21,7 +21,7 @@ from bench.store import Store, vector_matrix
 from bench.tasks.cells import Computed, run_cells
 from bench.tasks.options import BOOTSTRAP, resampling
 from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec
+from bench.tasks.spec import Column, TaskSpec, Trace
 from bench.vectors import normalise
 
 NAME = "paircams"
@@ -221,4 +221,5 @@ TASK = TaskSpec(
     options=(BOOTSTRAP,),
     figures=figures,
     default_dataset="paircams-sim",
+    trace=Trace("diff−same", "gap_same_minus_different", sign=-1.0),
 )

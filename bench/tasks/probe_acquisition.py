@@ -32,7 +32,7 @@ from bench.tasks.linear_probe import (
 )
 from bench.tasks.options import BOOTSTRAP, resampling
 from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskOption, TaskSpec
+from bench.tasks.spec import Column, TaskOption, TaskSpec, Trace
 from bench.vectors import normalise
 
 if TYPE_CHECKING:  # torch loads only when a probe trains
@@ -201,4 +201,5 @@ TASK = TaskSpec(
     options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK, BOOTSTRAP),
     figures=probes.figures,
     default_dataset="cameras",
+    trace=Trace("mean class acc − chance", "probe_mean_class_acc", baseline="chance"),
 )

@@ -32,7 +32,7 @@ from bench.tasks.linear_probe import (
 )
 from bench.tasks.options import BOOTSTRAP, GROUP, SEEDS, resampling
 from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec
+from bench.tasks.spec import Column, TaskSpec, Trace
 from bench.vectors import normalise
 
 if TYPE_CHECKING:  # torch loads only when a probe trains
@@ -178,4 +178,5 @@ TASK = TaskSpec(
     ),
     options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
     figures=probes.figures,
+    trace=Trace("probe − chance", "probe_acc1.mean", baseline="chance"),
 )
