@@ -66,9 +66,9 @@ def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, An
     """One table per (task, dataset, condition): encoders grouped by family, best first."""
     title = f"{task.name} · {dataset_title(dataset, cells)} · {condition}"
     grid = Table(title=escape(title), title_justify="left", caption=escape(task.aggregation), caption_justify="left")
-    grid.add_column("encoder", style="bold")
+    grid.add_column("encoder", style="bold", no_wrap=True)
     for column in task.columns:
-        grid.add_column(column.header, justify="right")
+        grid.add_column(column.header, justify="right", no_wrap=column.interval)  # an interval reads badly split over lines
     for family, members in results.by_family(task.primary, cells):
         grid.add_section()
         grid.add_row(Text(FAMILY_TITLES.get(family, family), style="italic cyan"), *[""] * len(task.columns))

@@ -159,4 +159,5 @@ TASK = TaskSpec(
     ),
     options=(GROUP, K, SEEDS, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
     figures=figures,
+    decimals=1,  # nine columns, four with intervals: one decimal keeps the table within a terminal
 )
