@@ -73,6 +73,7 @@ def _settings(arguments: argparse.Namespace) -> ExtractionSettings:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bench import leaderboard
     from bench.tasks import run_options
 
     parser = argparse.ArgumentParser(
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = verbs.add_parser("leaderboard", help="print leaderboards from stored results alone")
     board.add_argument("--task", help="one task only")
+    board.add_argument("--view", choices=leaderboard.VIEWS, default="tasks",
+                       help="tasks: one table per task, dataset and condition; traces: one ranking of encoders by how strongly "
+                            "they carry traces across those tables (Borda count) (default: tasks)")
 
     report = verbs.add_parser("report", help="write an HTML + Markdown report with figures from stored results alone")
     report.add_argument("--name", default="latest", help="report folder: reports/<name>/ (default: latest)")
@@ -311,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"wrote {page} and {markdown} with {len(figures)} figures")
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
-            leaderboard.show(workspace.results, names, console, errors)
+            leaderboard.show(workspace.results, names, console, errors, view=arguments.view)
     except BenchError as error:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2

@@ -60,16 +60,73 @@ def chance_line(ax, cells: list[dict[str, Any]], label: str | None = None) -> No
         ax.axhline(chance, color="black", linestyle=":", linewidth=1, label=label or f"chance {chance:.1f}%")
 
 
-def family_bars(plt, cells: list[dict[str, Any]], metric: str, ylabel: str, spread: str | None = None):
+def family_bars(plt, cells: list[dict[str, Any]], metric: str, ylabel: str, spread: str | None = None, interval: bool = False):
     """One bar per encoder (in the cells' order) coloured by family, whiskers from `spread` if
-    given, the chance line marked; returns the matplotlib figure."""
+    given (± that metric) or the stored 95 % interval if `interval`, the chance line marked;
+    returns the matplotlib figure."""
     figure, ax = plt.subplots(figsize=(max(4.5, 0.5 * len(cells) + 3), 3.2))
     values = [results.metric(cell, metric) or 0.0 for cell in cells]
     errors = [results.metric(cell, spread) or 0.0 for cell in cells] if spread else None
+    if interval:
+        bounds = [results.interval(cell, metric) or (value, value) for cell, value in zip(cells, values)]
+        errors = [[value - low for value, (low, _) in zip(values, bounds)], [high - value for value, (_, high) in zip(values, bounds)]]
     ax.bar(range(len(cells)), values, yerr=errors, capsize=3 if errors else 0, color=[colour(cell) for cell in cells])
     chance_line(ax, cells)
     ax.set_xticks(range(len(cells)), [cell["encoder"] for cell in cells], rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
     family_legend(ax, cells)
+    return figure
+
+
+SERIES_MARKERS = ("o", "s", "^", "D")
+
+
+def interval_panel(ax, cells: list[dict[str, Any]], series: list[tuple[str, str]], xlabel: str, reference: float | None = 0.0) -> None:
+    """One row per encoder (in the cells' order, top down), a point per (metric path, label) in
+    `series` with its stored 95 % interval as whiskers, and a line at `reference`; a point is
+    hollow where its interval includes the reference."""
+    from bench import bootstrap
+
+    rows = len(cells)
+    spacing = 0.7 / len(series)
+    for row, cell in enumerate(cells):
+        for position, ((path, _), marker) in enumerate(zip(series, SERIES_MARKERS)):
+            value = results.metric(cell, path)
+            if value is None:
+                continue
+            y = row + (position - (len(series) - 1) / 2) * spacing
+            bounds = results.interval(cell, path)
+            if bounds is not None:
+                ax.plot(bounds, [y, y], color=colour(cell), linewidth=1.6, marker="|", markersize=7)
+            hollow = reference is not None and not bootstrap.excludes(bounds, reference)
+            face = "white" if hollow else colour(cell)
+            ax.plot([value], [y], marker=marker, markersize=6, color=colour(cell), markerfacecolor=face, zorder=3)
+    if reference is not None:
+        ax.axvline(reference, color="black", linewidth=0.8)
+    ax.set_yticks(range(rows), [cell["encoder"] for cell in cells])
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color="#e5e5e5", linewidth=0.6)
+    ax.set_axisbelow(True)
+
+
+def interval_legend(ax, cells: list[dict[str, Any]], labels: list[str]) -> None:
+    """The legend of interval panels: a marker per series, the hollow rule, a colour per family."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker=marker, color="#444444", linestyle="none", label=label)
+               for label, marker in zip(labels, SERIES_MARKERS)]
+    handles.append(Line2D([], [], marker="o", color="#444444", markerfacecolor="white", linestyle="none",
+                          label="hollow: the interval\nincludes the line"))
+    families = sorted({cell.get("family", "?") for cell in cells})
+    handles += [Line2D([], [], color=FAMILY_COLOURS.get(f, OTHER_COLOUR), linewidth=2, label=FAMILY_TITLES.get(f, f)) for f in families]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+
+
+def interval_chart(plt, cells: list[dict[str, Any]], series: list[tuple[str, str]], xlabel: str, reference: float = 0.0):
+    """A figure of one interval panel with its legend; returns the matplotlib figure."""
+    figure, ax = plt.subplots(figsize=(6.4, 0.9 + 0.25 * len(cells) * (1 + len(series))))
+    interval_panel(ax, cells, series, xlabel, reference)
+    interval_legend(ax, cells, [label for _, label in series])
     return figure

@@ -154,6 +154,18 @@ def metric(cell: dict[str, Any], dotted: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+INTERVALS = "ci95"  # metrics key: {dotted metric path: [low, high]}, the paired bootstrap's 95 % intervals
+
+
+def interval(cell: dict[str, Any], dotted: str) -> tuple[float, float] | None:
+    """The stored 95 % interval of the metric at `dotted`, or None (no bootstrap, or an older cell)."""
+    found = cell.get("metrics", {}).get(INTERVALS, {})
+    bounds = found.get(dotted) if isinstance(found, dict) else None
+    if isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds):
+        return float(bounds[0]), float(bounds[1])
+    return None
+
+
 def format_value(value: float | None, decimals: int = 2) -> str:
     if value is None or math.isnan(value):
         return "—"

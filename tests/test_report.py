@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench import report, results
+from bench import bootstrap, report, results
 from bench.store import SplitVectors
-from bench.tasks import knn_influence, masking, paircams, probe_processing, similarity
+from bench.tasks import knn_influence, masking, mitigate, paircams, probe_processing, similarity
 from bench.tasks.linear_probe import ProbeSettings
 from tests.conftest import run_bench
 
 ENCODERS = (("toy/a", "cvl"), ("toy/b", "ssl"), ("toy/c", "sup"))
+RESAMPLING = bootstrap.Resampling(200)
 
 
 def synthetic_splits(rng: np.random.Generator, names: tuple[str, ...]) -> tuple[SplitVectors, SplitVectors]:
@@ -37,17 +38,18 @@ def write_cells(results_dir: Path) -> None:
         outcome = knn_influence.run(train, val, classes, k=3, seeds=(0, 1), backend="faiss-cpu")
         setups = outcome.setups()
         results.write(results.Cell("knn-influence", "toy", encoder, "group=jpeg"), results_dir, {
-            "family": family, "metrics": {"knn_acc1": setups, "gap_pos_minus_neg": setups["pos_same"] - setups["neg_same"], "chance": 25.0}})
+            "family": family, "metrics": {"knn_acc1": setups, "gap_pos_minus_neg": setups["pos_same"] - setups["neg_same"], "chance": 25.0,
+                                          "ci95": outcome.intervals(RESAMPLING)}})
 
         subjects = np.repeat(np.arange(20), 2)
         cameras = np.tile([0, 1], 20)
         pair = paircams.recall_at_1(rng.normal(size=(20, 8))[subjects] + rng.normal(size=(40, 8)), subjects, cameras)
         results.write(results.Cell("paircams", "toy", encoder, "processing=original"), results_dir,
-                      {"family": family, "metrics": pair.metrics(), "detail": {"pairs": pair.pairs}})
+                      {"family": family, "metrics": pair.metrics(RESAMPLING), "detail": {"pairs": pair.pairs}})
 
         found = similarity.distributions(val.vectors[classes[1]], val.labels, train.vectors[classes[1]], train.vectors[classes[0]], train.labels)
         results.write(results.Cell("similarity", "toy", encoder, "group=jpeg"), results_dir, {
-            "family": family, "metrics": found.metrics(),
+            "family": family, "metrics": found.metrics(RESAMPLING),
             "detail": {"query_processing": classes[1], "other_processing": classes[0], "edges": similarity.EDGES.tolist(),
                        "counts": {part.replace(".", "/"): found.counts[part].tolist() for part in similarity.PARTS}}})
 
@@ -60,16 +62,23 @@ def write_cells(results_dir: Path) -> None:
         outcome = probe_processing.processing_probe(train, val, sweep, seeds=(0, 1), settings=ProbeSettings(trials=2, epochs=3))
         results.write(results.Cell("probe-processing", "toy", encoder, "group=toy"), results_dir, {
             "family": family, "metrics": {"probe_acc1": {"mean": float(outcome.acc1.mean()), "std": float(outcome.acc1.std())},
-                                          "chance": 100 / 3}})
+                                          "chance": 100 / 3, "ci95": outcome.intervals(len(val.image_ids), "probe_acc1.mean", RESAMPLING)}})
         results.write(results.Cell("probe-acquisition", "toy", encoder, "processing=mask95"), results_dir, {
-            "family": family, "metrics": {"probe_acc1": float(outcome.acc1[0]), "chance": 25.0}})
+            "family": family, "metrics": {"probe_acc1": float(outcome.acc1[0]), "chance": 25.0,
+                                          "ci95": {"probe_acc1": [float(outcome.acc1[0]) - 5.0, float(outcome.acc1[0]) + 5.0]}}})
+
+        rng_values = rng.normal(size=(3, len(val.image_ids)))
+        before = {name: 50.0 + 10.0 * values for name, values in zip(("gap_pos_minus_neg", "probe_acc1", "all_same"), rng_values)}
+        after = {name: values - 5.0 for name, values in before.items()}
+        results.write(results.Cell("mitigate", "toy", encoder, "group=toy"), results_dir, {
+            "family": family, "metrics": {**mitigate.summary(before, after, RESAMPLING), "directions": 2, "chance": 100 / 3}})
 
 
 def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path) -> None:
     write_cells(tmp_path / "results")
     page, markdown, figures = report.write(tmp_path / "results", tmp_path / "out", "toy report")
     html_text, markdown_text = page.read_text(), markdown.read_text()
-    assert len(figures) == 7  # knn: accuracy + setups; paircams; similarity; masking; two probes
+    assert len(figures) == 10  # knn, paircams, similarity: two each; masking; two probes; mitigate
     for figure in figures:
         with Image.open(figure) as image:
             image.verify()
@@ -78,10 +87,12 @@ def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path
         assert f"]({figure.name})" in markdown_text
     referenced = set(re.findall(r'src="([^"]+)"', html_text))
     assert referenced == {figure.name for figure in figures}  # nothing dangling, nothing missing
-    for task in ("knn-influence", "paircams", "similarity", "masking", "probe-processing", "probe-acquisition"):
+    for task in ("knn-influence", "paircams", "similarity", "masking", "probe-processing", "probe-acquisition", "mitigate"):
         assert f"{task} · toy" in html_text and f"## {task} · toy" in markdown_text
     for encoder, _ in ENCODERS:
         assert encoder in html_text and f"| {encoder} |" in markdown_text
+    assert "## trace ranking" in markdown_text and "Borda" in html_text  # knn, paircams and the probes are contests
+    assert re.search(r"\| -?\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\]\*? \|", markdown_text)  # a gap with its interval
 
 
 def test_report_verb_without_results_says_what_to_run(tmp_path: Path) -> None:

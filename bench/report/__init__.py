@@ -19,7 +19,7 @@ def _table(task: TaskSpec, cells: list[dict[str, Any]]) -> tuple[list[str], list
     header = ["encoder", "family", *(column.header for column in task.columns)]
     rows = [
         [cell["encoder"], FAMILY_TITLES.get(family, family),
-         *(results.format_value(results.metric(cell, column.path), task.decimals) for column in task.columns)]
+         *(leaderboard.entry(cell, column, task.decimals) for column in task.columns)]
         for family, members in results.by_family(task.primary, cells)
         for cell in members
     ]
@@ -41,6 +41,12 @@ def _dataset_note(key: str, cells: list[dict[str, Any]]) -> str:
 def sections(boards: list[leaderboard.Board], folder: Path, warn: Callable[[str], None] | None = None) -> list[Section]:
     plt = pyplot()
     out: list[Section] = []
+    ranked = leaderboard.trace_rows(boards)
+    if ranked is not None:
+        ranking = Section("trace ranking", "Encoders ordered by how strongly they carry processing and acquisition traces across "
+                                           "every task below (the contests c1, c2, …), by a Borda count.")
+        ranking.tables.append(("every task run", *ranked))
+        out.append(ranking)
     for task, dataset, condition, cells in boards:
         title = leaderboard.dataset_title(dataset, cells)
         section = Section(f"{task.name} · {title}", f"{task.description}. Dataset: {_dataset_note(dataset, cells)}.")

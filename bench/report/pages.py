@@ -40,7 +40,8 @@ nav a { margin-right: 1rem; } figure { margin: 1rem 0; } figure img { max-width:
 figcaption { color: #555; font-size: .9rem; max-width: 60rem; }
 table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #e5e5e5; } th { background: #f6f6f6; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; } .note { color: #555; font-size: .85rem; max-width: 60rem; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.note { color: #555; font-size: .85rem; max-width: 60rem; }
 code { background: #f3f3f3; padding: 0 .25rem; }
 """
 

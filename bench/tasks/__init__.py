@@ -10,6 +10,7 @@ from bench import registry
 from bench.tasks import (
     knn_influence,
     masking,
+    mitigate,
     paircams,
     probe_acquisition,
     probe_processing,
@@ -26,6 +27,7 @@ TASKS: dict[str, TaskSpec] = registry.build(
         masking.TASK,
         probe_processing.TASK,
         probe_acquisition.TASK,
+        mitigate.TASK,
     ],
 )
 

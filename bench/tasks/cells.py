@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench import data, results
+from bench import bootstrap, data, results
 from bench.encoders.spec import EncoderSpec
 from bench.store import Store, table_name
 from bench.tasks.request import RunRequest
@@ -37,8 +37,11 @@ def run_cells(
     splits: Sequence[str],
     compute: Compute,
     dataset: "data.ResolvedDataset | None" = None,
+    resampling: bootstrap.Resampling | None = None,
 ) -> list[Path]:
-    """Cells of `task` under `condition` for every encoder of the request; returns the paths written."""
+    """Cells of `task` under `condition` for every encoder of the request; returns the paths written.
+    The bootstrap settings of a task with intervals go into each cell's provenance, not its
+    condition (they change no number): a stored cell made with other settings is recomputed."""
     from bench import extraction  # torch: only when there is work to do
 
     resolved = dataset or data.resolve(request.dataset, request.dataset_options)
@@ -48,12 +51,15 @@ def run_cells(
     for spec in request.encoder_specs():
         cell = results.Cell(task, key, spec.name, condition)
         cached = None if request.overwrite else results.stored(cell, request.workspace.results)
-        if cached is not None and cached.get("dataset_identity", {}).get("listing") == resolved.identity["listing"]:
-            request.console.print(f"[dim]cached: {cell.path(request.workspace.results)}[/dim]")
-            continue
-        if cached is not None:
+        if cached is not None and cached.get("dataset_identity", {}).get("listing") != resolved.identity["listing"]:
             request.console.print(f"[yellow]stale:[/yellow] {cell.path(request.workspace.results)} was computed on another "
                                   "listing of this dataset; recomputing")
+        elif cached is not None and resampling is not None and cached.get("provenance", {}).get("bootstrap") != resampling.provenance():
+            request.console.print(f"[yellow]stale:[/yellow] {cell.path(request.workspace.results)} was computed with other "
+                                  "bootstrap settings; recomputing")
+        elif cached is not None:
+            request.console.print(f"[dim]cached: {cell.path(request.workspace.results)}[/dim]")
+            continue
         pending.append((spec, cell))
     if not pending:
         return []
@@ -83,6 +89,7 @@ def run_cells(
                 table_version=store.version(key, spec.name),
                 fingerprint=store.fingerprint(key, spec.name),
                 **computed.provenance,
+                **({"bootstrap": resampling.provenance()} if resampling is not None else {}),
                 timings={"extract_s": extract_seconds, "compute_s": compute_seconds, "extract_encoders": len(pending),
                          "engine": request.extraction.engine},
                 extraction={"images": summary.images, "rejected": len(summary.rejects)},

@@ -9,13 +9,14 @@ independent, so K x K class-restricted neighbour lists are computed once and mer
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from bench import data, index, knn, plots, processing, results, versioned_index
+from bench import bootstrap, index, knn, plots, processing, results, versioned_index
 from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
 from bench.gallery import Entry, Gallery, Shot, Strip, pick
@@ -23,9 +24,9 @@ from bench.knn import class_count, correct
 from bench.seeding import uniform_choice
 from bench.store import SplitVectors, Store
 from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import BACKEND, GROUP, SEEDS, K
+from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, SEEDS, K, knn_dataset, resampling
 from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec
+from bench.tasks.spec import Column, TaskSpec, Trace
 
 NAME = "knn-influence"
 SETUPS = ("all_same", "all_diff", "pos_same", "neg_same", "uniform")
@@ -45,16 +46,41 @@ class KnnInfluence:
     uniform_hits: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     neighbours: dict[tuple[str, str, str], index.Neighbours] = field(default_factory=dict)  # merged top-k of the kept triples
 
+    def members(self) -> dict[str, list[tuple]]:
+        """The (test, pos, neg) triples, or for uniform the (test, seed) draws, each setup averages over."""
+        others = list(itertools.permutations(self.classes, 2))
+        return {
+            "all_same": [(t, t, t) for t in self.classes],
+            "all_diff": [(t, o, o) for t, o in others],
+            "pos_same": [(t, t, o) for t, o in others],
+            "neg_same": [(t, o, t) for t, o in others],
+            "uniform": list(self.uniform),
+        }
+
     def setups(self) -> dict[str, float]:
         """Simple means exactly as the paper's generate_results.py (§7.3)."""
-        others = [(t, o) for t, o in itertools.permutations(self.classes, 2)]
-        return {
-            "all_same": _mean(self.triples[t, t, t] for t in self.classes),
-            "all_diff": _mean(self.triples[t, o, o] for t, o in others),
-            "pos_same": _mean(self.triples[t, t, o] for t, o in others),
-            "neg_same": _mean(self.triples[t, o, t] for t, o in others),
-            "uniform": _mean(self.uniform.values()),
-        }
+        return {name: _mean((self.uniform if name == "uniform" else self.triples)[key] for key in keys)
+                for name, keys in self.members().items()}
+
+    def per_query(self) -> dict[str, np.ndarray]:
+        """Each setup's score per val image, in %: the mean of its hits over the setup's triples
+        (or uniform draws). Every triple has the same queries, so the mean over queries of
+        these is exactly `setups()`, and a resample of queries gives every setup at once."""
+        queries = len(next(iter(self.triple_hits.values())))
+        out = {}
+        for name, keys in self.members().items():
+            hits = [(self.uniform_hits if name == "uniform" else self.triple_hits)[key] for key in keys]
+            out[name] = 100.0 * np.mean(hits, axis=0) if hits else np.full(queries, np.nan)
+        return out
+
+    def intervals(self, resampling: bootstrap.Resampling) -> dict[str, list[float]]:
+        """95 % intervals of every setup and of pos−neg, resampling val images (an image keeps
+        its version under every query processing: those are not independent queries)."""
+        per_query = self.per_query()
+        return bootstrap.mean_intervals(
+            {**{f"knn_acc1.{name}": values for name, values in per_query.items()},
+             "gap_pos_minus_neg": per_query["pos_same"] - per_query["neg_same"]}, resampling,
+        )
 
 
 def _mean(values) -> float:
@@ -167,10 +193,9 @@ def gallery(
 def execute(request: RunRequest) -> list[Path]:
     """Extract what is missing, compute each encoder's cell, skip cells already stored."""
     group, seeds, backend = request.value(GROUP), request.value(SEEDS), request.value(BACKEND)
+    resampled = resampling(request, "val image")
     classes = processing.group(group)
-    dataset = data.resolve(request.dataset, request.dataset_options)
-    k = request.value(K) or dataset.spec.knn_k
-    knn.check_shape(NAME, dataset.key, dataset.splits().get("train", 0), len({r.label for r in dataset.listing.records}), k)
+    dataset, k = knn_dataset(request, NAME)
 
     records = {(record.split, record.image_id): record for record in dataset.listing.records}
 
@@ -181,12 +206,15 @@ def execute(request: RunRequest) -> list[Path]:
         seed = int(store.fingerprint(key, spec.name).get("processing_seed", 0))
         shown = gallery(outcome, train, val, records, spec.input_size, spec.interpolation, seed)
         setups = outcome.setups()
+        began = time.perf_counter()
+        intervals = outcome.intervals(resampled)
         return Computed(
             metric="knn_acc1",
             metrics={
                 "knn_acc1": setups,
                 "gap_pos_minus_neg": setups["pos_same"] - setups["neg_same"],
                 "chance": 100.0 / outcome.num_classes,
+                results.INTERVALS: intervals,
             },
             detail={
                 "classes": list(classes),
@@ -200,39 +228,29 @@ def execute(request: RunRequest) -> list[Path]:
                 "backend": versioned_index.describe(backend),
                 "seeds": list(range(seeds)),
                 "uniform_assignment": f"uniform_choice(seed, image_id, {len(classes)}, {UNIFORM_PURPOSE!r})",
+                "bootstrap_s": time.perf_counter() - began,
             },
         )
 
     return run_cells(
         request, task=NAME, condition=results.condition(group=group, k=k, seeds=seeds),
         processings=classes, splits=("train", "val"), compute=compute, dataset=dataset,
+        resampling=resampled,
     )
 
 
-SETUP_LABELS = (("all_same", "all-same"), ("all_diff", "all-diff"), ("pos_same", "pos-same"), ("neg_same", "neg-same"), ("uniform", "uniform"))
-
-
 def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
-    """Accuracy per encoder by family, and the five setups side by side per encoder."""
+    """Accuracy per encoder by family, and the pos−neg gap per encoder with its interval."""
     cells = results.ordered(task.primary, cells)
-    names = [cell["encoder"] for cell in cells]
     out = []
     figure = plots.family_bars(plt, cells, "knn_acc1.all_same", "kNN accuracy, all-same (%)")
     out.append(plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('knn-accuracy', dataset, condition)}.png"),
                             f"Semantic kNN accuracy (all-same) per encoder on {dataset}, by family; dotted: chance."))
-    figure, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(cells) + 3), 3.4))
-    width = 0.8 / len(SETUP_LABELS)
-    for position, (key, label) in enumerate(SETUP_LABELS):
-        heights = [results.metric(cell, f"knn_acc1.{key}") or 0.0 for cell in cells]
-        ax.bar(np.arange(len(cells)) + (position - 2) * width, heights, width, label=label)
-    plots.chance_line(ax, cells, "chance")
-    ax.set_xticks(range(len(cells)), names, rotation=30, ha="right")
-    ax.set_ylabel("kNN accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    out.append(plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('knn-setups', dataset, condition)}.png"),
-                            f"kNN processing influence on {dataset} ({condition}): the five database setups side by side per encoder. "
-                            "pos-same above neg-same means the encoder groups images by processing."))
+    figure = plots.interval_chart(plt, cells, [("gap_pos_minus_neg", "pos−neg")], "pos-same − neg-same (points of kNN accuracy)")
+    out.append(plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('knn-gap', dataset, condition)}.png"),
+                            f"kNN processing influence on {dataset} ({condition}): pos-same minus neg-same per encoder, with its 95 % "
+                            "bootstrap interval over val images. Right of 0: the encoder pulls same-processing images together; "
+                            "a filled point's interval excludes 0."))
     return out
 
 
@@ -246,15 +264,16 @@ TASK = TaskSpec(
         Column("pos-same", "knn_acc1.pos_same"),
         Column("neg-same", "knn_acc1.neg_same"),
         Column("uniform", "knn_acc1.uniform"),
-        Column("pos−neg", "gap_pos_minus_neg"),
+        Column("pos−neg", "gap_pos_minus_neg", interval=True),
         Column("chance", "chance"),
     ),
     aggregation=(
         "knn_acc1 (%): unweighted k-NN vote, database = train, queries = val. all-same: mean over the K "
         "query processings t; all-diff / pos-same / neg-same: mean over the K(K-1) ordered pairs (t, o≠t); "
         "uniform: mean over K query processings × seeds, database images each under a random class. "
-        "pos−neg = pos-same − neg-same."
+        "pos−neg = pos-same − neg-same. " + bootstrap.rule("val image")
     ),
-    options=(GROUP, K, SEEDS, BACKEND),
+    options=(GROUP, K, SEEDS, BACKEND, BOOTSTRAP),
     figures=figures,
+    trace=Trace("pos−neg", "gap_pos_minus_neg"),
 )

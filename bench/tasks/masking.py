@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench import data, index, knn, plots, processing, results
+from bench import index, plots, processing, results
 from bench.encoders.spec import EncoderSpec
 from bench.knn import accuracy, class_count
 from bench.store import SplitVectors, Store
 from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import BACKEND, K
+from bench.tasks.options import BACKEND, K, knn_dataset
 from bench.tasks.request import RunRequest
 from bench.tasks.spec import Column, TaskSpec
 from bench.vectors import normalise
@@ -32,9 +32,7 @@ def curve(train: SplitVectors, val: SplitVectors, ratios: Sequence[str], k: int,
 
 def execute(request: RunRequest) -> list[Path]:
     ratios = processing.MASK_SWEEP
-    dataset = data.resolve(request.dataset, request.dataset_options)
-    k = request.value(K) or dataset.spec.knn_k
-    knn.check_shape(NAME, dataset.key, dataset.splits().get("train", 0), len({r.label for r in dataset.listing.records}), k)
+    dataset, k = knn_dataset(request, NAME)
     backend = request.value(BACKEND)
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:

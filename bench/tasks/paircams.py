@@ -15,15 +15,16 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from bench import data, plots, results
+from bench import bootstrap, data, plots, results
 from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
 from bench.errors import BenchError
 from bench.gallery import Entry, Gallery, Shot, Strip, ordinal, pick
 from bench.store import Store, vector_matrix
 from bench.tasks.cells import Computed, run_cells
+from bench.tasks.options import BOOTSTRAP, resampling
 from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec
+from bench.tasks.spec import Column, TaskSpec, Trace
 from bench.vectors import normalise
 
 NAME = "paircams"
@@ -42,13 +43,35 @@ class PairCamsDataError(BenchError, ValueError):
 
 @dataclass(frozen=True)
 class PairRecall:
-    """Recall@1 in % per query direction, for both collections."""
+    """Per query direction and subject, whether the target came first, in both collections."""
 
-    same: dict[str, float]  # distractors: the query's camera class
-    different: dict[str, float]  # distractors: the target's camera class
-    pairs: int
+    same_hits: dict[str, np.ndarray]  # direction -> (pairs,) bool; distractors: the query's camera class
+    different_hits: dict[str, np.ndarray]  # distractors: the target's camera class
 
-    def metrics(self) -> dict[str, object]:
+    @property
+    def pairs(self) -> int:
+        return len(next(iter(self.same_hits.values())))
+
+    @property
+    def same(self) -> dict[str, float]:
+        return {direction: 100.0 * float(np.mean(hits)) for direction, hits in self.same_hits.items()}
+
+    @property
+    def different(self) -> dict[str, float]:
+        return {direction: 100.0 * float(np.mean(hits)) for direction, hits in self.different_hits.items()}
+
+    def per_subject(self) -> dict[str, np.ndarray]:
+        """Every reported recall and the gap per subject, in %: a subject's two images are the
+        queries of the two directions, so its mean over subjects is the reported number."""
+        same = 100.0 * np.mean(list(self.same_hits.values()), axis=0)
+        different = 100.0 * np.mean(list(self.different_hits.values()), axis=0)
+        return {
+            "recall_at_1.same": same, "recall_at_1.different": different, "gap_same_minus_different": same - different,
+            **{f"recall_at_1.same_{d}": 100.0 * hits.astype(float) for d, hits in self.same_hits.items()},
+            **{f"recall_at_1.different_{d}": 100.0 * hits.astype(float) for d, hits in self.different_hits.items()},
+        }
+
+    def metrics(self, resampling: bootstrap.Resampling = bootstrap.Resampling(0)) -> dict[str, object]:
         same = float(np.mean(list(self.same.values())))
         different = float(np.mean(list(self.different.values())))
         return {
@@ -56,6 +79,7 @@ class PairRecall:
                             **{f"different_{d}": v for d, v in self.different.items()}},
             "gap_same_minus_different": same - different,
             "chance": 100.0 / self.pairs,  # one target among `pairs` candidates in either collection
+            results.INTERVALS: bootstrap.mean_intervals(self.per_subject(), resampling),
         }
 
 
@@ -109,14 +133,12 @@ def recall_at_1(vectors: np.ndarray, subject_ids: np.ndarray, camera_classes: np
     """Both collections, both query directions, on L2-normalised float32 vectors (docs/protocol.md#paircams)."""
     sides = pair_rows(subject_ids, camera_classes)
     unit = normalise(vectors)
-    same: dict[str, float] = {}
-    different: dict[str, float] = {}
+    same: dict[str, np.ndarray] = {}
+    different: dict[str, np.ndarray] = {}
     for camera, direction in enumerate(DIRECTIONS):
         own, partners = unit[sides[camera]], unit[sides[1 - camera]]
-        same_hits, different_hits = _hits(own, own, partners)
-        same[direction] = 100.0 * float(np.mean(same_hits))
-        different[direction] = 100.0 * float(np.mean(different_hits))
-    return PairRecall(same, different, len(sides[0]))
+        same[direction], different[direction] = _hits(own, own, partners)
+    return PairRecall(same, different)
 
 
 @dataclass(frozen=True)
@@ -204,6 +226,7 @@ def gallery(
 def execute(request: RunRequest) -> list[Path]:
     """Extract the dataset as it is, compute recall@1 per encoder, skip cells already stored."""
     dataset = data.resolve(request.dataset, request.dataset_options)
+    resampled = resampling(request, "subject")
     tests = [record for record in dataset.listing.records if record.split == "test"]
     pairable = [record for record in tests if {"subject_id", "camera_class"} <= {key for key, value in record.meta if value is not None}]
     if not pairable:
@@ -228,7 +251,7 @@ def execute(request: RunRequest) -> list[Path]:
         shown = _gallery(spec, store, key, rows, records)
         return Computed(
             metric="recall_at_1",
-            metrics=outcome.metrics(),
+            metrics=outcome.metrics(resampled),
             detail={"pairs": outcome.pairs, "same": outcome.same, "different": outcome.different, "gallery": shown.as_json()},
             provenance={"tie_rule": "a distractor scoring equal to the target counts as a miss"},
         )
@@ -236,6 +259,7 @@ def execute(request: RunRequest) -> list[Path]:
     return run_cells(
         request, task=NAME, condition=results.condition(processing=PROCESSING),
         processings=[PROCESSING], splits=("test",), compute=compute, dataset=dataset,
+        resampling=resampled,
     )
 
 
@@ -250,7 +274,7 @@ def _gallery(spec: EncoderSpec, store: Store, key: str, rows: pa.Table, records:
 
 
 def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
-    """Same against different recall@1, one point per encoder, with the y = x line."""
+    """Same against different recall@1, one point per encoder, with the y = x line; and the gap with its interval."""
     figure, ax = plt.subplots(figsize=(5.2, 4.2))
     ax.plot([0, 100], [0, 100], color="black", linewidth=0.8, linestyle="--", label="y = x")
     for cell in cells:
@@ -264,9 +288,15 @@ def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cel
     ax.set_xlabel("recall@1, different collection (%)")
     ax.set_ylabel("recall@1, same collection (%)")
     plots.family_legend(ax, cells)
-    return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('paircams', dataset, condition)}.png"),
-                         f"PairCams on {dataset}: each point is an encoder. Below the y = x line, distractors from the query's own "
-                         "camera class hurt retrieval more than distractors from the target's: the embedding encodes the camera.")]
+    scatter = plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('paircams', dataset, condition)}.png"),
+                           f"PairCams on {dataset}: each point is an encoder. Below the y = x line, distractors from the query's own "
+                           "camera class hurt retrieval more than distractors from the target's: the embedding encodes the camera.")
+    figure = plots.interval_chart(plt, results.ordered(task.primary, cells), [("gap_same_minus_different", "same−diff")],
+                                  "recall@1, same − different collection (points)")
+    gap = plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('paircams-gap', dataset, condition)}.png"),
+                       f"PairCams on {dataset}: same − different recall@1 per encoder with its 95 % bootstrap interval over subjects. "
+                       "Left of 0: the camera trace outweighs the content; a filled point's interval excludes 0.")
+    return [scatter, gap]
 
 
 TASK = TaskSpec(
@@ -276,7 +306,7 @@ TASK = TaskSpec(
     columns=(
         Column("same", "recall_at_1.same"),
         Column("different", "recall_at_1.different"),
-        Column("same−diff", "gap_same_minus_different"),
+        Column("same−diff", "gap_same_minus_different", interval=True),
         Column("same dslr", "recall_at_1.same_dslr_compact"),
         Column("same phone", "recall_at_1.same_phone"),
         Column("diff dslr", "recall_at_1.different_dslr_compact"),
@@ -287,8 +317,11 @@ TASK = TaskSpec(
         "recall_at_1 (%): a query's top-1 must be its subject's image from the other camera class. same: "
         "distractors are the query's own camera class; different: the target's class. same / different "
         "average the two query directions (dslr = DSLR/compact queries, phone = phone queries). A distractor "
-        "tied with the target counts as a miss."
+        "tied with the target counts as a miss. " + bootstrap.rule("subject") + " A subject's two images (one query per "
+        "direction) are drawn together."
     ),
+    options=(BOOTSTRAP,),
     figures=figures,
     default_dataset="paircams-sim",
+    trace=Trace("diff−same", "gap_same_minus_different", sign=-1.0),
 )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from bench import data, results
+from bench import bootstrap, data, results
 from bench.arguments import masking_op
 from bench.encoders.spec import EncoderSpec
 from bench.knn import class_count
@@ -30,8 +30,9 @@ from bench.tasks.linear_probe import (
     single_version,
     train,
 )
+from bench.tasks.options import BOOTSTRAP, resampling
 from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskOption, TaskSpec
+from bench.tasks.spec import Column, TaskOption, TaskSpec, Trace
 from bench.vectors import normalise
 
 if TYPE_CHECKING:  # torch loads only when a probe trains
@@ -70,11 +71,24 @@ def acquisition_probe(
     )
     combined = single_version(np.concatenate(features[:2]), np.concatenate([train_split.labels, val_split.labels]), device)
     trained = train(combined, count, [found.best.lr], [found.best.wd], [probes.final_seed(seed)], settings)
-    measured = scores(predict(trained, probes.tensor(features[2], device)), probes.tensor(test_split.labels, device))
+    test_labels = probes.tensor(test_split.labels, device)
+    predicted = predict(trained, probes.tensor(features[2], device))
+    measured = scores(predicted, test_labels)
     return probes.ProbeOutcome(
         found, measured.acc1, measured.mean_class_acc, trained.diverged, count, combined.members.numel(), len(test_split.labels),
-        (len(train_split.labels), len(val_split.labels)),
+        (len(train_split.labels), len(val_split.labels)), (predicted == test_labels[None, :]).cpu().numpy(),
     )
+
+
+def class_mean_interval(hits: np.ndarray, labels: np.ndarray, resampling: bootstrap.Resampling) -> dict[str, list[float]]:
+    """The 95 % interval of the mean per-class accuracy, resampling test images: per resample, each
+    class's hits over its images, averaged over the classes the resample holds."""
+    if not resampling.enabled:
+        return {}
+    members = np.stack([labels == label for label in np.unique(labels)]).astype(np.float64)  # (C, n)
+    per_class = bootstrap.resampled_ratios(members * hits, members, resampling)
+    bounds = bootstrap.percentile_interval(100.0 * np.nanmean(per_class, axis=1))
+    return {"probe_mean_class_acc": [float(bounds[0]), float(bounds[1])]}
 
 
 def _check_splits(dataset: data.ResolvedDataset) -> dict[str, tuple[int, int]]:
@@ -119,6 +133,7 @@ def _label_names(store: Store, key: str, encoder: str, version: str) -> dict[int
 def execute(request: RunRequest) -> list[Path]:
     version = request.value(MASK)
     settings = probes.settings_of(request)
+    resampled = resampling(request, "test image")
     dataset = data.resolve(request.dataset, request.dataset_options)
     split_counts = _check_splits(dataset)
     _show_splits(request.console, dataset, split_counts)
@@ -140,6 +155,8 @@ def execute(request: RunRequest) -> list[Path]:
                 "chance": 100.0 / int(np.count_nonzero(counts)),  # uniform guessing over the classes the test holds
                 "majority": float(100.0 * counts.max() / counts.sum()),
                 "search": probes.search_record(outcome.search),
+                results.INTERVALS: {**outcome.intervals(len(test_labels), "probe_acc1", resampled),
+                                    **class_mean_interval(outcome.hits[0], test_labels, resampled)},
             },
             detail={
                 "processing": version,
@@ -159,6 +176,7 @@ def execute(request: RunRequest) -> list[Path]:
         request, task=NAME,
         condition=results.condition(processing=version, **probes.settings_condition(settings)),
         processings=(version,), splits=SPLITS, compute=compute, dataset=dataset,
+        resampling=resampled,
     )
 
 
@@ -167,8 +185,8 @@ TASK = TaskSpec(
     description="linear probe: recover the camera attribute (make, model, ISO, ...) from masked images (paper §6.2-6.3)",
     execute=execute,
     columns=(
-        Column("probe acc", "probe_acc1"),
-        Column("mean class acc", "probe_mean_class_acc"),
+        Column("probe acc", "probe_acc1", interval=True, baseline="chance"),
+        Column("mean class acc", "probe_mean_class_acc", interval=True, baseline="chance"),
         Column("chance", "chance"),
         Column("majority", "majority"),
         Column("search val", "search.val_acc1"),
@@ -177,9 +195,11 @@ TASK = TaskSpec(
         "probe_acc1 (%): one linear layer on L2-normalised embeddings of the masked images (95 % of each crop "
         "black unless --mask says otherwise), lr and weight decay from a 30-trial TPE search trained on train and "
         "scored on val (search val), then retrained on train + val and tested once on test. mean class acc: "
-        "per-class accuracy averaged over the test classes; chance = 1 / classes present in test; majority = the largest test class."
+        "per-class accuracy averaged over the test classes; chance = 1 / classes present in test; majority = the largest test class. "
+        + bootstrap.rule("test image", "chance")
     ),
-    options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK),
+    options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK, BOOTSTRAP),
     figures=probes.figures,
     default_dataset="cameras",
+    trace=Trace("mean class acc − chance", "probe_mean_class_acc", baseline="chance"),
 )

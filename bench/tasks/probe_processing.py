@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from bench import processing, results
+from bench import bootstrap, processing, results
 from bench.encoders.spec import EncoderSpec
 from bench.seeding import stable_int, uniform_choice
 from bench.store import SplitVectors, Store
@@ -30,9 +30,9 @@ from bench.tasks.linear_probe import (
     search,
     train,
 )
-from bench.tasks.options import GROUP, SEEDS
+from bench.tasks.options import BOOTSTRAP, GROUP, SEEDS, resampling
 from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec
+from bench.tasks.spec import Column, TaskSpec, Trace
 from bench.vectors import normalise
 
 if TYPE_CHECKING:  # torch loads only when a probe trains
@@ -106,8 +106,10 @@ def processing_probe(
     # every val image under every class: exactly balanced, K x |val| rows
     test_features = probes.tensor(np.concatenate([normalise(val_split.vectors[name]) for name in classes]), device)
     test_labels = torch.arange(count, device=device).repeat_interleave(len(val_split.image_ids))
-    measured = scores(predict(trained, test_features), test_labels)
-    return probes.ProbeOutcome(found, measured.acc1, measured.mean_class_acc, trained.diverged, count, len(ids), len(test_labels), (len(kept), len(held)))
+    predicted = predict(trained, test_features)
+    measured = scores(predicted, test_labels)
+    return probes.ProbeOutcome(found, measured.acc1, measured.mean_class_acc, trained.diverged, count, len(ids), len(test_labels),
+                               (len(kept), len(held)), (predicted == test_labels[None, :]).cpu().numpy())
 
 
 def execute(request: RunRequest) -> list[Path]:
@@ -115,6 +117,7 @@ def execute(request: RunRequest) -> list[Path]:
     classes = processing.group(group)
     settings = probes.settings_of(request)
     seeds = list(range(seed_count))
+    resampled = resampling(request, "val image")
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
         train_split = store.split_vectors(key, spec.name, "train", classes)
@@ -129,6 +132,7 @@ def execute(request: RunRequest) -> list[Path]:
                 "probe_acc1": {"mean": float(outcome.acc1.mean()), "std": float(outcome.acc1.std())},
                 "chance": 100.0 / outcome.classes,
                 "search": probes.search_record(outcome.search),
+                results.INTERVALS: outcome.intervals(len(val_split.image_ids), "probe_acc1.mean", resampled),
             },
             detail={
                 "classes": list(classes),
@@ -151,6 +155,7 @@ def execute(request: RunRequest) -> list[Path]:
         request, task=NAME,
         condition=results.condition(group=group, seeds=seed_count, **probes.settings_condition(settings)),
         processings=classes, splits=("train", "val"), compute=compute,
+        resampling=resampled,
     )
 
 
@@ -159,7 +164,7 @@ TASK = TaskSpec(
     description="linear probe: recover each image's processing class from its embedding (paper §6.1, Fig. 4)",
     execute=execute,
     columns=(
-        Column("probe acc", "probe_acc1.mean"),
+        Column("probe acc", "probe_acc1.mean", interval=True, baseline="chance"),
         Column("± std", "probe_acc1.std"),
         Column("chance", "chance"),
         Column("search val", "search.val_acc1"),
@@ -168,8 +173,10 @@ TASK = TaskSpec(
         "probe_acc1 (%): one linear layer on L2-normalised embeddings (SGD, momentum 0.9, batch 1024, cosine "
         "schedule, final epoch). Each train image under one processing class drawn at random; tested on every "
         "val image under every class. Mean ± std over the label seeds, with lr and weight decay from a 30-trial "
-        "TPE search on an 80/20 split of train (its best held-out accuracy: search val)."
+        "TPE search on an 80/20 split of train (its best held-out accuracy: search val). "
+        + bootstrap.rule("val image", "chance") + " An image's rows under every class are drawn together; the label seeds are kept."
     ),
-    options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE),
+    options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
     figures=probes.figures,
+    trace=Trace("probe − chance", "probe_acc1.mean", baseline="chance"),
 )

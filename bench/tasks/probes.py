@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench import plots, results
+from bench import bootstrap, plots, results
 from bench.arguments import positive_int
 from bench.errors import BenchError
 from bench.seeding import stable_int
@@ -56,6 +56,16 @@ class ProbeOutcome:
     train_rows: int
     test_rows: int
     search_rows: tuple[int, int]  # (rows the search trains on, rows it scores on)
+    hits: np.ndarray  # (S, test rows) bool: each final probe's verdict on each test row
+
+    def per_image(self, images: int) -> np.ndarray:
+        """Accuracy (%) per test image over the seeds and the image's test rows (rows are
+        version-major: row v · images + i is image i under version v)."""
+        return 100.0 * self.hits.reshape(len(self.hits), -1, images).mean(axis=(0, 1))
+
+    def intervals(self, images: int, path: str, resampling: bootstrap.Resampling) -> dict[str, list[float]]:
+        """The 95 % interval of the accuracy at `path`, resampling test images."""
+        return bootstrap.mean_intervals({path: self.per_image(images)}, resampling)
 
 
 def final_seed(seed: int) -> int:
@@ -120,9 +130,10 @@ def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cel
     """Probe accuracy per encoder, grouped and coloured by family, ± std over seeds where there are seeds."""
     cells = results.ordered(task.primary, cells)
     spread = task.primary.replace(".mean", ".std") if task.primary.endswith(".mean") else None
-    figure = plots.family_bars(plt, cells, task.primary, "linear probe accuracy (%)", spread)
+    figure = plots.family_bars(plt, cells, task.primary, "linear probe accuracy (%)", spread, interval=spread is None)
     what = "processing class" if spread else "acquisition label"
-    bars = "bars: mean over the label seeds, whiskers: ± std" if spread else "one run, tested once on test"
+    bars = ("bars: mean over the label seeds, whiskers: ± std" if spread
+            else "one run, tested once on test; whiskers: 95 % bootstrap interval over test images")
     return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug(task.name, dataset, condition)}.png"),
                          f"Linear probe accuracy for the {what} on {dataset} ({condition}), per encoder, by family; {bars}; "
                          "dotted: chance. Far above chance means the embedding encodes the trace linearly.")]

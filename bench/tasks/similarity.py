@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from bench import plots, processing, results
+from bench import bootstrap, plots, processing, results
 from bench.encoders.spec import EncoderSpec
 from bench.store import Store
 from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import GROUP
+from bench.tasks.options import BOOTSTRAP, GROUP, resampling
 from bench.tasks.request import RunRequest
 from bench.tasks.spec import Column, TaskSpec
 from bench.vectors import normalise
@@ -34,19 +34,38 @@ PARTS = ("semantic_same.processing_same", "semantic_same.processing_diff",
 @dataclass(frozen=True)
 class Distributions:
     counts: dict[str, np.ndarray]  # part -> histogram over EDGES
-    sums: dict[str, float]
-    sizes: dict[str, int]
+    query_sums: dict[str, np.ndarray]  # part -> (queries,) sum of that query's cosines in the part
+    query_sizes: dict[str, np.ndarray]  # part -> (queries,) how many pairs of that query fall in the part
+
+    @property
+    def sums(self) -> dict[str, float]:
+        return {part: float(values.sum()) for part, values in self.query_sums.items()}
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {part: int(values.sum()) for part, values in self.query_sizes.items()}
 
     def mean(self, part: str) -> float:
         return self.sums[part] / self.sizes[part] if self.sizes[part] else float("nan")
 
-    def metrics(self) -> dict[str, object]:
+    def metrics(self, resampling: bootstrap.Resampling = bootstrap.Resampling(0)) -> dict[str, object]:
         means = {part: self.mean(part) for part in PARTS}
         return {
             "mean_cosine": {part.replace(".", "/"): value for part, value in means.items()},
             "shift_semantic_same": means[PARTS[0]] - means[PARTS[1]],
             "shift_semantic_diff": means[PARTS[2]] - means[PARTS[3]],
+            results.INTERVALS: self.intervals(resampling),
         }
+
+    def intervals(self, resampling: bootstrap.Resampling) -> dict[str, list[float]]:
+        """95 % intervals of the two shifts, resampling queries: each part's mean is the ratio of
+        its resampled cosine sum to its resampled pair count."""
+        if not resampling.enabled:
+            return {}
+        sums, sizes = (np.stack([per_query[part] for part in PARTS]) for per_query in (self.query_sums, self.query_sizes))
+        means = bootstrap.resampled_ratios(sums, sizes, resampling)
+        bounds = bootstrap.percentile_interval(np.stack([means[:, 0] - means[:, 1], means[:, 2] - means[:, 3]], axis=1))
+        return {name: [float(bounds[0, i]), float(bounds[1, i])] for i, name in enumerate(("shift_semantic_same", "shift_semantic_diff"))}
 
 
 def distributions(
@@ -55,8 +74,8 @@ def distributions(
     """`same` / `other`: the database under the queries' processing / under the other one, row-aligned."""
     queries, same, other = (normalise(v) for v in (queries, same, other))
     counts = {part: np.zeros(len(EDGES) - 1, dtype=np.int64) for part in PARTS}
-    sums = dict.fromkeys(PARTS, 0.0)
-    sizes = dict.fromkeys(PARTS, 0)
+    sums = {part: np.zeros(len(queries), dtype=np.float64) for part in PARTS}
+    sizes = {part: np.zeros(len(queries), dtype=np.int64) for part in PARTS}
     for start in range(0, len(queries), QUERY_BLOCK):
         block = slice(start, start + QUERY_BLOCK)
         semantic = query_labels[block, None] == database_labels[None, :]
@@ -64,10 +83,9 @@ def distributions(
             scores = np.clip(queries[block] @ database.T, -1.0, 1.0)  # float error can step past ±1
             for mask, semantic_part in ((semantic, "semantic_same"), (~semantic, "semantic_diff")):
                 part = f"{semantic_part}.{processing_part}"
-                values = scores[mask]
-                counts[part] += np.histogram(values, bins=EDGES)[0]
-                sums[part] += float(values.sum(dtype=np.float64))
-                sizes[part] += int(values.size)
+                counts[part] += np.histogram(scores[mask], bins=EDGES)[0]
+                sums[part][block] = np.where(mask, scores, 0.0).sum(axis=1, dtype=np.float64)
+                sizes[part][block] = mask.sum(axis=1)
     return Distributions(counts, sums, sizes)
 
 
@@ -79,6 +97,7 @@ def pair(group: str) -> tuple[str, str]:
 
 def execute(request: RunRequest) -> list[Path]:
     group = request.value(GROUP)
+    resampled = resampling(request, "val image")
     a, b = pair(group)
 
     def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
@@ -87,7 +106,7 @@ def execute(request: RunRequest) -> list[Path]:
         found = distributions(val.vectors[a], val.labels, train.vectors[a], train.vectors[b], train.labels)
         return Computed(
             metric="mean_cosine",
-            metrics=found.metrics(),
+            metrics=found.metrics(resampled),
             detail={
                 "query_processing": a,
                 "other_processing": b,
@@ -100,6 +119,7 @@ def execute(request: RunRequest) -> list[Path]:
     return run_cells(
         request, task=NAME, condition=results.condition(group=group, query=a, other=b),
         processings=(a, b), splits=("train", "val"), compute=compute,
+        resampling=resampled,
     )
 
 
@@ -132,10 +152,18 @@ def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cel
         ax.set_ylabel("density")
     axes.flat[min(len(cells), columns) - 1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     query, other = cells[0]["detail"]["query_processing"], cells[0]["detail"]["other_processing"]
-    return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('similarity', dataset, condition)}.png"),
-                         f"Cosine similarity from val queries under {query} to train images under {query} (solid) and under "
-                         f"{other} (dashed), for the same semantic class (blue) and other classes (orange), on {dataset}. "
-                         "Solid right of dashed: sharing the query's processing raises similarity.")]
+    distributions_figure = plots.Figure(
+        plots.save(plt, figure, folder, f"{plots.slug('similarity', dataset, condition)}.png"),
+        f"Cosine similarity from val queries under {query} to train images under {query} (solid) and under "
+        f"{other} (dashed), for the same semantic class (blue) and other classes (orange), on {dataset}. "
+        "Solid right of dashed: sharing the query's processing raises similarity.")
+    figure = plots.interval_chart(plt, cells, [("shift_semantic_same", "shift, same class"), ("shift_semantic_diff", "shift, other class")],
+                                  "mean cosine, same processing − other processing")
+    shifts_figure = plots.Figure(
+        plots.save(plt, figure, folder, f"{plots.slug('similarity-shift', dataset, condition)}.png"),
+        f"The shift per encoder on {dataset}: how much sharing the query's processing ({query} vs {other}) raises the mean cosine, "
+        "among same-class and other-class pairs, with 95 % bootstrap intervals over val images; a filled point's interval excludes 0.")
+    return [distributions_figure, shifts_figure]
 
 
 TASK = TaskSpec(
@@ -145,18 +173,19 @@ TASK = TaskSpec(
     columns=(
         Column("sem= proc=", "mean_cosine.semantic_same/processing_same"),
         Column("sem= proc≠", "mean_cosine.semantic_same/processing_diff"),
-        Column("shift sem=", "shift_semantic_same"),
+        Column("shift sem=", "shift_semantic_same", interval=True),
         Column("sem≠ proc=", "mean_cosine.semantic_diff/processing_same"),
         Column("sem≠ proc≠", "mean_cosine.semantic_diff/processing_diff"),
-        Column("shift sem≠", "shift_semantic_diff"),
+        Column("shift sem≠", "shift_semantic_diff", interval=True),
     ),
     aggregation=(
         "mean cosine similarity from every val query under the group's last class (jpeg95_444 for jpeg) to "
         "every train image under that class (proc=) and under the group's first class (proc≠), split by "
         "whether the semantic labels match (sem= / sem≠). shift = proc= minus proc≠ within a semantic group: "
-        "how much sharing the query's processing raises similarity. Histograms are in each cell's detail."
+        "how much sharing the query's processing raises similarity. Histograms are in each cell's detail. "
+        + bootstrap.rule("val image")
     ),
-    options=(GROUP,),
+    options=(GROUP, BOOTSTRAP),
     figures=figures,
     decimals=3,
 )

@@ -19,6 +19,9 @@ class Column:
 
     header: str
     path: str
+    interval: bool = False  # show the cell's 95 % bootstrap interval beside the value
+    baseline: str | None = None  # metric path the interval is judged against (None: 0); marked where it lies outside
+    decimals: int | None = None  # None: the task's
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,17 @@ class TaskOption:
         return "--" + self.name.replace("_", "-")
 
 
+@dataclass(frozen=True)
+class Trace:
+    """What the trace ranking reads from a task's cells: (value at `path` − value at `baseline`) × sign,
+    larger = the encoder carries the trace more strongly."""
+
+    label: str  # e.g. "pos−neg", printed with the ranking
+    path: str
+    sign: float = 1.0  # -1 where a more negative value is the stronger trace
+    baseline: str | None = None  # a metric path to subtract first (e.g. chance)
+
+
 # figures(plt, folder, task, dataset, condition, cells) -> the figures written into `folder`
 FigureMaker = Callable[[Any, Path, "TaskSpec", str, str, list[dict[str, Any]]], list["Figure"]]
 
@@ -51,6 +65,7 @@ class TaskSpec:
     figures: FigureMaker | None = None
     default_dataset: str = "demo"  # what `run` uses without --dataset: offline data that fits the task
     decimals: int = 2  # how the leaderboard prints the metrics
+    trace: Trace | None = None  # how the task enters the trace ranking (`leaderboard --view traces`)
 
     @property
     def primary(self) -> str:

@@ -1,0 +1,123 @@
+"""Planted structure: one known direction encodes the processing and shifts the kNN result. The
+bootstrap tells it apart from a control without it, and mitigation removes it at little semantic cost."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from bench import bootstrap
+from bench.store import SplitVectors
+from bench.tasks import erasure, knn_influence, mitigate
+from bench.tasks.linear_probe import ProbeSettings
+from bench.tasks.request import RunRequest
+from bench.workspace import Workspace
+from tests.conftest import run_bench
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+CLASSES = ("proc_a", "proc_b", "proc_c")
+LABELS = 6
+DIM = 32
+TRACE = DIM - 1  # the planted processing direction: the last coordinate, which no semantic centre uses
+OFFSETS = (-1.0, 0.0, 1.0)  # processing c moves every image by strength * OFFSETS[c] along TRACE
+K = 10
+RESAMPLING = bootstrap.Resampling(1000)
+PROBE = ProbeSettings(trials=4, epochs=30)
+
+
+@functools.lru_cache(maxsize=None)
+def planted(strength: float) -> tuple[SplitVectors, SplitVectors]:
+    """Train (360) and val (240) images: a semantic centre plus noise, and per processing the
+    planted offset along TRACE and a little noise of its own; strength 0 is the no-trace control."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(LABELS, DIM))
+    centres[:, TRACE] = 0.0
+
+    def split(count: int, prefix: str) -> SplitVectors:
+        labels = np.arange(count) % LABELS
+        scenes = centres[labels] + 1.1 * rng.normal(size=(count, DIM))
+        scenes[:, TRACE] = 0.0
+        vectors = {
+            name: (scenes + 0.2 * rng.normal(size=(count, DIM)) + strength * OFFSETS[c] * np.eye(DIM)[TRACE]).astype(np.float32)
+            for c, name in enumerate(CLASSES)
+        }
+        return SplitVectors(np.array([f"{prefix}{i:04d}" for i in range(count)]), labels.astype(np.int64), vectors)
+
+    return split(360, "t"), split(240, "v")
+
+
+def gap(train: SplitVectors, val: SplitVectors) -> tuple[float, list[float], knn_influence.KnnInfluence]:
+    outcome = knn_influence.run(train, val, CLASSES, k=K, seeds=(0, 1), backend="torch")
+    setups = outcome.setups()
+    return setups["pos_same"] - setups["neg_same"], outcome.intervals(RESAMPLING)["gap_pos_minus_neg"], outcome
+
+
+def test_the_planted_gap_interval_excludes_zero_and_the_control_interval_includes_it() -> None:
+    planted_gap, planted_interval, outcome = gap(*planted(2.0))
+    control_gap, control_interval, _ = gap(*planted(0.0))
+    assert planted_gap > 5.0 and bootstrap.excludes(planted_interval, 0.0)
+    assert planted_interval[0] <= planted_gap <= planted_interval[1]
+    assert control_interval[0] < 0.0 < control_interval[1] and not bootstrap.excludes(control_interval, 0.0)
+    # the per-query scores the bootstrap resamples average to exactly the reported setups
+    for name, value in outcome.setups().items():
+        assert np.mean(outcome.per_query()[name]) == pytest.approx(value, abs=1e-9)
+
+
+def test_mitigation_removes_the_planted_trace_at_little_semantic_cost() -> None:
+    train, val = planted(2.0)
+    found = erasure.learn(train, CLASSES)
+    assert found.reached_chance and 1 <= found.directions <= 2
+    assert abs(found.basis[TRACE]).max() > 0.95  # the first direction found is the planted one
+
+    options = dict(k=K, seeds=range(2), backend="torch", settings=PROBE, device="cpu")
+    before = mitigate.measure(train, val, CLASSES, **options)
+    after = mitigate.measure(found.apply(train), found.apply(val), CLASSES, **options)
+    metrics = mitigate.summary(before, after, RESAMPLING)
+    assert metrics["before"]["gap_pos_minus_neg"] > 5.0 and metrics["before"]["probe_acc1"] > 90.0
+    assert metrics["gap_removed"] >= 90.0
+    assert abs(metrics["after"]["probe_acc1"] - found.chance) <= 2.0
+    assert metrics["before"]["all_same"] - metrics["after"]["all_same"] < 1.0
+    gaps = {stage: metrics[stage]["gap_pos_minus_neg"] for stage in ("before", "after", "change")}
+    assert gaps["change"] == pytest.approx(gaps["after"] - gaps["before"])
+    assert bootstrap.excludes(metrics["ci95"]["change.gap_pos_minus_neg"], 0.0)
+
+
+def test_the_control_has_nothing_to_remove_and_projection_leaves_the_store_vectors_alone() -> None:
+    train, val = planted(0.0)
+    found = erasure.learn(train, CLASSES)
+    assert found.directions == 0 and found.reached_chance
+    original = train.vectors[CLASSES[0]].copy()
+    projected = found.apply(train)
+    assert np.array_equal(train.vectors[CLASSES[0]], original)  # projection happens on copies, in memory
+    assert np.allclose(np.linalg.norm(projected.vectors[CLASSES[0]], axis=1), 1.0, atol=1e-5)
+
+
+def test_run_mitigate_then_knn_influence_whose_cells_follow_the_bootstrap_setting(tmp_path: Path) -> None:
+    options = {"group": "sharpening", "seeds": 2}
+    mitigated = run_bench(tmp_path, "run", "mitigate", "--dataset", "demo-mini", "--encoders", "effnet/lite0.random",
+                          *(f"--{name}={value}" for name, value in {**options, "trials": 2, "epochs": 3, "bootstrap": 200}.items()))
+    assert mitigated.returncode == 0, mitigated.stderr
+    cell = json.loads(next((tmp_path / "reports" / "results" / "mitigate").glob("**/*.json")).read_text())
+    for stage in ("before", "after", "change"):
+        assert set(cell["metrics"][stage]) == {"gap_pos_minus_neg", "probe_acc1", "all_same"}
+        assert all(f"{stage}.{name}" in cell["metrics"]["ci95"] for name in cell["metrics"][stage])
+    assert cell["provenance"]["bootstrap"]["resamples"] == 200 and cell["detail"]["rounds"]
+    assert "gap after" in mitigated.stdout and "effnet/lite0.random" in mitigated.stdout
+
+    # the same embeddings, in process: a stored cell is reused only under the same bootstrap settings
+    console = Console(stderr=True, record=True, width=300)
+    request = functools.partial(RunRequest, workspace=Workspace.at(tmp_path), dataset="demo-mini", encoders=("effnet/lite0.random",),
+                                console=console)
+    [path] = knn_influence.execute(request(values={**options, "bootstrap": 200}))
+    intervals = json.loads(path.read_text())["metrics"]["ci95"]
+    assert set(intervals) == {"gap_pos_minus_neg", *(f"knn_acc1.{name}" for name in knn_influence.SETUPS)}
+    assert knn_influence.execute(request(values={**options, "bootstrap": 200})) == []
+    assert knn_influence.execute(request(values={**options, "bootstrap": 0})) == [path]
+    assert json.loads(path.read_text())["metrics"]["ci95"] == {}
+    assert "computed with other bootstrap settings" in console.export_text()

@@ -1,0 +1,63 @@
+"""The trace ranking: a Borda count over stored leaderboards, by hand on known cells, and the
+leaderboard's interval column, both from result files alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import leaderboard, ranking, results
+from tests.conftest import run_bench
+
+FAMILIES = {"toy/a": "cvl", "toy/b": "ssl", "toy/c": "sup"}
+
+
+def write(results_dir: Path, task: str, dataset: str, condition: str, encoder: str, metrics: dict) -> None:
+    results.write(results.Cell(task, dataset, encoder, condition), results_dir, {"family": FAMILIES[encoder], "metrics": metrics})
+
+
+def stored_cells(results_dir: Path) -> None:
+    """Three contests with known ranks, one leaderboard with a single encoder, and tasks without a trace measure."""
+    for encoder, gap, interval in (("toy/a", 3.0, [1.0, 5.0]), ("toy/b", 1.0, [-0.5, 2.5]), ("toy/c", -1.0, [-2.0, 0.1])):
+        write(results_dir, "knn-influence", "toy", "group=jpeg", encoder,
+              {"knn_acc1": {"all_same": 50.0}, "gap_pos_minus_neg": gap, "ci95": {"gap_pos_minus_neg": interval}})
+    for encoder, gap in (("toy/a", -10.0), ("toy/b", -20.0), ("toy/c", 0.0)):
+        write(results_dir, "paircams", "toy-pairs", "processing=original", encoder,
+              {"recall_at_1": {"same": 50.0 + gap, "different": 50.0}, "gap_same_minus_different": gap})
+    for encoder, accuracy in (("toy/a", 50.0), ("toy/b", 45.0), ("toy/c", 30.0)):
+        write(results_dir, "probe-processing", "toy", "group=jpeg", encoder, {"probe_acc1": {"mean": accuracy, "std": 1.0}, "chance": 20.0})
+    write(results_dir, "knn-influence", "other", "group=jpeg", "toy/c", {"gap_pos_minus_neg": 9.0})  # alone: ranks nothing
+    for encoder in FAMILIES:
+        write(results_dir, "similarity", "toy", "group=jpeg", encoder, {"shift_semantic_same": 0.1, "shift_semantic_diff": 0.1})
+
+
+def test_borda_count_by_hand(tmp_path: Path) -> None:
+    stored_cells(tmp_path)
+    boards, _ = leaderboard.collect(tmp_path)
+    found = ranking.contests(boards)
+    assert [contest.task.name for contest in found] == ["knn-influence", "paircams", "probe-processing"]
+    assert found[1].strengths == {"toy/a": 10.0, "toy/b": 20.0, "toy/c": 0.0}  # a more negative same−diff is a stronger trace
+    assert found[2].strengths == {"toy/a": 30.0, "toy/b": 25.0, "toy/c": 10.0}  # accuracy above chance
+    assert found[0].certain == {"toy/a": True, "toy/b": False, "toy/c": False}
+    standings = ranking.borda(found, FAMILIES)
+    assert [(s.encoder, s.contests) for s in standings] == [("toy/a", 3), ("toy/b", 3), ("toy/c", 3)]
+    assert [s.borda for s in standings] == pytest.approx([(1 + 0.5 + 1) / 3, (0.5 + 1 + 0.5) / 3, 0.0])
+
+
+def test_tied_strengths_share_their_mean_rank() -> None:
+    assert ranking.mean_ranks({"a": 2.0, "b": 5.0, "c": 2.0, "d": 1.0}) == {"b": 1.0, "a": 2.5, "c": 2.5, "d": 4.0}
+
+
+def test_leaderboard_views_from_result_files_alone(tmp_path: Path) -> None:
+    stored_cells(tmp_path / "reports" / "results")
+    traces = run_bench(tmp_path, "leaderboard", "--view", "traces")
+    assert traces.returncode == 0, traces.stderr
+    lines = traces.stdout.splitlines()
+    order = [next(i for i, line in enumerate(lines) if name in line and "│" in line) for name in ("toy/a", "toy/b", "toy/c")]
+    assert order == sorted(order)
+    assert "0.83" in traces.stdout and "Borda" in traces.stdout and "c3 = probe-processing" in traces.stdout
+    tasks = run_bench(tmp_path, "leaderboard", "--task", "knn-influence")
+    assert tasks.returncode == 0, tasks.stderr
+    assert "3.00 [1.00, 5.00]*" in tasks.stdout and "1.00 [-0.50, 2.50] " in tasks.stdout  # * only where 0 is outside
+    assert "[low, high]: 95 % paired bootstrap interval" in " ".join(tasks.stdout.split())
