@@ -14,6 +14,7 @@ Measurements, each in a fresh Python process, alternating for --rounds rounds (b
   pipeline the whole bench.extraction.extract() call into a fresh store, all encoders in one pass,
            nothing subtracted; bench also reports the time its forward passes took
   single   (with several encoders) the same pipeline with the first encoder alone
+  ray      (--engine ray) the same pipeline on the Ray engine, starting a local cluster
 
 Ratios printed, with their goals:
   CPU      pipeline time / (bare forward of every encoder + prepare)   goal <= 1.1: the pipeline
@@ -23,6 +24,7 @@ Ratios printed, with their goals:
            feeds every encoder
   GPU      (--device cuda) pipeline rate / the lesser of the bare forward rate and the decode rate
            of all cores (prepare rate x cores)                           goal >= 0.8
+  Ray      (--engine ray) the Ray engine's rate / the local engine's    goal >= 0.7
 """
 
 from __future__ import annotations
@@ -91,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="DataLoader workers for the pipeline (default: bench's own: 0 on CPU, every core on a GPU)")
     parser.add_argument("--quiet", action="store_true", help="hide bench's progress bar (it goes to stderr)")
     parser.add_argument("--rounds", type=positive_int, default=2, help="alternating bare/pipeline rounds; the best rate of each counts (default: 2)")
-    parser.add_argument("--measure", choices=("pipeline", "single", "bare", "prepare"), help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="ray: also run the pipeline on the Ray engine (a local cluster) and print its rate as a share of the local engine's")
+    parser.add_argument("--measure", choices=("pipeline", "single", "bare", "prepare", "ray"), help=argparse.SUPPRESS)  # internal
     return parser
 
 
@@ -261,7 +265,7 @@ def _setup(arguments):
     return dataset, specs, ops, device, options, records
 
 
-def measure_pipeline(arguments, first_only: bool = False) -> dict:
+def measure_pipeline(arguments, first_only: bool = False, engine: str = "local") -> dict:
     from rich.console import Console
 
     from bench import data
@@ -271,7 +275,7 @@ def measure_pipeline(arguments, first_only: bool = False) -> dict:
     dataset, specs, ops, device, options, records = _setup(arguments)
     specs = specs[:1] if first_only else specs
     resolved = data.resolve(dataset, options)
-    settings = ExtractionSettings(device=str(device), batch_size=arguments.batch_size, workers=arguments.workers)
+    settings = ExtractionSettings(device=str(device), batch_size=arguments.batch_size, workers=arguments.workers, engine=engine)
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as folder:
         monitor = OtherLoad()
         started = time.perf_counter()
@@ -310,7 +314,7 @@ def measure_prepare(arguments) -> dict:
 
 
 MEASURES = {"pipeline": measure_pipeline, "single": lambda arguments: measure_pipeline(arguments, first_only=True),
-            "bare": measure_bare, "prepare": measure_prepare}
+            "bare": measure_bare, "prepare": measure_prepare, "ray": lambda arguments: measure_pipeline(arguments, engine="ray")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -333,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"encoders {', '.join(spec.name for spec in specs)} on {device}, batch {arguments.batch_size}, pipeline workers {workers}, "
         f"torch threads {torch.get_num_threads()}, torch {torch.__version__}; {arguments.rounds} round(s), each measurement in a fresh process"
     )
-    kinds = ["bare", "prepare", "pipeline"] + (["single"] if len(specs) > 1 else [])
+    kinds = ["bare", "prepare", "pipeline"] + (["single"] if len(specs) > 1 else []) + (["ray"] if arguments.engine == "ray" else [])
     forwarded = [arg for arg in (argv if argv is not None else sys.argv[1:])]
     best: dict[str, dict] = {}
     for round_index in range(arguments.rounds):
@@ -364,6 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"encoders: CPU-side time per item (pipeline minus its forward passes) {1000 * many:.2f} ms with "
               f"{len(specs)} encoders vs {1000 * one:.2f} ms with {specs[0].name} alone = {ratio:.2f}x (goal <= 1.25): "
               f"{'met' if ratio <= 1.25 else 'not met'}")
+    if "ray" in best:
+        ratio = best["pipeline"]["seconds"] / best["ray"]["seconds"]
+        print(f"Ray engine: {_rate(items, best['ray']['seconds']):.1f} items/s (whole call, local cluster start included) vs local "
+              f"engine {_rate(items, pipeline):.1f} items/s = {ratio:.2f} (goal >= 0.7): {'met' if ratio >= 0.7 else 'not met'}")
     if device.type == "cuda":
         decode_rate = _rate(items, prepare) * cpu_count()
         limit = min(_rate(items, bare), decode_rate)

@@ -114,7 +114,14 @@ USER_ERRORS = {
     "one class": (lambda tmp: [*KNN, "--dataset", "imagefolder", "--root", str(class_folder(tmp / "one", 4, ("cat",)))], "needs at least two"),
     "empty class folders": (lambda tmp: [*KNN, "--dataset", "imagefolder", "--root", str(_empty_classes(tmp))], "no images found"),
     "option of another task": (lambda tmp: [*KNN, "--mask", "0.9"], "does not take --mask"),
+    "one camera make": (lambda tmp: ["run", "probe-acquisition", "--root", str(_one_make(tmp)), "--encoders", RANDOM], "single class"),
 }
+
+
+def _one_make(tmp: Path) -> Path:
+    for index in range(4):
+        write_image(tmp / "cams" / f"c{index}.jpg", *shot("Canon", "Canon EOS RP"))
+    return tmp / "cams"
 
 
 def _empty_classes(tmp: Path) -> Path:
