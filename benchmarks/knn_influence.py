@@ -18,7 +18,7 @@ semantic label equals the query's and under `neg` otherwise). The uniform setup 
 (b) naive: for every triple (t, p, n) and every semantic class c, the mixed database seen by
     class-c queries (rows labelled c under p, every other row under n) is materialised and
     searched with bench.index.search(queries_c, mixed_c, k, backend=backend); the neighbours
-    vote with bench.tasks.knn_influence.accuracy. That is K^3 searches of the full database
+    vote with bench.knn.accuracy. That is K^3 searches of the full database
     (K^3 x C index.search calls). To be fair to it the mixed database is not rebuilt from
     scratch for each class: one buffer holds the database under n, the class-c rows are swapped
     to p for the class-c queries of all K test processings, then swapped back.
@@ -46,7 +46,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(PROJECT))
 
-from bench import index  # noqa: E402
+from bench import index, knn  # noqa: E402
 from bench.arguments import positive_int  # noqa: E402
 from bench.store import SplitVectors  # noqa: E402
 from bench.tasks import knn_influence  # noqa: E402
@@ -65,7 +65,7 @@ what is timed:
   decomposition  the whole knn_influence.run(..., seeds=()) call (normalising, 2K^2 restricted
                  searches, K^3 merges and votes).
   naive          normalising, building the mixed databases, K^3 x C per-class index.search calls,
-                 and the votes (knn_influence.accuracy) for every triple.
+                 and the votes (knn.accuracy) for every triple.
   With --naive-limit N only the first N (pos, neg) pairs (N x K triples) of the naive baseline
   run; its full time is extrapolated from the measured time per triple and the speedup is marked
   as extrapolated. Results are compared on the triples that ran.
@@ -159,7 +159,7 @@ def naive(
 
     Returns the accuracies and the number of index.search calls made.
     """
-    num_classes = knn_influence.class_count(train, val)
+    num_classes = knn.class_count(train, val)
     database = {name: normalise(train.vectors[name]) for name in classes}
     queries = {name: normalise(val.vectors[name]) for name in classes}
     semantic = [(int(c), np.flatnonzero(val.labels == c), np.flatnonzero(train.labels == c)) for c in np.unique(val.labels)]
@@ -177,7 +177,7 @@ def naive(
                 calls += 1
             mixed[same] = database[n][same]
         for t in classes:
-            triples[t, p, n] = knn_influence.accuracy(rows[t], train.labels, val.labels, num_classes)
+            triples[t, p, n] = knn.accuracy(rows[t], train.labels, val.labels, num_classes)
     return triples, calls
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,9 @@ def connect(settings: ExtractionSettings) -> bool:
     ray = _ray()
     if ray.is_initialized():
         return False
+    # Ray starts its processes by fork + exec: the Lance runtime's fork warnings do not apply.
+    warnings.filterwarnings("ignore", message=".*fork support is experimental.*", category=RuntimeWarning)
+    warnings.filterwarnings("ignore", message=".*lance is not fork-safe.*", category=UserWarning)
     environment = {name: value for name, value in os.environ.items() if name.startswith(PASSED_ENVIRONMENT)}
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False,
                                "runtime_env": {"env_vars": environment}}
