@@ -76,13 +76,17 @@ def whole_filter(where: str) -> str:
     return f"({where}\n)"  # a newline ends a trailing -- comment before the closing parenthesis
 
 
+def _rejected(store: Store, dataset: str, encoder: str, where: str | None, error: ValueError) -> QueryError:
+    reason = str(error).split(", /")[0]  # drop the engine's source location
+    valid = ", ".join(store.columns(dataset, encoder))
+    return QueryError(f"--where {where!r} was rejected: {reason}. Valid columns: {valid}")
+
+
 def _scan(store: Store, dataset: str, encoder: str, where: str | None, columns: list[str], limit: int | None) -> pa.Table:
     try:
         return store.scan(dataset, encoder, where=whole_filter(where) if where else None, columns=columns, limit=limit)
     except ValueError as error:
-        reason = str(error).split(", /")[0]  # drop the engine's source location
-        valid = ", ".join(store.columns(dataset, encoder))
-        raise QueryError(f"--where {where!r} was rejected: {reason}. Valid columns: {valid}") from None
+        raise _rejected(store, dataset, encoder, where, error) from None
 
 
 def select(store: Store, dataset: str, encoder: str, where: str | None, columns: Sequence[str] | None = None, limit: int | None = None) -> pa.Table:
@@ -141,7 +145,7 @@ def like(
         try:
             found = store.nearest_approximate(dataset, encoder, query, k, whole_filter(where) if where else None, chosen)
         except ValueError as error:
-            raise QueryError(f"--where {where!r} was rejected: {str(error).split(', /')[0]}") from None
+            raise _rejected(store, dataset, encoder, where, error) from None
         return found.replace_schema_metadata({SEARCH_KEY: f"nearest by the {why}".encode()})
     candidates = _scan(store, dataset, encoder, where, [*chosen, "vector"] if "vector" not in chosen else chosen, None)
     method = {SEARCH_KEY: f"exact search over {candidates.num_rows} rows ({why})".encode()}

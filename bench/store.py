@@ -133,6 +133,12 @@ def item_keys(image_ids: Sequence[str] | pa.Array, splits, processings, versions
     return pc.binary_join_element_wise(*columns, pc.cast(versions, pa.string()), KEY_SEPARATOR)
 
 
+def merge_keys(image_ids, splits, processings) -> pa.Array:
+    """`item_keys` without the op version: the key a write merges on, so a row of another op
+    version is replaced, not added."""
+    return item_keys(image_ids, splits, processings, pa.array(np.zeros(len(image_ids), dtype=np.int32)))
+
+
 def vector_matrix(table: pa.Table) -> np.ndarray:
     """The `vector` column of scanned rows as a (rows, dim) float32 matrix."""
     flat = table.column("vector").combine_chunks()
@@ -237,7 +243,7 @@ class Store:
         version = int(table.version)
         found = table.to_lance().to_table(columns=[*KEY_COLUMNS, "op_version"])
         columns = [found.column(name) for name in KEY_COLUMNS]
-        return KeyState(version, item_keys(*columns, found.column("op_version")), item_keys(*columns, pa.array([0] * found.num_rows, pa.int32())))
+        return KeyState(version, item_keys(*columns, found.column("op_version")), merge_keys(*columns))
 
     def contains_keys(self, dataset: str, encoder: str, keys: pa.Array) -> np.ndarray:
         """Per key of `keys` (see `item_keys`), whether the table holds that row."""
@@ -275,8 +281,8 @@ class Store:
             rows = pa.concat_tables(
                 table.to_lance().to_table(filter=_in_filter("image_id", part)) for part in _chunks(ids, 500)
             )
-            merge_keys = item_keys(*(rows.column(name) for name in KEY_COLUMNS), pa.array([0] * rows.num_rows, pa.int32()))
-            first = np.unique(merge_keys.to_numpy(zero_copy_only=False), return_index=True)[1]
+            keys_read = merge_keys(*(rows.column(name) for name in KEY_COLUMNS))
+            first = np.unique(keys_read.to_numpy(zero_copy_only=False), return_index=True)[1]
             kept = rows.take(pa.array(np.sort(first)))
             for part in _chunks(ids, 500):
                 table.delete(_in_filter("image_id", part))

@@ -22,6 +22,7 @@ import numpy as np
 
 from bench import index
 from bench.index import TIE_MARGIN, Neighbours
+from bench.vectors import normalise
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +58,7 @@ class VersionedIndex:
         self.count = len(labels)
         self.rows = np.arange(self.count)
         self.members = {label.item(): torch.from_numpy(np.flatnonzero(labels == label)).to(self.device) for label in np.unique(labels)}
-        self.tensors = [torch.from_numpy(_unit(version)).to(self.device) for version in versions]
+        self.tensors = [torch.from_numpy(normalise(version)).to(self.device) for version in versions]
         if len({tuple(t.shape) for t in self.tensors}) > 1:
             raise ValueError("every version must have the same shape (the same images, row for row)")
         self.block_bytes = block_bytes
@@ -89,7 +90,7 @@ class VersionedIndex:
         mixed = [_empty(count, k) for _ in mixes]
         if count == 0 or self.count == 0 or k == 0:
             return VersionedNeighbours(*(list(map(_as_neighbours, part)) for part in (same, other, mixed)))
-        unit = torch.from_numpy(_unit(queries)).to(self.device)
+        unit = torch.from_numpy(normalise(queries)).to(self.device)
         query_order = np.argsort(query_labels, kind="stable")  # runs of one label inside each block
         mix_index = [torch.from_numpy(np.asarray(mix, dtype=np.int64)).to(self.device) for mix in mixes]
         block = self._block_rows(extra=1 if mixes else 0)
@@ -121,12 +122,12 @@ class SearchedVersions:
 
     def __init__(self, versions: Sequence[np.ndarray], labels: np.ndarray, backend: str):
         self.labels = np.asarray(labels)
-        self.units = [_unit(version) for version in versions]
+        self.units = [normalise(version) for version in versions]
         self.indexes = [index.build(unit, labels=self.labels, backend=backend) for unit in self.units]
         self.backend = backend
 
     def search(self, queries: np.ndarray, query_labels: np.ndarray, k: int, mixes: Sequence[np.ndarray] = ()) -> VersionedNeighbours:
-        unit = _unit(queries)
+        unit = normalise(queries)
         same = [found.search(unit, k, restrict="same", query_labels=query_labels) for found in self.indexes]
         other = [found.search(unit, k, restrict="other", query_labels=query_labels) for found in self.indexes]
         rows = np.arange(len(self.labels))
@@ -148,13 +149,6 @@ def describe(backend: str) -> str:
     if backend in ("auto", "torch"):
         return f"torch score blocks ({_device(None).type})"
     return index.resolve_backend(backend)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    """L2-normalised float32 rows in one new array (the input is left as it is)."""
-    out = np.array(vectors, dtype=np.float32, copy=True)
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.finfo(np.float32).tiny)
-    return out
 
 
 def _runs(labels: np.ndarray) -> list[tuple[int, int, object]]:

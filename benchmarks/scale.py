@@ -52,6 +52,7 @@ if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(PROJECT))
 
 from bench.arguments import positive_int  # noqa: E402
+from bench.vectors import normalise  # noqa: E402
 
 ENCODER = "synthetic/scale"
 
@@ -193,8 +194,8 @@ def knn_measure(arguments) -> dict:
         train = store.split_vectors("scale", ENCODER, "train", names)
         val = store.split_vectors("scale", ENCODER, "val", names)
     loaded_rss = _peak_rss()
-    unit_db = _unit(train.vectors[names[0]])
-    unit_q = _unit(val.vectors[names[0]])
+    unit_db = normalise(train.vectors[names[0]])
+    unit_q = normalise(val.vectors[names[0]])
     floors = {}
     for backend in _floor_backends(arguments.backend):
         search = index.plain_top_k(unit_q, unit_db, arguments.k, backend)
@@ -232,10 +233,6 @@ def _floor_backends(requested: str) -> list[str]:
     return found
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), np.finfo(np.float32).tiny)
-
-
 def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
@@ -265,8 +262,8 @@ def check_phase() -> dict:
 
     train, val = split(90, "t"), split(25, "v")
     outcome = knn_influence.run(train, val, classes, k=k, seeds=seeds)
-    unit = {name: _unit(train.vectors[name]) for name in classes}
-    queries = {name: _unit(val.vectors[name]) for name in classes}
+    unit = {name: normalise(train.vectors[name]) for name in classes}
+    queries = {name: normalise(val.vectors[name]) for name in classes}
 
     def accuracy(test: str, database_for) -> float:
         hits = 0

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.errors import DependencyError
-from bench.extraction.engine import ExtractionSummary
+from bench.extraction.engine import ExtractionSummary, progress_bar, record_problem
 from bench.extraction.plan import Plan
 from bench.extraction.settings import ExtractionSettings
 from bench.store import Store
@@ -223,22 +222,17 @@ def _commit_as_they_come(dataset, plan: Plan, settings: ExtractionSettings, stor
                 summaries[name].rows_written += counts[t]
                 pending[t], counts[t] = [], 0
 
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]:>7.1f} img/s"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     names = ", ".join(plan.targets[t].spec.name for t in working)
     began = time.perf_counter()
     done = 0
-    with Progress(*columns, console=console, transient=False) as progress:
+    with progress_bar(console) as progress:
         bar = progress.add_task(f"extract {plan.dataset} x {names} (ray)", total=len(plan.items), rate=0.0)
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for index, error, warned in zip(batch["index"], batch["error"], batch["warnings"]):
                 item = plan.items[int(index)]
                 for kind, text in (("rejects", error), *(("warnings", line) for line in str(warned).splitlines() if line)):
                     if text:
-                        entry = {"image_id": item.record.image_id, "split": item.record.split, "processing": item.op.name,
-                                 "path": item.record.path, "reason": str(text)}
-                        for t in item.targets:
-                            getattr(summaries[plan.targets[t].spec.name], kind).append(entry)
+                        record_problem(summaries, plan, item, kind, str(text))
             for t in working:
                 pending[t] += [payload for payload in batch[f"fragments_{t}"] if payload]
                 counts[t] += int(np.sum(batch[f"written_{t}"]))

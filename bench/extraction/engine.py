@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.encoders.spec import EncoderSpec
 from bench.extraction.plan import Plan, make_plan
@@ -83,6 +84,21 @@ def extract(
     for summary in summaries.values():
         _finish(summary, rejects_dir, console, quiet=not plan.items and not summary.rejects)
     return summaries
+
+
+def progress_bar(console: Console) -> Progress:
+    """The bar every engine shows: items done, items/s, time left."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]:>7.1f} img/s"),
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
+
+
+def record_problem(summaries: dict[str, ExtractionSummary], plan: Plan, item, kind: str, message: str) -> None:
+    """A reject ("rejects") or a decoder warning ("warnings") of one item, in the summary of every
+    encoder that needed it."""
+    entry = {"image_id": item.record.image_id, "split": item.record.split, "processing": item.op.name,
+             "path": item.record.path, "reason": message}
+    for t in item.targets:
+        getattr(summaries[plan.targets[t].spec.name], kind).append(entry)
 
 
 def _finish(summary: ExtractionSummary, rejects_dir: Path | None, console: Console, quiet: bool = False) -> None:

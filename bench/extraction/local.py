@@ -11,19 +11,11 @@ from typing import Any, Iterable, Iterator
 
 import torch
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from bench import encoders
 from bench.extraction.commit import Committer, row
 from bench.extraction.embed import Embedder
-from bench.extraction.engine import ExtractionSummary
+from bench.extraction.engine import ExtractionSummary, progress_bar, record_problem
 from bench.extraction.plan import Plan
 from bench.extraction.prepare import DECODE_ERRORS, Prepared, View, prepare
 from bench.extraction.settings import ExtractionSettings
@@ -145,29 +137,16 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
         # LanceDB's runtime is not fork-safe; workers start clean instead.
         multiprocessing_context="forkserver" if workers > 0 else None,
     )
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>7.1f} img/s"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
     names = ", ".join(plan.targets[t].spec.name for t in working)
     started = time.perf_counter()
     done = 0
-    with Progress(*columns, console=console, transient=False) as progress:
+    with progress_bar(console) as progress:
         bar = progress.add_task(f"extract {plan.dataset} x {names}", total=len(plan.items), rate=0.0)
         for batch in _prefetched(loader) if _overlap(device, workers) else loader:
             grouped, failed = batch.grouped, batch.failed
             for kind, found in (("rejects", failed), ("warnings", batch.warned)):
                 for index, message in found:
-                    item = plan.items[index]
-                    entry = {"image_id": item.record.image_id, "split": item.record.split, "processing": item.op.name,
-                             "path": item.record.path, "reason": message}
-                    for t in item.targets:
-                        getattr(summaries[plan.targets[t].spec.name], kind).append(entry)
+                    record_problem(summaries, plan, plan.items[index], kind, message)
             for t, embedder in embedders.items():
                 indices, pixels = grouped.get(plan.targets[t].view, ([], None))
                 chosen = [position for position, index in enumerate(indices) if t in plan.items[index].targets]

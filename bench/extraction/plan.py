@@ -21,7 +21,7 @@ from bench.encoders.spec import EncoderSpec
 from bench.errors import BenchError, UsageError
 from bench.extraction.fingerprint import fingerprint
 from bench.extraction.prepare import View, view_of
-from bench.store import Store, item_keys, table_name
+from bench.store import Store, item_keys, merge_keys, table_name
 
 if TYPE_CHECKING:
     from bench.data import ResolvedDataset
@@ -99,7 +99,7 @@ def make_plan(
     targets = tuple(Target(spec, fingerprint(spec, seed, precision, dataset.identity), view_of(spec)) for spec in specs)
     columns = ([r.image_id for r in records for _ in ops], [r.split for r in records for _ in ops], [op.name for _ in records for op in ops])
     wanted = item_keys(*columns, [op.version for _ in records for op in ops])
-    wanted_merge = item_keys(*columns, [0] * len(columns[0]))
+    wanted_merge = merge_keys(*columns)
     lacking, stored, since = [], {}, {}
     for target in targets:
         name = target.spec.name
