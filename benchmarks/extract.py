@@ -190,15 +190,24 @@ def bare_forward(model, images, batch_size: int, device) -> tuple[float, int, in
 
 
 class OtherLoad:
-    """CPU time used by other processes on this machine while a measurement ran (Linux /proc/stat).
+    """CPU time used by other processes on this machine while a measurement ran (Linux /proc).
 
-    The machine may be shared; a figure taken while something else was busy is not comparable."""
+    The machine may be shared; a figure taken while something else was busy is not comparable.
+    This process's descendants (DataLoader workers, a local Ray cluster) are part of the
+    measurement, not others: a thread samples their CPU time while the measurement runs."""
 
     def __init__(self) -> None:
-        self.start = self._sample()
+        import os
+        import threading
 
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
+        self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.descendants: dict[int, float] = {}  # pid -> CPU seconds, as last seen
+        self.stopped = threading.Event()
+        self.start = self._sample()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> tuple[float, float, float] | None:
         import os
 
         try:
@@ -206,17 +215,44 @@ class OtherLoad:
                 fields = [int(value) for value in handle.readline().split()[1:]]
         except (OSError, ValueError):
             return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        busy = (sum(fields[:8]) - fields[3] - fields[4]) / ticks  # everything but idle and iowait
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / self.ticks  # everything but idle and iowait
         own = os.times()
-        return busy, own.user + own.system + own.children_user + own.children_system, time.perf_counter()
+        return busy, own.user + own.system, time.perf_counter()
+
+    def _watch(self) -> None:
+        import os
+
+        while not self.stopped.wait(0.5):
+            parents, cpu = {}, {}
+            for name in os.listdir("/proc"):
+                if not name.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as handle:
+                        fields = handle.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parents[int(name)] = int(fields[1])
+                cpu[int(name)] = (int(fields[11]) + int(fields[12])) / self.ticks
+            mine = {os.getpid()}
+            changed = True
+            while changed:
+                changed = False
+                for pid, parent in parents.items():
+                    if parent in mine and pid not in mine:
+                        mine.add(pid)
+                        changed = True
+            for pid in mine - {os.getpid()}:
+                self.descendants[pid] = max(self.descendants.get(pid, 0.0), cpu[pid])
 
     def cores_used_by_others(self) -> float | None:
         """Average number of cores other processes kept busy since construction."""
+        self.stopped.set()
+        self.thread.join()
         end = self._sample()
         if self.start is None or end is None or end[2] <= self.start[2]:
             return None
-        others = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        others = (end[0] - self.start[0]) - (end[1] - self.start[1]) - sum(self.descendants.values())
         return max(others, 0.0) / (end[2] - self.start[2])
 
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
+from bench import data, encoders, extraction
+from bench.extraction import distributed
+from bench.extraction.engine import ExtractionSummary
+from bench.extraction.plan import make_plan
+from bench.extraction.settings import ExtractionSettings
 from bench.store import Store
 from bench.tasks import knn_influence
 from tests.conftest import PROJECT, bench_command, run_bench
@@ -58,3 +64,46 @@ def test_ray_engine_survives_a_killed_worker_and_matches_the_local_engine(tmp_pa
         assert max(float(np.abs(mine.vectors[p] - theirs.vectors[p]).max()) for p in PROCESSINGS) <= 1e-5
     outcomes = [knn_influence.run(*splits[name], PROCESSINGS, k=3, seeds=(0, 1)) for name in ("ray", "local")]
     assert outcomes[0].triples == outcomes[1].triples and outcomes[0].uniform == outcomes[1].uniform
+
+
+def test_staged_layout_matches_the_local_engine(tmp_path: Path) -> None:
+    """The layout GPU clusters get (prepare tasks feeding one actor pool per encoder, each writing
+    its own fragments), run here with CPU actors."""
+    import dataclasses
+
+    dataset = data.resolve("demo-mini")
+    dataset = dataclasses.replace(dataset, listing=data.Listing([r for r in dataset.listing.records if r.split == "val"][:10]))
+    specs = [encoders.get(ENCODER), encoders.get("effnet/lite0.in1k")]
+    staged, local = Store(tmp_path / "staged"), Store(tmp_path / "local")
+    plan = make_plan(dataset, specs, PROCESSINGS, staged, splits=("val",))
+    summaries = {spec.name: ExtractionSummary(plan.dataset, spec.name) for spec in specs}
+    distributed.run(plan, ExtractionSettings(device="cpu", batch_size=4, commit_seconds=0), staged, summaries, Console(quiet=True), staged=True)
+    extraction.extract(dataset, specs, PROCESSINGS, local, splits=("val",), console=Console(quiet=True))
+    for spec in specs:
+        assert summaries[spec.name].rows_written == 10 * len(PROCESSINGS)
+        state = staged.key_state(dataset.key, spec.name)
+        assert len(state.merge_keys) == 10 * len(PROCESSINGS) and state.duplicates() == 0
+        mine, theirs = (store.split_vectors(dataset.key, spec.name, "val", PROCESSINGS) for store in (staged, local))
+        assert list(mine.image_ids) == list(theirs.image_ids)
+        assert max(float(np.abs(mine.vectors[p] - theirs.vectors[p]).max()) for p in PROCESSINGS) <= 1e-5
+
+
+@pytest.mark.parametrize("nodes, expected", [([2], (1, 2)), ([12], (2, 6)), ([64], (8, 8)), ([4, 64], (4, 9)), ([16, 16], (2, 16)), ([0.5], (1, 1))])
+def test_cpu_actors_use_every_core_with_few_threads(nodes: list[float], expected: tuple[int, int]) -> None:
+    threads, actors = distributed._cpu_actors(nodes)
+    assert (threads, actors) == expected
+    assert threads <= max(1, min(int(n) for n in nodes))  # every node can host an actor
+    assert actors * threads <= max(1, sum(int(n) for n in nodes))  # no core is promised twice
+
+
+def test_a_ray_address_where_nothing_answers_is_refused_at_once(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    done = run_bench(tmp_path, *EXTRACT, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}")
+    assert done.returncode == 2 and time.monotonic() - started < 60
+    assert f"--ray-address 127.0.0.1:{port}: nothing answers there" in done.stderr and "Traceback" not in done.stderr
+    assert not Store(tmp_path / "embeddings").has_table("demo-mini", ENCODER)

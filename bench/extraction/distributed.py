@@ -1,20 +1,25 @@
 """The Ray engine: the same plan, prepare, embed and commit stages on Ray Data.
 
-The plan's items become a Ray dataset; the prepare stage runs as CPU map tasks; each encoder runs
-in a pool of actors (one GPU each when the cluster has GPUs, CPU actors otherwise); workers write
-each encoder's rows as Lance fragments of its table, and this process (the driver) commits them
-every few seconds. Ray retries a task or restarts an actor whose process dies; only fragments
-that reach the driver are committed, so a retried batch is never stored twice, and a killed run
-resumes from what was committed, like the local engine.
-"""
+The plan's items become a Ray dataset. With GPUs, the prepare stage runs as CPU map tasks on
+every core and each encoder runs in a pool of GPU actors. Without GPUs, single-threaded actors
+(one per core, up to a limit per node) each run a batch through the prepare stage and every
+encoder, as the local engine does. Either way the embedding actors write each encoder's rows as
+Lance fragments of its table, and this process (the driver) commits them every few seconds. Ray
+retries a task or restarts an actor whose process dies; only fragments that reach the driver are
+committed, so a retried batch is never stored twice, and a killed run resumes from what was
+committed, like the local engine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import sys
+import tempfile
 import time
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 from rich.console import Console
@@ -25,6 +30,8 @@ from bench.extraction.plan import Plan
 from bench.extraction.settings import ExtractionSettings
 from bench.store import Store
 
+MAX_CPU_ACTORS_PER_NODE = 8  # on CPU-only clusters; each actor holds a copy of every encoder
+LOG_LEVEL_NOTICE = "Set ray log level from environment variable"  # what Ray's C++ layer says when told its level
 PASSED_ENVIRONMENT = ("AWS_", "BENCH_", "HF_", "GOOGLE_", "AZURE_")  # settings workers need to reach the store and weights
 
 
@@ -35,6 +42,43 @@ def _ray():
     except ImportError:
         raise DependencyError('--engine ray needs Ray Data, which is not installed: pip install -e ".[ray]"') from None
     return ray
+
+
+@contextlib.contextmanager
+def _stderr_without(notice: str) -> Iterator[None]:
+    """Run the block with this process's stderr (file descriptor 2, which Ray's C++ layer writes
+    to) captured, then pass on every captured line but those containing `notice`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if notice not in line:
+                    sys.stderr.write(line)
+
+
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """Refuse a HOST:PORT (or ray://HOST:PORT) where nothing answers, at once: Ray itself retries
+    such an address for minutes."""
+    import socket
+
+    from bench.errors import UsageError
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as error:
+        raise UsageError(f"--ray-address {address}: nothing answers there ({error}); start the cluster first "
+                         "(ray start --head prints its address), or leave --ray-address out to start a local one") from None
 
 
 def connect(settings: ExtractionSettings) -> bool:
@@ -50,10 +94,16 @@ def connect(settings: ExtractionSettings) -> bool:
     environment = {name: value for name, value in os.environ.items() if name.startswith(PASSED_ENVIRONMENT)}
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False,
                                "runtime_env": {"env_vars": environment}}
+    # Ray's C++ layer prints false alarms to the terminal (for every Ray Data actor pool: "has
+    # constructor arguments in the object store"); real failures still raise Python errors.
+    # Setting RAY_BACKEND_LOG_LEVEL yourself brings its lines back.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     if settings.ray_address:
-        ray.init(address=settings.ray_address, **options)
+        _check_reachable(settings.ray_address)
     else:
-        ray.init(**options)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local cluster starts sooner and makes no outside connection
+    with _stderr_without(LOG_LEVEL_NOTICE):
+        ray.init(address=settings.ray_address, **options)
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
@@ -66,6 +116,10 @@ def _item_rows(plan: Plan) -> list[dict[str, Any]]:
 
 def _view_key(view) -> str:
     return f"{view.size}_{view.interpolation}_{view.mode}"
+
+
+def _items(batch: dict[str, np.ndarray]) -> list[Any]:
+    return [pickle.loads(payload) for payload in batch["item"]]
 
 
 class Prepare:
@@ -85,8 +139,7 @@ class Prepare:
         for view in self.views:
             out[f"pixels_{_view_key(view)}"] = np.zeros((count, 3, view.size, view.size), dtype=np.uint8)
         errors, warned = [], []
-        for row, payload in enumerate(batch["item"]):
-            item = pickle.loads(payload)
+        for row, item in enumerate(_items(batch)):
             try:
                 needed = {self.views_of_targets[t] for t in item.targets}
                 prepared = prepare(item.record, item.op, [view for view in self.views if view in needed], self.seed)
@@ -103,11 +156,25 @@ class Prepare:
         return out
 
 
-class Embed:
-    """Embed stage for one encoder: loads it once per actor, adds `vector_<t>` (zeros where the
-    item does not need this encoder or failed to decode)."""
+@dataclass(frozen=True)
+class Encoding:
+    """One encoder's share of the embed stage: what to load, which pixels it reads, where its rows go."""
 
-    def __init__(self, spec, target: int, view, device: str, precision: str, threads: int | None):
+    target: int
+    spec: Any
+    view: Any
+    writer: Any  # the store's fragment writer for this encoder's table
+    schema: Any
+
+
+class Embed:
+    """Embed stage for one or more encoders, in an actor that loads them once: each encoder's rows
+    of the batch are written as Lance fragments of its table, and the batch leaves with
+    `fragments_<t>` and `written_<t>` in place of vectors. With `prepare`, the actor also runs the
+    prepare stage first (CPU-only clusters: one actor per node does a batch's whole work, as the
+    local engine does, instead of moving pixels between processes that share the same cores)."""
+
+    def __init__(self, encodings: list[Encoding], device: str, precision: str, threads: int | None, prepare: Prepare | None, last: bool):
         import torch
 
         from bench import encoders
@@ -117,88 +184,88 @@ class Embed:
         if threads:
             torch.set_num_threads(threads)
         keep_freed_memory()
-        self.target = target
-        self.column = f"pixels_{_view_key(view)}"
-        self.embedder = Embedder(encoders.load(spec), pick_device(device), precision)
-        self.dim = spec.embed_dim
+        self.encodings = encodings
+        self.embedders = [Embedder(encoders.load(encoding.spec), pick_device(device), precision) for encoding in encodings]
+        self.prepare = prepare
+        self.last = last
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        count = len(batch["index"])
-        wanted = np.array([not batch["error"][row] and self.target in pickle.loads(batch["item"][row]).targets for row in range(count)])
-        vectors = np.zeros((count, self.dim), dtype=np.float32)
-        if wanted.any():
-            vectors[wanted] = self.embedder(torch.from_numpy(np.ascontiguousarray(batch[self.column][wanted])))
-        batch[f"vector_{self.target}"] = vectors
-        batch[f"wanted_{self.target}"] = wanted
-        return batch
-
-
-class Write:
-    """Write stage: each encoder's rows of the batch as Lance fragments of its table."""
-
-    def __init__(self, writers: dict[int, Any], schemas: dict[int, Any]):
-        self.writers = writers
-        self.schemas = schemas
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from bench.extraction.commit import row
         from bench.store import rows_to_arrow
 
-        items = [pickle.loads(payload) for payload in batch["item"]]
-        out: dict[str, np.ndarray] = {"index": batch["index"], "error": batch["error"], "warnings": batch["warnings"]}
-        for target, writer in self.writers.items():
-            wanted = batch[f"wanted_{target}"]
-            chosen = [items[position] for position in np.flatnonzero(wanted)]
+        if self.prepare is not None:
+            batch = self.prepare(batch)
+        items = _items(batch)
+        count = len(items)
+        for encoding, embedder in zip(self.encodings, self.embedders):
+            wanted = np.array([not batch["error"][position] and encoding.target in item.targets for position, item in enumerate(items)])
             payload = b""
-            if chosen:
-                table = rows_to_arrow([row(item.record, item.op) for item in chosen], batch[f"vector_{target}"][wanted], self.schemas[target])
-                payload = writer.write(table)
-            out[f"fragments_{target}"] = np.asarray([payload] + [b""] * (len(items) - 1), dtype=object)
-            out[f"written_{target}"] = np.asarray([len(chosen)] + [0] * (len(items) - 1))
-        return out
+            if wanted.any():
+                pixels = torch.from_numpy(np.ascontiguousarray(batch[f"pixels_{_view_key(encoding.view)}"][wanted]))
+                chosen = [items[position] for position in np.flatnonzero(wanted)]
+                table = rows_to_arrow([row(item.record, item.op) for item in chosen], embedder(pixels), encoding.schema)
+                payload = encoding.writer.write(table)
+            batch[f"fragments_{encoding.target}"] = np.asarray([payload] + [b""] * (count - 1), dtype=object)
+            batch[f"written_{encoding.target}"] = np.asarray([int(wanted.sum())] + [0] * (count - 1))
+        if self.last:  # only small columns travel back to the driver
+            batch = {name: column for name, column in batch.items() if not name.startswith(("pixels_", "item"))}
+        return batch
 
 
-def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[str, ExtractionSummary], console: Console) -> None:
-    """Embed every planned item with every encoder that lacks it, on Ray."""
+def _cpu_actors(cores_per_node: list[float]) -> tuple[int, int]:
+    """(threads per actor, actors) for a cluster without GPUs. Single-threaded actors, one per
+    core, run fastest: a multi-threaded forward pass stalls whenever any other process (Ray's
+    own, the driver) takes one of its cores (measured on 2 cores, two encoders: one 2-thread
+    actor 0.49 of the local engine's rate, two 1-thread actors 0.71). Each actor holds every
+    encoder, so past MAX_CPU_ACTORS_PER_NODE actors a node's cores are shared out as threads."""
+    nodes = [int(cores) for cores in cores_per_node if cores >= 1] or [1]
+    threads = min(min(nodes), -(-max(nodes) // MAX_CPU_ACTORS_PER_NODE))  # every node hosts at least one actor
+    return threads, sum(min(MAX_CPU_ACTORS_PER_NODE, cores // threads) for cores in nodes)
+
+
+def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[str, ExtractionSummary], console: Console,
+        staged: bool | None = None) -> None:
+    """Embed every planned item with every encoder that lacks it, on Ray. `staged`: prepare tasks
+    feeding one actor pool per encoder (default when the cluster has GPUs and --device allows
+    them) rather than actors that each do a batch's whole work (default otherwise)."""
     from bench.encoders.loaders import load  # a bad checkpoint fails here, before any table or cluster work
-    from bench.runtime import cpu_count
 
     ray = _ray()
     working = [t for t in range(len(plan.targets)) if plan.missing(t)]
     for t in working:
         load(plan.targets[t].spec)
-    schemas = {t: store.prepare(plan.dataset, plan.targets[t].spec.name, plan.targets[t].spec.embed_dim, plan.targets[t].fingerprint)
-               for t in working}
-    writers = {t: store.fragment_writer(plan.dataset, plan.targets[t].spec.name) for t in working}
-    started_here = connect(settings)
+    started_here = connect(settings)  # a wrong --ray-address fails here, before any table is made
     try:
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        cpus = int(ray.cluster_resources().get("CPU", cpu_count()))
+        schemas = {t: store.prepare(plan.dataset, plan.targets[t].spec.name, plan.targets[t].spec.embed_dim, plan.targets[t].fingerprint)
+                   for t in working}  # creates the tables the writers open
+        encodings = [Encoding(t, plan.targets[t].spec, plan.targets[t].view, store.fragment_writer(plan.dataset, plan.targets[t].spec.name),
+                              schemas[t]) for t in working]
+        gpus = int(ray.cluster_resources().get("GPU", 0)) if settings.device != "cpu" else 0
+        staged = bool(gpus) if staged is None else staged
         batch_size = settings.batch_size or (256 if gpus else 8)
         prepare_stage = Prepare({t: plan.targets[t].view for t in working}, settings.seed)
         dataset = ray.data.from_items(_item_rows(plan), override_num_blocks=max(1, len(plan.items) // max(batch_size, 1)))
-        dataset = dataset.map_batches(prepare_stage, batch_size=batch_size, num_cpus=1 if gpus else 0.01, batch_format="numpy")
-        for t in working:
-            # GPUs: each encoder's pool shares them, and prepare tasks decode on every core. CPU only:
-            # Ray runs the prepare stage inside the (first) encoder's actor, so the actors share all
-            # the cores and take two batches at a time: one decodes while the other runs the model.
-            share = len(working)
-            if gpus:
-                resources = {"num_gpus": min(1.0, gpus / share), "num_cpus": 0.01}
-                strategy, threads, device = ray.data.ActorPoolStrategy(size=max(1, gpus // share)), None, "cuda"
-            else:
-                resources = {"num_cpus": max(0.01, (cpus - 0.05) / share)}
-                strategy = ray.data.ActorPoolStrategy(size=1, max_concurrent_calls_per_actor=2, enable_true_multi_threading=True)
-                threads, device = max(1, cpus // share), "cpu"
+        common = {"batch_size": batch_size, "batch_format": "numpy"}
+        if staged:
+            # Prepare tasks decode on every core; each encoder's actor pool shares the GPUs.
+            dataset = dataset.map_batches(prepare_stage, num_cpus=1, **common)
+            share = len(encodings)
+            resources = {"num_gpus": min(1.0, gpus / share), "num_cpus": 0.01} if gpus else {"num_cpus": 0.01}
+            for position, encoding in enumerate(encodings):
+                dataset = dataset.map_batches(
+                    Embed, fn_constructor_kwargs={"encodings": [encoding], "device": "cuda" if gpus else "cpu", "precision": settings.precision,
+                                                  "threads": None if gpus else 1, "prepare": None, "last": position == share - 1},
+                    compute=ray.data.ActorPoolStrategy(size=max(1, gpus // share)), **resources, **common)
+        else:
+            # Actors that each do a batch's whole work, as the local engine does, so pixels never
+            # move between processes that share the same cores.
+            threads, actors = _cpu_actors([node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]])
             dataset = dataset.map_batches(
-                Embed, fn_constructor_kwargs={"spec": plan.targets[t].spec, "target": t, "view": plan.targets[t].view, "device": device,
-                                              "precision": settings.precision, "threads": threads},
-                compute=strategy, batch_size=batch_size, batch_format="numpy", **resources,
-            )
-        dataset = dataset.map_batches(Write, fn_constructor_kwargs={"writers": writers, "schemas": schemas}, batch_size=batch_size,
-                                      compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.01, batch_format="numpy")
+                Embed, fn_constructor_kwargs={"encodings": encodings, "device": "cpu", "precision": settings.precision, "threads": threads,
+                                              "prepare": prepare_stage, "last": True},
+                compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=threads, **common)
         _commit_as_they_come(dataset, plan, settings, store, summaries, console, working)
     finally:
         if started_here:
