@@ -246,7 +246,8 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
         staged = bool(gpus) if staged is None else staged
         batch_size = settings.batch_size or (256 if gpus else 8)
         prepare_stage = Prepare({t: plan.targets[t].view for t in working}, settings.seed)
-        dataset = ray.data.from_items(_item_rows(plan), override_num_blocks=max(1, len(plan.items) // max(batch_size, 1)))
+        blocks = -(-len(plan.items) // batch_size)  # one batch each; a pool larger than this would idle
+        dataset = ray.data.from_items(_item_rows(plan), override_num_blocks=blocks)
         common = {"batch_size": batch_size, "batch_format": "numpy"}
         if staged:
             # Prepare tasks decode on every core; each encoder's actor pool shares the GPUs.
@@ -257,7 +258,7 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
                 dataset = dataset.map_batches(
                     Embed, fn_constructor_kwargs={"encodings": [encoding], "device": "cuda" if gpus else "cpu", "precision": settings.precision,
                                                   "threads": None if gpus else 1, "prepare": None, "last": position == share - 1},
-                    compute=ray.data.ActorPoolStrategy(size=max(1, gpus // share)), **resources, **common)
+                    compute=ray.data.ActorPoolStrategy(size=min(blocks, max(1, gpus // share))), **resources, **common)
         else:
             # Actors that each do a batch's whole work, as the local engine does, so pixels never
             # move between processes that share the same cores.
@@ -265,7 +266,7 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
             dataset = dataset.map_batches(
                 Embed, fn_constructor_kwargs={"encodings": encodings, "device": "cpu", "precision": settings.precision, "threads": threads,
                                               "prepare": prepare_stage, "last": True},
-                compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=threads, **common)
+                compute=ray.data.ActorPoolStrategy(size=min(blocks, actors)), num_cpus=threads, **common)
         _commit_as_they_come(dataset, plan, settings, store, summaries, console, working)
     finally:
         if started_here:
