@@ -51,11 +51,11 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
     _add_dataset_options(parser)
     parser.add_argument("--device", default="auto", help="cuda, cuda:N, mps, cpu or auto (default: the best available)")
     parser.add_argument("--batch-size", type=positive_int, help="images per forward pass (default: 8 on CPU, 256 on a GPU)")
-    parser.add_argument("--workers", type=non_negative_int, help="DataLoader worker processes (default: 0 on CPU, every core on a GPU)")
+    parser.add_argument("--workers", type=non_negative_int, help="local engine: DataLoader worker processes (default: 0 on CPU, every core on a GPU); the Ray engine sizes its own")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="forward-pass precision; vectors are stored as float32 and tables of different precisions never mix (default: fp32, as the paper)")
     parser.add_argument("--engine", choices=ENGINES, default="local", help="local (this process) or ray (Ray Data; see README, 'Beyond one machine')")
-    parser.add_argument("--ray-address", help="with --engine ray: the address of a running Ray cluster (default: start a local one)")
+    parser.add_argument("--ray-address", help="with --engine ray: HOST:PORT of a running Ray cluster (ray start --head prints it; default: start a local one for this command)")
     parser.add_argument("--weights", help="local checkpoint file replacing the encoder's pretrained weights (one encoder only)")
 
 

@@ -107,6 +107,7 @@ USER_ERRORS = {
     "encoders file is a folder": (lambda tmp: ["--encoders-file", str(tmp), "list", "encoders"], "is a folder"),
     "negative workers": (lambda tmp: ["extract", "--encoders", RANDOM, "--workers", "-1"], "must be 0 or more"),
     "cuda without a GPU": (lambda tmp: ["extract", "--encoders", RANDOM, "--device", "cuda"], "no CUDA GPU"),
+    "ray address without the ray engine": (lambda tmp: ["extract", "--encoders", RANDOM, "--ray-address", "127.0.0.1:6379"], "add --engine ray"),
     "misspelt device": (lambda tmp: ["extract", "--encoders", RANDOM, "--device", "gpu0"], "not a device name"),
     "unknown split": (lambda tmp: ["extract", "--dataset", "demo-mini", "--encoders", RANDOM, "--splits", "trian"], "unknown split"),
     "empty split": (lambda tmp: ["extract", "--dataset", "demo-mini", "--encoders", RANDOM, "--splits", "test"], "no images in test"),

@@ -71,3 +71,19 @@ def test_every_verb_on_s3_matches_a_local_folder(s3: dict[str, str], tmp_path: P
         assert list(mine.image_ids) == list(theirs.image_ids)
         for name in mine.vectors:
             np.testing.assert_allclose(mine.vectors[name], theirs.vectors[name], rtol=0, atol=1e-5)
+
+
+def test_the_ray_engine_writes_its_fragments_to_s3(s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray", reason="the Ray engine needs the ray extra (pip install -e '.[ray]')")
+    uri = f"s3://bench/{uuid.uuid4().hex}"
+    extract = ("extract", "--dataset", "demo-mini", "--encoders", ENCODER, "--processings", "sharpen2", "--splits", "val")
+    _bench(tmp_path / "remote", {**s3, "BENCH_EMBEDDINGS_URI": uri}, *extract, "--engine", "ray")
+    _bench(tmp_path / "local", {}, *extract)
+    for name, value in s3.items():
+        monkeypatch.setenv(name, value)
+    local, bucket = Store(tmp_path / "local" / "embeddings"), Store(uri)
+    state = bucket.key_state("demo-mini", ENCODER)
+    assert len(state.merge_keys) == local.count("demo-mini", ENCODER) and state.duplicates() == 0
+    mine, theirs = (store.split_vectors("demo-mini", ENCODER, "val", ["sharpen2"]) for store in (local, bucket))
+    assert list(mine.image_ids) == list(theirs.image_ids)
+    np.testing.assert_allclose(mine.vectors["sharpen2"], theirs.vectors["sharpen2"], rtol=0, atol=1e-5)

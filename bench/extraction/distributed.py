@@ -91,9 +91,9 @@ def connect(settings: ExtractionSettings) -> bool:
     # Ray starts its processes by fork + exec: the Lance runtime's fork warnings do not apply.
     warnings.filterwarnings("ignore", message=".*fork support is experimental.*", category=RuntimeWarning)
     warnings.filterwarnings("ignore", message=".*lance is not fork-safe.*", category=UserWarning)
-    environment = {name: value for name, value in os.environ.items() if name.startswith(PASSED_ENVIRONMENT)}
-    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False,
-                               "runtime_env": {"env_vars": environment}}
+    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
+    if settings.ray_address:  # a local cluster's workers inherit this process's environment; a running cluster's do not
+        options["runtime_env"] = {"env_vars": {name: value for name, value in os.environ.items() if name.startswith(PASSED_ENVIRONMENT)}}
     # Ray's C++ layer prints false alarms to the terminal (for every Ray Data actor pool: "has
     # constructor arguments in the object store"); real failures still raise Python errors.
     # Setting RAY_BACKEND_LOG_LEVEL yourself brings its lines back.

@@ -27,6 +27,8 @@ class ExtractionSettings:
             raise UsageError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.engine not in ENGINES:
             raise UsageError(f"--engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if self.ray_address and self.engine != "ray":
+            raise UsageError(f"--ray-address {self.ray_address}: add --engine ray (the local engine runs in this process)")
         if self.workers is not None and self.workers < 0:
             raise UsageError(f"--workers {self.workers}: give 0 (decode in the main process) or a positive number")
         if self.batch_size is not None and self.batch_size < 1:
