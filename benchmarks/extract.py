@@ -200,7 +200,7 @@ class OtherLoad:
         import os
         import threading
 
-        self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.ticks = os.sysconf("SC_CLK_TCK")
         self.descendants: dict[int, float] = {}  # pid -> CPU seconds, as last seen
         self.stopped = threading.Event()
         self.start = self._sample()
@@ -223,7 +223,8 @@ class OtherLoad:
         import os
 
         while not self.stopped.wait(0.5):
-            parents, cpu = {}, {}
+            children: dict[int, list[int]] = {}
+            cpu: dict[int, float] = {}
             for name in os.listdir("/proc"):
                 if not name.isdigit():
                     continue
@@ -232,18 +233,13 @@ class OtherLoad:
                         fields = handle.read().rsplit(")", 1)[1].split()
                 except OSError:
                     continue
-                parents[int(name)] = int(fields[1])
+                children.setdefault(int(fields[1]), []).append(int(name))
                 cpu[int(name)] = (int(fields[11]) + int(fields[12])) / self.ticks
-            mine = {os.getpid()}
-            changed = True
-            while changed:
-                changed = False
-                for pid, parent in parents.items():
-                    if parent in mine and pid not in mine:
-                        mine.add(pid)
-                        changed = True
-            for pid in mine - {os.getpid()}:
+            waiting = list(children.get(os.getpid(), []))
+            while waiting:
+                pid = waiting.pop()
                 self.descendants[pid] = max(self.descendants.get(pid, 0.0), cpu[pid])
+                waiting += children.get(pid, [])
 
     def cores_used_by_others(self) -> float | None:
         """Average number of cores other processes kept busy since construction."""

@@ -19,16 +19,23 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 from rich.console import Console
 
-from bench.errors import DependencyError
+from bench.errors import DependencyError, UsageError
 from bench.extraction.engine import ExtractionSummary, progress_bar, record_problem
 from bench.extraction.plan import Plan
 from bench.extraction.settings import ExtractionSettings
 from bench.store import Store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from bench.encoders.spec import EncoderSpec
+    from bench.extraction.prepare import View
+    from bench.store import FragmentWriter
 
 MAX_CPU_ACTORS_PER_NODE = 8  # on CPU-only clusters; each actor holds a copy of every encoder
 LOG_LEVEL_NOTICE = "Set ray log level from environment variable"  # what Ray's C++ layer says when told its level
@@ -69,8 +76,6 @@ def _check_reachable(address: str, seconds: float = 5.0) -> None:
     such an address for minutes."""
     import socket
 
-    from bench.errors import UsageError
-
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         return  # "auto" and other forms Ray resolves itself
@@ -92,14 +97,14 @@ def connect(settings: ExtractionSettings) -> bool:
     warnings.filterwarnings("ignore", message=".*fork support is experimental.*", category=RuntimeWarning)
     warnings.filterwarnings("ignore", message=".*lance is not fork-safe.*", category=UserWarning)
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
-    if settings.ray_address:  # a local cluster's workers inherit this process's environment; a running cluster's do not
-        options["runtime_env"] = {"env_vars": {name: value for name, value in os.environ.items() if name.startswith(PASSED_ENVIRONMENT)}}
     # Ray's C++ layer prints false alarms to the terminal (for every Ray Data actor pool: "has
     # constructor arguments in the object store"); real failures still raise Python errors.
     # Setting RAY_BACKEND_LOG_LEVEL yourself brings its lines back.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     if settings.ray_address:
         _check_reachable(settings.ray_address)
+        # a local cluster's workers inherit this process's environment; a running cluster's do not
+        options["runtime_env"] = {"env_vars": {name: value for name, value in os.environ.items() if name.startswith(PASSED_ENVIRONMENT)}}
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local cluster starts sooner and makes no outside connection
     with _stderr_without(LOG_LEVEL_NOTICE):
@@ -131,7 +136,8 @@ class Prepare:
         self.views = list(dict.fromkeys(views_of_targets.values()))
         self.seed = seed
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: dict[str, np.ndarray], items: list[Any] | None = None) -> dict[str, np.ndarray]:
+        """`items`: the batch's unpickled items, when the caller already has them."""
         from bench.extraction.prepare import DECODE_ERRORS, prepare
 
         count = len(batch["index"])
@@ -139,7 +145,7 @@ class Prepare:
         for view in self.views:
             out[f"pixels_{_view_key(view)}"] = np.zeros((count, 3, view.size, view.size), dtype=np.uint8)
         errors, warned = [], []
-        for row, item in enumerate(_items(batch)):
+        for row, item in enumerate(_items(batch) if items is None else items):
             try:
                 needed = {self.views_of_targets[t] for t in item.targets}
                 prepared = prepare(item.record, item.op, [view for view in self.views if view in needed], self.seed)
@@ -161,18 +167,18 @@ class Encoding:
     """One encoder's share of the embed stage: what to load, which pixels it reads, where its rows go."""
 
     target: int
-    spec: Any
-    view: Any
-    writer: Any  # the store's fragment writer for this encoder's table
-    schema: Any
+    spec: EncoderSpec
+    view: View
+    writer: FragmentWriter  # writes rows as Lance fragments of this encoder's table
+    schema: pa.Schema
 
 
 class Embed:
     """Embed stage for one or more encoders, in an actor that loads them once: each encoder's rows
     of the batch are written as Lance fragments of its table, and the batch leaves with
     `fragments_<t>` and `written_<t>` in place of vectors. With `prepare`, the actor also runs the
-    prepare stage first (CPU-only clusters: one actor per node does a batch's whole work, as the
-    local engine does, instead of moving pixels between processes that share the same cores)."""
+    prepare stage first (CPU-only clusters: each actor does a batch's whole work, as the local
+    engine does, instead of moving pixels between processes that share the same cores)."""
 
     def __init__(self, encodings: list[Encoding], device: str, precision: str, threads: int | None, prepare: Prepare | None, last: bool):
         import torch
@@ -195,9 +201,9 @@ class Embed:
         from bench.extraction.commit import row
         from bench.store import rows_to_arrow
 
-        if self.prepare is not None:
-            batch = self.prepare(batch)
         items = _items(batch)
+        if self.prepare is not None:
+            batch = self.prepare(batch, items)
         count = len(items)
         for encoding, embedder in zip(self.encodings, self.embedders):
             wanted = np.array([not batch["error"][position] and encoding.target in item.targets for position, item in enumerate(items)])
