@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bench import index, processing
+from bench import index, invocation, processing
 from bench.arguments import comma_list, non_negative_int, positive_int
 from bench.encoders.spec import FAMILIES
 from bench.errors import BenchError, UsageError
@@ -73,7 +73,7 @@ def _settings(arguments: argparse.Namespace) -> ExtractionSettings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench import leaderboard
+    from bench import fetching, leaderboard
     from bench.tasks import run_options
 
     parser = argparse.ArgumentParser(
@@ -88,11 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = verbs.add_parser("list", help="list encoders, datasets, tasks or processings")
     listing.add_argument("kind", choices=("encoders", "datasets", "tasks", "processings"))
     listing.add_argument("--family", choices=FAMILIES, help="encoders of one family only")
+    listing.add_argument("--set", help="the encoders of one set, in its order (e.g. paper, cvl, ssl, sup, offline, or a set of --encoders-file)")
 
     extract = verbs.add_parser("extract", help="embed a dataset under processings into the store (resumable)")
     extract.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
     extract.add_argument("--encoders", "--encoder", dest="encoders", type=comma_list, required=True,
-                         help="comma-separated encoder names, e.g. effnet/lite0.in1k; one pass over the images feeds them all")
+                         help="comma-separated encoder names or sets (e.g. effnet/lite0.in1k, or paper for the paper's 47); one pass over the images feeds them all")
     which = extract.add_mutually_exclusive_group()
     which.add_argument("--group", default="jpeg", help=f"processing group: {', '.join(processing.GROUPS)} (default: jpeg)")
     which.add_argument("--processings", type=comma_list, help="comma-separated processing names instead of a group")
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = verbs.add_parser("run", help="run a task and print its leaderboard; finished cells are skipped")
     run.add_argument("task", help="task name, e.g. knn-influence (`list tasks` shows all)")
     run.add_argument("--dataset", help="dataset name (default: the task's offline dataset: demo, or paircams-sim for paircams)")
-    run.add_argument("--encoders", type=comma_list, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names (default: {','.join(DEFAULT_ENCODERS)})")
+    run.add_argument("--encoders", type=comma_list, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names or sets (paper, cvl, ssl, sup, offline; `list encoders` shows them) (default: {','.join(DEFAULT_ENCODERS)})")
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
     run.add_argument("--rebuild", action="store_true",
                      help="drop the encoders' tables for this dataset and extract again (after a fingerprint or folder change); implies --overwrite")
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--encoder", required=True, help="encoder name whose table to read")
     _add_dataset_options(query)
     query.add_argument("--where", help="SQL filter over the table's columns, e.g. \"camera_make = 'Canon' AND processing = 'jpeg95_444'\"")
-    query.add_argument("--columns", type=comma_list, help="comma-separated columns to show (default: all but the vector)")
+    query.add_argument("--columns", type=comma_list, help="comma-separated columns to show (default: all but vector and source_stamp)")
     query.add_argument("--limit", type=positive_int, help=f"at most this many rows (default: all; {TABLE_ROWS} for --format table)")
     query.add_argument("--format", choices=("table", "csv", "parquet"), default="table", help="output format (default: table)")
     query.add_argument("--out", help="write to this file instead of the terminal (required for parquet)")
@@ -144,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = verbs.add_parser("report", help="write an HTML + Markdown report with figures from stored results alone")
     report.add_argument("--name", default="latest", help="report folder: reports/<name>/ (default: latest)")
     report.add_argument("--title", default="bench report", help="title of the report (default: bench report)")
-    for sub in (listing, extract, run, query, indexing, board, report):
+    fetch = fetching.add_parser(verbs)
+    for sub in (listing, extract, run, query, indexing, board, report, fetch):
         _add_common(sub, top=False)
     return parser
 
@@ -155,10 +157,12 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
 
     from bench import query, store
 
-    source = store.Store(workspace.embeddings_uri)
-    dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _root(arguments.root), arguments.attribute)
     if arguments.format == "parquet" and not arguments.out:
         raise query.QueryError("--format parquet needs --out FILE")
+    if arguments.out:
+        _check_out(arguments.out)
+    source = store.Store(workspace.embeddings_uri)
+    dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _root(arguments.root), arguments.attribute)
     limit = arguments.limit or (TABLE_ROWS if arguments.format == "table" and not arguments.out else None)
     if arguments.like:
         found = query.like(
@@ -196,16 +200,19 @@ def _index(arguments: argparse.Namespace, workspace: Workspace, console: Console
     console.print(ann.build(source, dataset, arguments.encoder, sample=arguments.sample).line())
 
 
-def _list(kind: str, family: str | None, console: Console) -> None:
+def _list(kind: str, family: str | None, console: Console, chosen_set: str | None = None) -> None:
     from rich.markup import escape
 
     from bench import data, encoders, tasks
 
-    grid = Table(title=kind, title_justify="left")
+    grid = Table(title=kind if chosen_set is None else f"encoders of the set {chosen_set}", title_justify="left")
+    if chosen_set is not None and kind != "encoders":
+        raise UsageError("--set lists the encoders of a set: use it with `list encoders`")
     if kind == "encoders":
+        members = encoders.expand([chosen_set]) if chosen_set is not None else tuple(encoders.ENCODERS)
         for header in ("name", "family", "source", "input", "dim", "offline now"):
             grid.add_column(header)
-        for spec in encoders.ENCODERS.values():
+        for spec in (encoders.get(name) for name in members):
             if family is None or spec.family == family:
                 ready = "[green]yes[/green]" if encoders.available_offline(spec) else "[dim]no[/dim]"
                 grid.add_row(escape(spec.name), spec.family, escape(spec.source), str(spec.input_size), str(spec.embed_dim), ready)
@@ -230,6 +237,13 @@ def _list(kind: str, family: str | None, console: Console) -> None:
             groups = ", ".join(name for name, members in processing.GROUPS.items() if op.name in members) or "masking"
             grid.add_row(op.name, groups, op.stage, escape(op.description))
     console.print(grid)
+    if kind == "encoders" and chosen_set is None:
+        sets = Table(title="encoder sets (name one wherever encoders are named: --encoders paper)", title_justify="left")
+        for header in ("set", "encoders", "what"):
+            sets.add_column(header)
+        for found in encoders.SETS.values():
+            sets.add_row(found.name, str(len(encoders.expand([found.name]))), escape(found.description))
+        console.print(sets)
 
 
 def _extract(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
@@ -237,7 +251,7 @@ def _extract(arguments: argparse.Namespace, workspace: Workspace, console: Conso
     from bench.encoders import custom
 
     names = arguments.processings or processing.group(arguments.group)
-    specs = [encoders.get(name) for name in arguments.encoders]
+    specs = [encoders.get(name) for name in encoders.expand(arguments.encoders)]
     if arguments.weights:
         if len(specs) != 1:
             raise UsageError("--weights replaces the checkpoint of one encoder: name exactly one with --encoders")
@@ -249,6 +263,22 @@ def _extract(arguments: argparse.Namespace, workspace: Workspace, console: Conso
         dataset, specs, names, store.Store(workspace.embeddings_uri), splits=arguments.splits,
         settings=_settings(arguments), rebuild=arguments.rebuild, rejects_dir=workspace.rejects, console=console,
     )
+
+
+def _check_report_name(name: str) -> None:
+    """A report is a folder under reports/, named by one plain name: nothing is written elsewhere."""
+    if not name or name in (".", "..") or any(separator in name for separator in ("/", "\\", os.sep)) or name.startswith("~"):
+        raise UsageError(f"--name {name!r}: a report name is one folder name under the home's reports/ (e.g. --name cifar); "
+                         "it may not hold a path separator or be . or ..")
+
+
+def _check_out(path: str) -> None:
+    """`--out` must name a file in an existing folder, before any work."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise UsageError(f"--out {path}: is a folder; name a file to write (e.g. --out {out / 'rows.csv'})")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {path}: the folder {out.parent} does not exist; create it first or choose another path")
 
 
 def _root(root: str | None) -> Path | None:
@@ -265,16 +295,15 @@ def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, 
     if foreign:
         takes = " ".join(option.flag for option in task.options) or "no task options"
         raise UsageError(f"{task.name} does not take {', '.join(option.flag for option in foreign)}; it takes {takes}")
-    if arguments.weights and len(arguments.encoders) != 1:
+    names = encoders.expand(arguments.encoders)  # sets become their encoders; a typo fails before any work
+    if arguments.weights and len(names) != 1:
         raise UsageError("--weights replaces the checkpoint of one encoder: name exactly one with --encoders")
     request = RunRequest(
-        workspace=workspace, dataset=arguments.dataset or task.default_dataset, encoders=arguments.encoders,
+        workspace=workspace, dataset=arguments.dataset or task.default_dataset, encoders=names,
         dataset_options=data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute),
         extraction=_settings(arguments), overwrite=arguments.overwrite or arguments.rebuild, rebuild=arguments.rebuild,
         weights=arguments.weights, values=given, console=errors,
     )
-    for name in request.encoders:  # fail on a typo before any long work starts
-        encoders.get(name)
     data.get(request.dataset)
     if "group" in {option.name for option in task.options}:
         processing.group(request.values.get("group", "jpeg"))
@@ -282,8 +311,22 @@ def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, 
     leaderboard.show(workspace.results, [task.name], console, errors)
 
 
+def _switches(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string, in the parser and its verbs, that takes no value."""
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _switches(sub)
+        elif action.nargs == 0:
+            found.update(action.option_strings)
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    invocation.start(sys.argv[1:] if argv is None else argv, _switches(parser))
     # Piped output (files, CI logs) gets room for the leaderboard columns instead of 80.
     piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     console = Console(width=140 if piped else None)
@@ -295,10 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.encoders_file:
             custom.register_file(arguments.encoders_file)
-        if arguments.verb in ("extract", "run", "report"):
+        if arguments.verb in ("extract", "run", "report", "fetch"):
             workspace.ensure_writable()
         if arguments.verb == "list":
-            _list(arguments.kind, arguments.family, console)
+            _list(arguments.kind, arguments.family, console, arguments.set)
         elif arguments.verb == "extract":
             _extract(arguments, workspace, errors)
         elif arguments.verb == "run":
@@ -310,9 +353,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.verb == "report":
             from bench import report
 
+            _check_report_name(arguments.name)
             warn = lambda line: errors.print(f"[yellow]warning:[/yellow] {escape(line)}")  # noqa: E731
             page, markdown, figures = report.write(workspace.results, workspace.reports / arguments.name, arguments.title, warn)
             console.print(f"wrote {page} and {markdown} with {len(figures)} figures")
+        elif arguments.verb == "fetch":
+            from bench import fetching
+
+            fetching.run(arguments, workspace, console, errors)
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
             leaderboard.show(workspace.results, names, console, errors, view=arguments.view)
@@ -320,7 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        errors.print("interrupted: rows already committed are kept; run the same command again to resume.")
+        if arguments.verb in ("extract", "run"):
+            errors.print("interrupted: rows already committed are kept; run the same command again to resume.")
+        elif arguments.verb != "fetch":  # fetch says what it kept itself
+            errors.print("interrupted.")
         return 130
     return 0
 

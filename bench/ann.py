@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench import index
-from bench.store import KEY_COLUMNS, Store, item_keys, vector_matrix
+from bench import index, invocation
+from bench.store import KEY_COLUMNS, MADE_FROM_COLUMNS, Store, item_keys, vector_matrix
 from bench.vectors import normalise
 
 
@@ -36,8 +36,8 @@ def build(store: Store, dataset: str, encoder: str, sample: int = 100, seed: int
     started = time.perf_counter()
     store.build_vector_index(dataset, encoder)
     build_seconds = time.perf_counter() - started
-    rows = store.scan(dataset, encoder, columns=[*KEY_COLUMNS, "op_version", "vector"])
-    keys = item_keys(*(rows.column(name) for name in (*KEY_COLUMNS, "op_version"))).to_numpy(zero_copy_only=False)
+    rows = store.scan(dataset, encoder, columns=[*KEY_COLUMNS, *MADE_FROM_COLUMNS, "vector"])
+    keys = item_keys(*(rows.column(name) for name in (*KEY_COLUMNS, *MADE_FROM_COLUMNS))).to_numpy(zero_copy_only=False)
     vectors = normalise(vector_matrix(rows))
     del rows
     chosen = np.random.default_rng(seed).choice(len(vectors), size=min(sample, len(vectors)), replace=False)
@@ -45,9 +45,9 @@ def build(store: Store, dataset: str, encoder: str, sample: int = 100, seed: int
     recalls, latencies = [], []
     for query, truth in zip(chosen, exact):
         began = time.perf_counter()
-        found = store.nearest_approximate(dataset, encoder, vectors[query], len(truth), columns=[*KEY_COLUMNS, "op_version"])
+        found = store.nearest_approximate(dataset, encoder, vectors[query], len(truth), columns=[*KEY_COLUMNS, *MADE_FROM_COLUMNS])
         latencies.append(1000 * (time.perf_counter() - began))
-        got = item_keys(*(found.column(name) for name in (*KEY_COLUMNS, "op_version"))).to_pylist()
+        got = item_keys(*(found.column(name) for name in (*KEY_COLUMNS, *MADE_FROM_COLUMNS))).to_pylist()
         recalls.append(len(set(got) & set(keys[truth].tolist())) / len(truth))
     return IndexReport(len(vectors), build_seconds, len(chosen), float(np.mean(recalls)), float(np.median(latencies)),
                        float(np.percentile(latencies, 90)))
@@ -56,8 +56,9 @@ def build(store: Store, dataset: str, encoder: str, sample: int = 100, seed: int
 def usable(store: Store, dataset: str, encoder: str) -> tuple[bool, str]:
     """Whether `query --like` may use the index, and why not when it may not."""
     state = store.vector_index(dataset, encoder)
+    build = invocation.current().command("index", "build", "--encoder", encoder)
     if state is None:
-        return False, "no vector index (build one with `python -m bench index build`)"
+        return False, f"no vector index (build one with `{build}`)"
     if state.unindexed_rows:
-        return False, f"the vector index misses {state.unindexed_rows} rows added since it was built (rebuild it with `python -m bench index build`)"
+        return False, f"the vector index misses {state.unindexed_rows} rows added since it was built (rebuild it with `{build}`)"
     return True, f"{state.kind} vector index over {state.indexed_rows} rows (approximate)"

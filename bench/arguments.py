@@ -6,8 +6,11 @@ import argparse
 
 
 def comma_list(text: str) -> tuple[str, ...]:
-    """"a, b,,c" -> ("a", "b", "c")."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    """"a, b,,c" -> ("a", "b", "c"); a list with no name in it is refused."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing; give one or more comma-separated names")
+    return names
 
 
 def positive_int(text: str) -> int:

@@ -9,7 +9,7 @@ function of (seed, r): the draws do not depend on how many resamples are taken a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -36,54 +36,118 @@ class Resampling:
                 "method": "percentile; resample r draws its units i.i.d. with numpy default_rng([seed, r])"}
 
 
-def counts(units: int, resampling: Resampling) -> Iterator[np.ndarray]:
-    """(B, units) float64 blocks: how often each unit is drawn in each resample, all resamples in order."""
+def _draws(rng: np.random.Generator, units: int, strata: list[np.ndarray] | None) -> np.ndarray:
+    """One resample's unit draws: i.i.d. over all units, or within each stratum (each keeps its size)."""
+    if strata is None:
+        return rng.integers(0, units, units)
+    return np.concatenate([members[rng.integers(0, len(members), len(members))] for members in strata])
+
+
+def _strata(labels: np.ndarray | None) -> list[np.ndarray] | None:
+    """The units of each stratum, strata in sorted label order (so the draws are a function of the labels)."""
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    return [np.flatnonzero(labels == value) for value in np.unique(labels)]
+
+
+def counts(units: int, resampling: Resampling, strata: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """(B, units) float64 blocks: how often each unit is drawn in each resample, all resamples in
+    order. `strata`: a label per unit; each resample then draws within every label as many units
+    as it has, so a statistic over labels never loses one."""
+    members = _strata(strata)
     block = max(1, BLOCK_DRAWS // max(units, 1))
     for start in range(0, resampling.resamples, block):
         stop = min(start + block, resampling.resamples)
-        drawn = np.stack([np.random.default_rng([resampling.seed, r]).integers(0, units, units) for r in range(start, stop)])
+        drawn = np.stack([_draws(np.random.default_rng([resampling.seed, r]), units, members) for r in range(start, stop)])
         flat = drawn + (np.arange(stop - start) * units)[:, None]  # resample b's draws land in row b
         yield np.bincount(flat.ravel(), minlength=(stop - start) * units).reshape(stop - start, units).astype(np.float64)
 
 
-def resampled_sums(per_unit: np.ndarray, resampling: Resampling) -> np.ndarray:
+def resampled_sums(per_unit: np.ndarray, resampling: Resampling, strata: np.ndarray | None = None) -> np.ndarray:
     """(R, m) sums over each resample of the units of m statistics given per unit as an (m, units) array."""
     per_unit = np.atleast_2d(np.asarray(per_unit, dtype=np.float64))
-    return np.concatenate([block @ per_unit.T for block in counts(per_unit.shape[1], resampling)])
+    return np.concatenate([block @ per_unit.T for block in counts(per_unit.shape[1], resampling, strata)])
 
 
-def resampled_ratios(numerators: np.ndarray, denominators: np.ndarray, resampling: Resampling) -> np.ndarray:
+def resampled_ratios(numerators: np.ndarray, denominators: np.ndarray, resampling: Resampling,
+                     strata: np.ndarray | None = None) -> np.ndarray:
     """(R, m) ratios of resampled sums, for statistics that are a total over a count (a mean over
-    pairs, a per-class accuracy); NaN where a resample holds none of a count's units."""
+    pairs, a per-class accuracy); NaN where a resample holds none of a count's units (never, for
+    a count within one stratum of `strata`)."""
     numerators, denominators = np.atleast_2d(numerators), np.atleast_2d(denominators)
-    totals = resampled_sums(np.concatenate([numerators, denominators]), resampling)
+    totals = resampled_sums(np.concatenate([numerators, denominators]), resampling, strata)
     with np.errstate(invalid="ignore", divide="ignore"):
         return totals[:, : len(numerators)] / totals[:, len(numerators):]
 
 
-def percentile_interval(samples: np.ndarray) -> np.ndarray:
-    """(2, m) lower and upper percentile bounds at LEVEL of (R, m) resampled statistics."""
+def percentile_interval(samples: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(2, m) lower and upper percentile bounds at LEVEL of (R, m) resampled statistics, widened
+    where needed to hold each statistic's point estimate (`points`, (m,)): a percentile interval of
+    a skewed statistic on few units can miss its own point; widening never adds a mark."""
     tail = 100.0 * (1.0 - LEVEL) / 2.0
-    return np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
+    bounds = np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
+    points = np.asarray(points, dtype=np.float64)
+    return np.stack([np.fmin(bounds[0], points), np.fmax(bounds[1], points)])
 
 
-def mean_intervals(per_unit: Mapping[str, np.ndarray], resampling: Resampling) -> dict[str, list[float]]:
-    """name -> [low, high] of the mean over units of each per-unit statistic (all of length n), from shared resamples."""
-    if not resampling.enabled or not per_unit:
-        return {}
+@dataclass(frozen=True)
+class Resampled:
+    """Statistics resampled from shared draws (name -> (R,) values) and their point estimates."""
+
+    samples: dict[str, np.ndarray]
+    points: dict[str, float]
+
+    def intervals(self) -> dict[str, list[float]]:
+        """name -> [low, high]: the percentile interval of each statistic, holding its point."""
+        if not self.samples:
+            return {}
+        names = list(self.samples)
+        bounds = percentile_interval(np.stack([self.samples[name] for name in names], axis=1), [self.points[name] for name in names])
+        return named(names, bounds)
+
+    def kept(self, *names: str) -> dict[str, list[float]]:
+        """The resampled values of `names`, for the cell: resample r of every encoder on the same
+        units draws the same units, so the trace ranking can rank encoders resample by resample."""
+        return {name: self.samples[name].tolist() for name in names if name in self.samples}
+
+
+def resample_means(per_unit: Mapping[str, np.ndarray], resampling: Resampling, strata: np.ndarray | None = None) -> Resampled:
+    """The mean over units of each per-unit statistic (all of length n), in every resample
+    (drawn within each stratum when `strata` labels the units), and over all units."""
     names = list(per_unit)
-    stacked = np.stack([np.asarray(per_unit[name], dtype=np.float64) for name in names])
-    bounds = percentile_interval(resampled_sums(stacked, resampling) / stacked.shape[1])
+    stacked = np.stack([np.asarray(per_unit[name], dtype=np.float64) for name in names]) if names else np.zeros((0, 0))
+    points = {name: float(stacked[i].mean()) for i, name in enumerate(names)}
+    if not resampling.enabled or not names:
+        return Resampled({}, points)
+    means = resampled_sums(stacked, resampling, strata) / stacked.shape[1]
+    return Resampled({name: means[:, i] for i, name in enumerate(names)}, points)
+
+
+def mean_intervals(per_unit: Mapping[str, np.ndarray], resampling: Resampling, strata: np.ndarray | None = None) -> dict[str, list[float]]:
+    """name -> [low, high] of the mean over units of each per-unit statistic (all of length n),
+    from shared resamples (drawn within each stratum when `strata` labels the units)."""
+    return resample_means(per_unit, resampling, strata).intervals()
+
+
+def named(names: list[str], bounds: np.ndarray) -> dict[str, list[float]]:
+    """The (2, m) bounds as name -> [low, high]."""
     return {name: [float(bounds[0, i]), float(bounds[1, i])] for i, name in enumerate(names)}
 
 
 MARK = "*"
 
 
-def rule(unit: str, versus: str = "0") -> str:
-    """The sentence a leaderboard prints under a table whose columns carry intervals."""
-    return (f"[low, high]: 95 % paired bootstrap interval (percentile; {unit}s resampled with replacement, "
-            f"{DEFAULT_RESAMPLES} resamples unless --bootstrap says otherwise); {MARK}: the interval excludes {versus}.")
+def rule(unit: str, cells: list[dict[str, Any]], versus: str = "0", within: str = "") -> str:
+    """The sentence a leaderboard prints under a table whose columns carry intervals, with the
+    resample count the cells were computed with. `within`: what resampling is stratified by."""
+    recorded = [cell["provenance"]["bootstrap"] for cell in cells if isinstance(cell.get("provenance", {}).get("bootstrap"), dict)]
+    counts = sorted({int(settings.get("resamples", 0)) for settings in recorded})
+    if counts == [0]:
+        return "No intervals: the cells were computed with --bootstrap 0."
+    how = f"{unit}s resampled with replacement" + (f" within each {within}" if within else "")
+    how += f", {' or '.join(map(str, counts))} resamples" if counts else ""
+    return f"[low, high]: 95 % paired bootstrap interval (percentile; {how}); {MARK}: the interval excludes {versus}."
 
 
 def excludes(interval: "list[float] | tuple[float, float] | None", value: float = 0.0) -> bool:

@@ -33,9 +33,14 @@ class Neighbours:
 
 
 def resolve_backend(requested: str = "auto") -> str:
-    """auto: FAISS GPU if a GPU build sees a GPU, else torch on CUDA, else FAISS CPU."""
+    """auto: FAISS GPU if a GPU build sees a GPU, else torch on CUDA, else FAISS CPU. faiss-gpu
+    asked for by name where FAISS has no GPU is a UsageError that says how to get it."""
     if requested not in BACKENDS:
         raise UsageError(f"unknown search backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+    if requested == "faiss-gpu":
+        refusal = _faiss_gpu_refusal()
+        if refusal:
+            raise UsageError(refusal)
     if requested != "auto":
         return requested
     if _faiss_gpus() > 0:
@@ -51,6 +56,27 @@ def _faiss_gpus() -> int:
     except ImportError:
         return 0
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+def _faiss_gpu_refusal() -> str | None:
+    """Why the FAISS GPU backend cannot run here, or None when it can: asked for by name, it is
+    refused up front rather than failing inside the first search."""
+    try:
+        import faiss
+    except ImportError as error:  # not installed, or a GPU build whose CUDA libraries do not load
+        found = "FAISS is not installed" if error.name == "faiss" else f"FAISS does not import ({error})"
+    else:
+        if not hasattr(faiss, "StandardGpuResources"):
+            found = "the installed FAISS is a CPU-only build"
+        elif _faiss_gpus() == 0:
+            found = "FAISS has GPU support but sees no GPU"
+        else:
+            return None
+    return (
+        f"search backend 'faiss-gpu' cannot run here: {found}. On a machine with an NVIDIA GPU, install "
+        'FAISS\'s GPU build with: pip install -e ".[gpu]". Or choose another backend: torch (on CUDA when '
+        "torch sees a GPU, else on the CPU), faiss-cpu, or auto (the fastest one present)."
+    )
 
 
 def _torch_cuda() -> bool:

@@ -65,7 +65,7 @@ def _small(value: float, decimals: int) -> str:
 def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> Table:
     """One table per (task, dataset, condition): encoders grouped by family, best first."""
     title = f"{task.name} · {dataset_title(dataset, cells)} · {condition}"
-    grid = Table(title=escape(title), title_justify="left", caption=escape(task.aggregation), caption_justify="left")
+    grid = Table(title=escape(title), title_justify="left", caption=escape(task.rule(cells)), caption_justify="left")
     grid.add_column("encoder", style="bold", no_wrap=True)
     for column in task.columns:
         grid.add_column(column.header, justify="right", no_wrap=column.interval)  # an interval reads badly split over lines
@@ -86,19 +86,27 @@ def trace_rows(boards: list[Board]) -> tuple[list[str], list[list[str]], str] | 
     if not found:
         return None
     families = {cell["encoder"]: cell.get("family", "?") for *_, cells in boards for cell in cells}
-    header = ["encoder", "family", "#", "Borda", "contests", *(f"c{number}" for number in range(1, len(found) + 1))]
+    header = ["encoder", "family", "#", "ranks", "Borda", "contests", "marked", *(f"c{number}" for number in range(1, len(found) + 1))]
     rows = []
-    for place, standing in enumerate(ranking.borda(found, families), start=1):
+    standings = ranking.borda(found, families)
+    for standing in standings:
         entries = [
             f"{results.format_value(contest.strengths[standing.encoder])}{bootstrap.MARK if contest.certain[standing.encoder] else ''}"
             f" ({contest.ranks[standing.encoder]:g})" if standing.encoder in contest.strengths else "—"
             for contest in found
         ]
-        rows.append([standing.encoder, standing.family.upper(), str(place),
-                     f"{standing.borda:.2f}", str(standing.contests), *entries])
+        place = "—" if standing.place is None else str(standing.place)
+        places = "no trace" if standing.place is None else (f"{standing.places[0]}–{standing.places[1]}" if standing.places else "?")
+        rows.append([standing.encoder, standing.family.upper(), place, places,
+                     f"{standing.borda:.2f}", str(standing.contests), str(standing.marked), *entries])
     legend = " ".join(f"c{number} = {contest.task.name} · {dataset_title(contest.dataset, _cells(boards, contest))} · "
                       f"{contest.condition} ({contest.task.trace.label})." for number, contest in enumerate(found, start=1))
-    return header, rows, f"{legend} {ranking.RULE}"
+    pairs = ranking.inseparable(found, standings)
+    apart = (" Cannot be told apart (the 95 % interval of their Borda difference holds 0): "
+             + "; ".join(f"{first} and {second}" for first, second in pairs) + ".") if pairs else ""
+    unknown = " ranks ?: some cells keep no resamples (computed with --bootstrap 0 or by an older bench)." if any(
+        s.place is not None and s.places is None for s in standings) else ""
+    return header, rows, f"{legend} {ranking.RULE}{apart}{unknown}"
 
 
 def _cells(boards: list[Board], contest: ranking.Contest) -> list[dict[str, Any]]:

@@ -8,10 +8,13 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from bench import index
+from bench import index, invocation
 from bench.errors import BenchError
 from bench.store import MissingEmbeddingsError, Store, vector_matrix
 from bench.vectors import normalise
+
+
+UNSHOWN = ("vector", "source_stamp")  # columns a query returns only when named with --columns
 
 
 class QueryError(BenchError, ValueError):
@@ -44,7 +47,7 @@ def _check(store: Store, dataset: str, encoder: str, columns: Sequence[str] | No
     if not store.has_table(dataset, encoder):
         raise MissingEmbeddingsError(
             f"no table for {dataset} x {encoder} in {store.uri}; tables here: {', '.join(store.table_names()) or 'none'}. "
-            f"Extract first: python -m bench extract --dataset {dataset} --encoder {encoder}"
+            f"Extract first: `{invocation.current().command('extract', '--encoders', encoder)}`"
         )
     valid = store.columns(dataset, encoder)
     unknown = [column for column in columns or () if column not in valid]
@@ -92,7 +95,7 @@ def _scan(store: Store, dataset: str, encoder: str, where: str | None, columns: 
 def select(store: Store, dataset: str, encoder: str, where: str | None, columns: Sequence[str] | None = None, limit: int | None = None) -> pa.Table:
     """Rows matching `where` (SQL, LanceDB syntax); all columns but the vector unless named."""
     valid = _check(store, dataset, encoder, columns)
-    chosen = list(columns) if columns else [column for column in valid if column != "vector"]
+    chosen = list(columns) if columns else [column for column in valid if column not in UNSHOWN]
     return _scan(store, dataset, encoder, where, chosen, limit)
 
 
@@ -108,8 +111,11 @@ def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndar
 
     spec = encoders.get(encoder)
     stored = store.fingerprint(dataset, encoder)
+    precision = stored.get("precision", "fp32")
     store.check_fingerprint(
-        dataset, encoder, fingerprint(spec, stored.get("processing_seed", 0), stored.get("precision", "fp32"), stored.get("dataset"))
+        dataset, encoder, fingerprint(spec, stored.get("processing_seed", 0), precision, stored.get("dataset")),
+        fix=f"query it with the encoder as it was then (the same --encoders-file and weights), or re-extract it as the encoder is "
+            f"now: `{_rebuild_command(store, dataset, encoder, precision)}`",
     )
     record = ImageRecord(image_id=str(path), split="query", label=-1, label_name="", path=str(path))
     view = view_of(spec)
@@ -119,6 +125,14 @@ def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndar
         raise QueryError(f"--like {path}: cannot read the image ({type(error).__name__}: {error})") from None
     embedder = Embedder(encoders.load(spec), pick_device("auto"), stored.get("precision", "fp32"))
     return embedder(pixels[None])[0]
+
+
+def _rebuild_command(store: Store, dataset: str, encoder: str, precision: str) -> str:
+    """The extraction that remakes the table with the same rows (splits and processings)."""
+    rows = store.scan(dataset, encoder, columns=["split", "processing"])
+    splits, processings = (sorted(set(rows.column(name).to_pylist())) for name in ("split", "processing"))
+    return invocation.current().command("extract", "--encoders", encoder, "--processings", ",".join(processings),
+                                        "--splits", ",".join(splits), "--precision", precision, "--rebuild")
 
 
 SEARCH_KEY = b"bench.search"  # schema metadata of a `like` result: how the neighbours were found
@@ -138,7 +152,7 @@ def like(
     from bench import ann
 
     valid = _check(store, dataset, encoder, columns)
-    chosen = list(columns) if columns else [column for column in valid if column != "vector"]
+    chosen = list(columns) if columns else [column for column in valid if column not in UNSHOWN]
     indexed, why = (False, "asked for --exact") if exact else ann.usable(store, dataset, encoder)
     if indexed:
         query = normalise(embed_image(encoder, image, store, dataset)[None])[0]

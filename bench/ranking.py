@@ -1,5 +1,6 @@
 """One trace ranking across every task run: encoders ordered by how strongly they carry
-processing and acquisition traces, by a normalised Borda count over the stored leaderboards."""
+processing and acquisition traces, by a normalised Borda count over the stored leaderboards,
+with the range of ranks each encoder takes over the bootstrap resamples."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ RULE = (
     "In a contest of m encoders, the encoder with the r-th strongest trace scores (m − r) / (m − 1) (ties share the mean rank); "
     "Borda = the mean of its scores over the contests it appears in (1 = the strongest trace everywhere, 0 = the weakest). "
     "Contests with one encoder rank nothing and are left out. Each contest column shows the trace strength and the rank; "
-    f"{bootstrap.MARK}: its 95 % bootstrap interval excludes no trace (0, or chance for probes)."
+    f"{bootstrap.MARK}: its 95 % bootstrap interval excludes no trace (0, or chance for probes). "
+    "ranks: the 95 % range of the encoder's place over the bootstrap resamples (each resample redraws the test units of every "
+    "contest, the same units for every encoder). An encoder with no marked trace in any contest is not ranked (—): its order "
+    "among the others is noise."
 )
 
 
@@ -32,6 +36,7 @@ class Contest:
     strengths: dict[str, float]
     certain: dict[str, bool]  # the strength's interval excludes "no trace"
     ranks: dict[str, float]  # 1 = strongest; ties share the mean rank
+    resampled: dict[str, np.ndarray]  # the strength in every bootstrap resample, for encoders whose cell keeps it
 
     @property
     def title(self) -> str:
@@ -45,23 +50,29 @@ class Standing:
     family: str
     borda: float
     contests: int
+    marked: int  # contests whose strength is marked: a trace told apart from none
+    place: int | None = None  # 1 = strongest; None: no marked trace, not ranked
+    places: tuple[int, int] | None = None  # the 95 % range of places over the resamples, where known
 
 
-def strength(task: TaskSpec, cell: dict[str, Any]) -> tuple[float, bool] | None:
-    """The cell's trace strength and whether its interval excludes no trace, or None without a value."""
+def strength(task: TaskSpec, cell: dict[str, Any]) -> tuple[float, bool, np.ndarray | None] | None:
+    """The cell's trace strength, whether its interval excludes no trace, and the strength in each
+    resample it keeps; None without a value."""
     trace = task.trace
     assert trace is not None
     value = results.metric(cell, trace.path)
     baseline = results.metric(cell, trace.baseline) if trace.baseline else 0.0
     if value is None or baseline is None or np.isnan(value):
         return None
-    return trace.sign * (value - baseline), bootstrap.excludes(results.interval(cell, trace.path), baseline)
+    kept = cell.get("metrics", {}).get(results.RESAMPLES, {}).get(trace.path)
+    resampled = trace.sign * (np.asarray(kept, dtype=np.float64) - baseline) if isinstance(kept, list) and kept else None
+    return trace.sign * (value - baseline), bootstrap.excludes(results.interval(cell, trace.path), baseline), resampled
 
 
 def mean_ranks(strengths: dict[str, float]) -> dict[str, float]:
     """1-based ranks, strongest first; tied strengths share the mean of their ranks."""
-    values = sorted(strengths.values(), reverse=True)
-    return {name: float(np.mean([r + 1 for r, v in enumerate(values) if v == value])) for name, value in strengths.items()}
+    ranks = _ranks(np.array([list(strengths.values())], dtype=np.float64))[0]
+    return {name: float(rank) for name, rank in zip(strengths, ranks)}
 
 
 def contests(boards: list[tuple[TaskSpec, str, str, list[dict[str, Any]]]]) -> list[Contest]:
@@ -73,18 +84,83 @@ def contests(boards: list[tuple[TaskSpec, str, str, list[dict[str, Any]]]]) -> l
         measured = {cell["encoder"]: got for cell in cells if (got := strength(task, cell)) is not None}
         if len(measured) < 2:
             continue
-        strengths = {name: value for name, (value, _) in measured.items()}
-        certain = {name: sure for name, (_, sure) in measured.items()}
-        found.append(Contest(task, dataset, condition, strengths, certain, mean_ranks(strengths)))
+        strengths = {name: value for name, (value, _, _) in measured.items()}
+        certain = {name: sure for name, (_, sure, _) in measured.items()}
+        resampled = {name: samples for name, (_, _, samples) in measured.items() if samples is not None}
+        found.append(Contest(task, dataset, condition, strengths, certain, mean_ranks(strengths), resampled))
     return found
 
 
-def borda(found: list[Contest], families: dict[str, str]) -> list[Standing]:
-    """Encoders by mean normalised Borda score over their contests, strongest trace first."""
-    scores: dict[str, list[float]] = {}
+def _scores(ranks: np.ndarray, size: int) -> np.ndarray:
+    """Normalised Borda scores from 1-based ranks among `size`: (size − r) / (size − 1)."""
+    return (size - ranks) / (size - 1)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks along the last axis, largest first, ties sharing their mean rank."""
+    from scipy.stats import rankdata
+
+    return rankdata(-values, method="average", axis=-1)
+
+
+def resampled_borda(found: list[Contest], encoders: list[str]) -> np.ndarray | None:
+    """(R, encoders) Borda scores in every resample, or None when a contest lacks some encoder's
+    resamples or their counts differ."""
+    lengths = {len(samples) for contest in found for samples in contest.resampled.values()}
+    if len(lengths) != 1 or any(set(contest.resampled) != set(contest.strengths) for contest in found):
+        return None
+    count = lengths.pop()
+    totals = np.zeros((count, len(encoders)))
+    appearances = np.zeros(len(encoders))
     for contest in found:
-        size = len(contest.ranks)
+        members = [encoders.index(name) for name in contest.strengths]
+        strengths = np.stack([contest.resampled[name] for name in contest.strengths], axis=1)  # (R, m)
+        totals[:, members] += _scores(_ranks(strengths), len(members))
+        appearances[members] += 1
+    return totals / np.maximum(appearances, 1)
+
+
+def borda(found: list[Contest], families: dict[str, str]) -> list[Standing]:
+    """Encoders by mean normalised Borda score over their contests, strongest trace first; each
+    encoder with a marked trace gets its place and, where the cells keep their resamples, the
+    range of places it takes over them."""
+    scores: dict[str, list[float]] = {}
+    marked: dict[str, int] = {}
+    for contest in found:
         for name, rank in contest.ranks.items():
-            scores.setdefault(name, []).append((size - rank) / (size - 1))
-    standings = [Standing(name, families.get(name, "?"), float(np.mean(points)), len(points)) for name, points in scores.items()]
-    return sorted(standings, key=lambda s: (-s.borda, -s.contests, s.encoder))
+            scores.setdefault(name, []).append(float(_scores(np.array([rank]), len(contest.ranks))[0]))
+            marked[name] = marked.get(name, 0) + int(contest.certain[name])
+    standings = sorted((Standing(name, families.get(name, "?"), float(np.mean(points)), len(points), marked[name])
+                        for name, points in scores.items()), key=lambda s: (-s.borda, -s.contests, s.encoder))
+    ranked = [standing.encoder for standing in standings if standing.marked]
+    places = _place_ranges(found, ranked)
+    return [Standing(s.encoder, s.family, s.borda, s.contests, s.marked,
+                     ranked.index(s.encoder) + 1 if s.encoder in ranked else None, places.get(s.encoder)) for s in standings]
+
+
+def _place_ranges(found: list[Contest], ranked: list[str]) -> dict[str, tuple[int, int]]:
+    """Each ranked encoder's 95 % range of places among the ranked, over the resamples."""
+    everyone = sorted({name for contest in found for name in contest.strengths})
+    resampled = resampled_borda(found, everyone)
+    if resampled is None or not ranked:
+        return {}
+    columns = resampled[:, [everyone.index(name) for name in ranked]]
+    places = _ranks(columns)
+    low, high = np.percentile(places, [2.5, 97.5], axis=0)
+    return {name: (int(np.floor(low[i])), int(np.ceil(high[i]))) for i, name in enumerate(ranked)}
+
+
+def inseparable(found: list[Contest], standings: list[Standing]) -> list[tuple[str, str]]:
+    """Neighbouring ranked encoders whose Borda difference has a 95 % interval holding 0."""
+    everyone = sorted({name for contest in found for name in contest.strengths})
+    resampled = resampled_borda(found, everyone)
+    ranked = [s.encoder for s in standings if s.place is not None]
+    if resampled is None:
+        return []
+    pairs = []
+    for first, second in zip(ranked, ranked[1:]):
+        difference = resampled[:, everyone.index(first)] - resampled[:, everyone.index(second)]
+        low, high = np.percentile(difference, [2.5, 97.5])
+        if low <= 0.0 <= high:
+            pairs.append((first, second))
+    return pairs

@@ -33,6 +33,12 @@ def condition(**parts: object) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(parts.items()))
 
 
+def setting(cells: list[dict[str, Any]], name: str) -> str:
+    """A part of the cells' condition as they record it ("30"; "2 or 30" if the cells differ)."""
+    values = sorted({dict(part.split("=", 1) for part in cell["condition"].split(",") if "=" in part).get(name, "?") for cell in cells})
+    return " or ".join(values)
+
+
 def git_sha() -> str | None:
     """The commit of the bench checkout that produced a result, if it is a git checkout."""
     try:
@@ -73,6 +79,21 @@ def write(cell: Cell, results_dir: Path, payload: dict[str, Any]) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def supersede(cell: Cell, results_dir: Path, superseded_dir: Path, inputs: dict[str, Any]) -> Path | None:
+    """Move the cell's stored file aside, under the same relative path with its creation time
+    added, when it was computed from other inputs than `inputs`: its numbers stay readable, out
+    of the leaderboards. A cell of the same inputs (--overwrite) is simply replaced."""
+    path = cell.path(results_dir)
+    stored_cell = stored(cell, results_dir)
+    if stored_cell is None or stored_cell.get("inputs") == inputs:
+        return None
+    created = str(stored_cell.get("provenance", {}).get("created", "")).replace(":", "") or str(int(path.stat().st_mtime))
+    target = superseded_dir / path.relative_to(results_dir).with_name(f"{path.stem}@{created}.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return target
 
 
 def _umask() -> int:
@@ -155,6 +176,7 @@ def metric(cell: dict[str, Any], dotted: str) -> float | None:
 
 
 INTERVALS = "ci95"  # metrics key: {dotted metric path: [low, high]}, the paired bootstrap's 95 % intervals
+RESAMPLES = "resamples"  # metrics key: {dotted metric path: [value in resample r]} for the trace measure
 
 
 def interval(cell: dict[str, Any], dotted: str) -> tuple[float, float] | None:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench.data.record import METADATA_COLUMNS
+from bench import identity, invocation
 from bench.errors import BenchError
 from bench.naming import encoder_slug, safe_part
 
+T = TypeVar("T")
 KEY_COLUMNS = ("image_id", "split", "processing")
+MADE_FROM_COLUMNS = ("op_version", "source_stamp")  # a row whose values differ from the wanted ones is extracted again
 FINGERPRINT_KEY = b"bench.fingerprint"
+TABLE_ID_KEY = b"bench.table_id"  # a fresh id per table creation: a rebuilt table is never taken for the old one
 STORAGE_OPTIONS = {"new_table_data_storage_version": "2.0"}  # 2-5x faster for float vectors
 
 
@@ -28,24 +33,79 @@ class MissingEmbeddingsError(BenchError, LookupError):
     """Rows a task needs are not in the store yet."""
 
 
+class StorageError(BenchError):
+    """The store's URI cannot be used: an unknown scheme, a file, an endpoint that does not answer,
+    refused credentials, a missing bucket."""
+
+
+class DamagedTableError(BenchError):
+    """A table's files cannot be read (a missing data file, a truncated manifest)."""
+
+
+PLAIN_WORDS = (  # (what the storage engine says, what it means), first match wins
+    ("status: 403", "access refused: check the credentials"),
+    ("status: 404", "not found: does the bucket exist?"),
+    ("No object store provider found for scheme", "an unknown URI scheme"),
+    ("File exists", "a file where the store's folder should be"),
+    ("RetryError", "no answer from the endpoint"),
+)
+
+
+def _reason(error: Exception) -> str:
+    """The storage engine's message, said in plain words where it is a known case, without its
+    source locations, on one short line."""
+    text = " ".join(str(error).split())
+    for marker in (", /", " /rustc/", " /home/", " /root/"):
+        text = text.split(marker)[0]
+    plain = next((meaning for said, meaning in PLAIN_WORDS if said in text), "")
+    text = text if len(text) <= 200 else text[:199] + "…"
+    return f"{plain}: {text}" if plain else text
+
+
+def _engine_failure(error: Exception) -> bool:
+    """Whether an exception is the storage engine failing to read or write (not a rejected filter)."""
+    text = str(error)
+    return any(said in text for said in ("LanceError", "lance error", "External error")) and "Invalid user input" not in text
+
+
+def _table_io(method: Callable[..., T]) -> Callable[..., T]:
+    """A Store method on one (dataset, encoder) table whose storage failures become one
+    `DamagedTableError` naming the table and how to rebuild it."""
+
+    @functools.wraps(method)
+    def guarded(self: "Store", dataset: str, encoder: str, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, dataset, encoder, *args, **kwargs)
+        except (RuntimeError, OSError, ValueError) as error:
+            if not _engine_failure(error):
+                raise
+            raise DamagedTableError(
+                f"table {table_name(dataset, encoder)!r} in {self.uri} cannot be read ({_reason(error)}); if its files are "
+                f"damaged, rebuild it: `{invocation.current().rebuild(encoder)}`"
+            ) from None
+
+    return guarded
+
+
 def table_name(dataset: str, encoder: str) -> str:
     """A LanceDB-safe table name that still reads as dataset + encoder."""
     return safe_part(f"{dataset}__{encoder_slug(encoder)}")
 
 
-def schema(dim: int, fingerprint: dict[str, Any]) -> pa.Schema:
+def schema(dim: int, fingerprint: dict[str, Any], table_id: str = "") -> pa.Schema:
     fields = [
         pa.field("image_id", pa.string(), nullable=False),
         pa.field("split", pa.string(), nullable=False),
         pa.field("processing", pa.string(), nullable=False),
         pa.field("group", pa.string()),
         pa.field("op_version", pa.int32()),
+        pa.field("source_stamp", pa.string()),
         pa.field("label", pa.int64()),
         pa.field("label_name", pa.string()),
         *(pa.field(name, pa.type_for_alias(kind)) for name, kind in METADATA_COLUMNS.items()),
         pa.field("vector", pa.list_(pa.float32(), dim)),
     ]
-    return pa.schema(fields, metadata={FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True).encode()})
+    return pa.schema(fields, metadata={FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True).encode(), TABLE_ID_KEY: table_id.encode()})
 
 
 def rows_to_arrow(rows: Sequence[dict[str, Any]], vectors: np.ndarray, table_schema: pa.Schema) -> pa.Table:
@@ -66,8 +126,8 @@ LOCK_FOLDER = ".locks"
 
 @dataclass(frozen=True)
 class KeyState:
-    """What a table held at one version: its rows' `item_keys`, and the same keys without the op
-    version (the merge key: a row with another op version is replaced, not added)."""
+    """What a table held at one version: its rows' `item_keys`, and their merge keys (a row made
+    from another op version or source stamp is replaced, not added)."""
 
     version: int | None  # None: no table
     keys: pa.Array | pa.ChunkedArray
@@ -125,18 +185,22 @@ def _in_filter(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
-def item_keys(image_ids: Sequence[str] | pa.Array, splits, processings, versions) -> pa.Array:
-    """One string per row that identifies it: (image_id, split, processing, op_version)."""
-    columns = [values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, pa.string())
-               for values in (image_ids, splits, processings)]
-    versions = versions if isinstance(versions, (pa.Array, pa.ChunkedArray)) else pa.array(versions, pa.int32())
-    return pc.binary_join_element_wise(*columns, pc.cast(versions, pa.string()), KEY_SEPARATOR)
+def _joined(*columns) -> pa.Array:
+    """Columns (Arrow arrays or Python sequences of strings or ints) joined row by row into one string."""
+    texts = [pc.cast(values, pa.string()) if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array([str(v) for v in values], pa.string())
+             for values in columns]
+    return pc.binary_join_element_wise(*texts, KEY_SEPARATOR)
+
+
+def item_keys(image_ids, splits, processings, versions, stamps) -> pa.Array:
+    """One string per row that identifies what it holds: (image_id, split, processing) and what the
+    vector was made from (the op version, the source stamp)."""
+    return _joined(image_ids, splits, processings, versions, stamps)
 
 
 def merge_keys(image_ids, splits, processings) -> pa.Array:
-    """`item_keys` without the op version: the key a write merges on, so a row of another op
-    version is replaced, not added."""
-    return item_keys(image_ids, splits, processings, pa.array(np.zeros(len(image_ids), dtype=np.int32)))
+    """The key a write merges on: a row of another op version or source stamp is replaced, not added."""
+    return _joined(image_ids, splits, processings)
 
 
 def vector_matrix(table: pa.Table) -> np.ndarray:
@@ -169,11 +233,33 @@ class Store:
         if self._db is None:
             import lancedb
 
-            self._db = lancedb.connect(self.uri)
+            try:
+                self._db = lancedb.connect(self.uri)
+            except (RuntimeError, OSError, ValueError) as error:
+                raise self._unusable(error) from None
         return self._db
 
+    def _unusable(self, error: Exception) -> StorageError:
+        return StorageError(
+            f"the embedding store {self.uri} cannot be used ({_reason(error)}). Set BENCH_EMBEDDINGS_URI (or --home) to a folder, "
+            "or to an object-storage URI such as s3://bucket/prefix whose bucket exists, with AWS_ENDPOINT_URL for a non-AWS server "
+            "and credentials it accepts (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+        )
+
+    def _local(self) -> Path | None:
+        """The store's folder, for a store on this machine's disk."""
+        if "://" in self.uri and not self.uri.startswith("file://"):
+            return None
+        return Path(self.uri.removeprefix("file://"))
+
     def table_names(self) -> list[str]:
-        return sorted(self.db.list_tables().tables)
+        folder = self._local()
+        if folder is not None and not folder.exists():
+            return []  # nothing written yet: do not create the folder just to look
+        try:
+            return sorted(self.db.list_tables().tables)
+        except (RuntimeError, OSError, ValueError) as error:
+            raise self._unusable(error) from None
 
     def _open(self, name: str):
         table = self.db.open_table(name)
@@ -183,31 +269,45 @@ class Store:
     def has_table(self, dataset: str, encoder: str) -> bool:
         return table_name(dataset, encoder) in self.table_names()
 
+    @_table_io
     def fingerprint(self, dataset: str, encoder: str) -> dict[str, Any]:
         metadata = self._open(table_name(dataset, encoder)).schema.metadata or {}
         return json.loads(metadata.get(FINGERPRINT_KEY, b"{}"))
 
+    @_table_io
+    def table_id(self, dataset: str, encoder: str) -> str | None:
+        """The id the table was created with (None: no such table); a rebuilt table has a new one."""
+        if not self.has_table(dataset, encoder):
+            return None
+        metadata = self._open(table_name(dataset, encoder)).schema.metadata or {}
+        return metadata.get(TABLE_ID_KEY, b"").decode() or None
+
+    @_table_io
     def prepare(self, dataset: str, encoder: str, dim: int, fingerprint: dict[str, Any]) -> pa.Schema:
         """Create the table, or check that the existing one was extracted the same way."""
+        import uuid
+
         name = table_name(dataset, encoder)
-        wanted = schema(dim, json.loads(json.dumps(fingerprint, sort_keys=True)))
-        if name not in self.table_names():
-            self.db.create_table(name, schema=wanted, storage_options=STORAGE_OPTIONS, exist_ok=True)
+        wanted = schema(dim, json.loads(json.dumps(fingerprint, sort_keys=True)), uuid.uuid4().hex)
+        with self.lock(dataset, encoder):  # one creator: the table's id is the one it was made with
+            if name not in self.table_names():
+                self.db.create_table(name, schema=wanted, storage_options=STORAGE_OPTIONS)
         self.check_fingerprint(dataset, encoder, fingerprint)
         return self._open(name).schema
 
-    def check_fingerprint(self, dataset: str, encoder: str, fingerprint: dict[str, Any]) -> None:
-        """Refuse, with the differing fields and the fix, a table extracted differently."""
+    @_table_io
+    def check_fingerprint(self, dataset: str, encoder: str, fingerprint: dict[str, Any], fix: str | None = None) -> None:
+        """Refuse, with the differing fields and the fix, a table extracted differently. `fix`: the
+        command that rebuilds it (default: the user's command for this encoder, with --rebuild)."""
         name = table_name(dataset, encoder)
         fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True))  # tuples -> lists, as stored
         existing = self.fingerprint(dataset, encoder)
         if existing != fingerprint:
-            differing = sorted(key for key in set(existing) | set(fingerprint) if existing.get(key) != fingerprint.get(key))
-            details = "; ".join(f"{key}: stored {existing.get(key)!r}, now {fingerprint.get(key)!r}" for key in differing)
+            details = "; ".join(identity.differences(existing, fingerprint))
+            fix = fix or f"rebuild it: `{invocation.current().rebuild(encoder)}`"
             raise FingerprintMismatchError(
-                f"table {name!r} in {self.uri} holds vectors extracted differently ({details}). "
-                f"Refusing to mix them. Rebuild it with `python -m bench extract --dataset {dataset} "
-                f"--encoder {encoder} --rebuild`, or use another --home."
+                f"table {name!r} in {self.uri} holds vectors extracted differently ({details}). Refusing to mix them; {fix}, "
+                "or use another --home."
             )
 
     def drop(self, dataset: str, encoder: str) -> None:
@@ -226,29 +326,28 @@ class Store:
         return FileLock(str(self._lock_folder() / f"{table_name(dataset, encoder)}.lock"))
 
     def _lock_folder(self) -> Path:
-        if "://" in self.uri and not self.uri.startswith("file://"):
+        local = self._local()
+        if local is None:
             import hashlib
 
             folder = Path.home() / ".cache" / "bench" / "locks" / hashlib.blake2b(self.uri.encode(), digest_size=8).hexdigest()
         else:
-            folder = Path(self.uri.removeprefix("file://")) / LOCK_FOLDER
+            folder = local / LOCK_FOLDER
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    @_table_io
     def key_state(self, dataset: str, encoder: str) -> KeyState:
         """The table's version and the keys of every row stored at that version."""
         if not self.has_table(dataset, encoder):
             return KeyState(None, pa.array([], pa.string()), pa.array([], pa.string()))
         table = self._open(table_name(dataset, encoder))
         version = int(table.version)
-        found = table.to_lance().to_table(columns=[*KEY_COLUMNS, "op_version"])
+        found = table.to_lance().to_table(columns=[*KEY_COLUMNS, *MADE_FROM_COLUMNS])
         columns = [found.column(name) for name in KEY_COLUMNS]
-        return KeyState(version, item_keys(*columns, found.column("op_version")), merge_keys(*columns))
+        return KeyState(version, item_keys(*columns, *(found.column(name) for name in MADE_FROM_COLUMNS)), merge_keys(*columns))
 
-    def contains_keys(self, dataset: str, encoder: str, keys: pa.Array) -> np.ndarray:
-        """Per key of `keys` (see `item_keys`), whether the table holds that row."""
-        return self.key_state(dataset, encoder).contains(keys)
-
+    @_table_io
     def write(self, dataset: str, encoder: str, batch: pa.Table, since: int | None = None) -> Written:
         """Idempotent upsert keyed by (image_id, split, processing): a rerun never duplicates.
 
@@ -267,6 +366,7 @@ class Store:
             table.checkout_latest()
             return Written(int(table.version), appended)
 
+    @_table_io
     def repair_duplicates(self, dataset: str, encoder: str) -> int:
         """Keep one row per key where a table holds several (left by writers that did not share
         the lock, or by an older bench); returns how many rows were removed."""
@@ -289,6 +389,7 @@ class Store:
             table.add(kept)
             return rows.num_rows - kept.num_rows
 
+    @_table_io
     def build_vector_index(self, dataset: str, encoder: str, partitions: int | None = None) -> None:
         """LanceDB's IVF-PQ index on the vector column (cosine), replacing any older one. It lives
         in the table itself, wherever the table is (a folder or object storage)."""
@@ -298,6 +399,7 @@ class Store:
             table = self._open(table_name(dataset, encoder))
             table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=partitions), replace=True, name=VECTOR_INDEX)
 
+    @_table_io
     def vector_index(self, dataset: str, encoder: str) -> VectorIndexState | None:
         """The table's vector index and how many rows it does not cover, or None."""
         table = self._open(table_name(dataset, encoder))
@@ -306,6 +408,7 @@ class Store:
         stats = table.index_stats(VECTOR_INDEX)
         return VectorIndexState(str(stats.index_type), int(stats.num_indexed_rows), int(stats.num_unindexed_rows))
 
+    @_table_io
     def nearest_approximate(
         self, dataset: str, encoder: str, vector: np.ndarray, k: int, where: str | None = None, columns: Sequence[str] | None = None
     ) -> pa.Table:
@@ -322,12 +425,14 @@ class Store:
         scores = pc.subtract(pa.scalar(1.0, pa.float32()), pc.cast(found.column("_distance"), pa.float32()))
         return found.drop_columns(["_distance"]).append_column("score", scores)
 
+    @_table_io
     def fragment_writer(self, dataset: str, encoder: str) -> "FragmentWriter":
         """A picklable writer that other processes (e.g. Ray workers) use to write rows as Lance
         fragments of the table, for `commit_fragments` to add to it."""
         table = self._open(table_name(dataset, encoder))
         return FragmentWriter(table.to_lance().uri, table.schema)
 
+    @_table_io
     def commit_fragments(self, dataset: str, encoder: str, written: Sequence[bytes], since: int | None) -> Written:
         """Add fragments written by `FragmentWriter`s to the table in one commit, under its lock.
         If another writer has committed since `since`, keys the fragments share with its rows are
@@ -347,17 +452,21 @@ class Store:
             self.repair_duplicates(dataset, encoder)
         return Written(self.version(dataset, encoder), alone)
 
+    @_table_io
     def compact(self, dataset: str, encoder: str) -> None:
         """Merge the small fragments left by incremental writes."""
         with self.lock(dataset, encoder):
             self._open(table_name(dataset, encoder)).optimize()
 
+    @_table_io
     def version(self, dataset: str, encoder: str) -> int:
         return int(self._open(table_name(dataset, encoder)).version)
 
+    @_table_io
     def count(self, dataset: str, encoder: str) -> int:
         return self._open(table_name(dataset, encoder)).count_rows()
 
+    @_table_io
     def scan(
         self, dataset: str, encoder: str, where: str | None = None, columns: Iterable[str] | None = None, limit: int | None = None
     ) -> pa.Table:
@@ -365,9 +474,11 @@ class Store:
         table = self._open(table_name(dataset, encoder))
         return table.to_lance().to_table(filter=where, columns=list(columns) if columns else None, limit=limit)
 
+    @_table_io
     def columns(self, dataset: str, encoder: str) -> list[str]:
         return list(self._open(table_name(dataset, encoder)).schema.names)
 
+    @_table_io
     def split_vectors(self, dataset: str, encoder: str, split: str, processings: Sequence[str]) -> SplitVectors:
         """Vectors of `split` under each processing, aligned row for row by image_id.
 
@@ -424,5 +535,5 @@ def _refuse_duplicates(sorted_ids: pa.Array, dataset: str, encoder: str, split: 
         repeated = pc.unique(sorted_ids[1:].filter(same))
         raise MissingEmbeddingsError(
             f"{dataset} x {encoder}: {len(repeated)} image(s) stored more than once under {split!r}/{processing!r} "
-            f"(e.g. {repeated[0].as_py()!r}); run `python -m bench extract` with the same options to repair the table"
+            f"(e.g. {repeated[0].as_py()!r}); `{invocation.current().rerun()}` repairs the table before it reads it"
         )

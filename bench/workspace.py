@@ -32,6 +32,11 @@ class Workspace:
         return self.reports / "results"
 
     @property
+    def superseded(self) -> Path:
+        """Where a cell goes when it is recomputed because one of its inputs changed."""
+        return self.reports / "superseded"
+
+    @property
     def rejects(self) -> Path:
         return self.reports / "rejects"
 
@@ -39,19 +44,17 @@ class Workspace:
         """Fail before any work, with the fix, if results or embeddings could not be written here.
         Checks by writing a scratch folder into the nearest existing ancestor and removing it, so
         nothing is left behind either way."""
-        places = [("--home", self.root)]
+        places = [("--home", self.root, "choose a folder (--home DIR or BENCH_HOME)")]
         if "://" not in self.embeddings_uri:
-            places.append(("BENCH_EMBEDDINGS_URI", Path(self.embeddings_uri)))
-        for option, path in places:
+            places.append(("BENCH_EMBEDDINGS_URI", Path(self.embeddings_uri), "set BENCH_EMBEDDINGS_URI to a folder, or unset it"))
+        for option, path, fix in places:
             existing = path
             while not existing.exists() and existing != existing.parent:
                 existing = existing.parent
             if not existing.is_dir():
-                raise UsageError(f"{option} {path}: {existing} is a file, not a folder; choose a folder (--home DIR or BENCH_HOME)")
+                what = "a file where the store's folder should be" if option == "BENCH_EMBEDDINGS_URI" else "a file, not a folder"
+                raise UsageError(f"{option} {path}: {existing} is {what}; {fix}")
             try:
                 shutil.rmtree(tempfile.mkdtemp(prefix=".bench-write-check-", dir=existing))
             except OSError as error:
-                raise UsageError(
-                    f"{option} {path}: cannot write in {existing} ({error.strerror or error}); "
-                    "choose a folder you can write to (--home DIR or BENCH_HOME)"
-                ) from None
+                raise UsageError(f"{option} {path}: cannot write in {existing} ({error.strerror or error}); {fix}") from None

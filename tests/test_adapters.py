@@ -38,11 +38,11 @@ def test_imagefolder_with_split_folders(tmp_path: Path) -> None:
 def test_imagefolder_without_split_folders_splits_stably_by_id(tmp_path: Path) -> None:
     for index in range(60):
         _image(tmp_path / ("a" if index % 2 else "b") / f"{index:02d}.png")
-    records = data.get("imagefolder").records(DatasetOptions(root=tmp_path))
+    records = data.get("imagefolder").list(DatasetOptions(root=tmp_path)).records
     splits = {r.image_id: r.split for r in records}
     assert set(splits.values()) == {"train", "val"}
     assert 0 < sum(s == "val" for s in splits.values()) < 30
-    assert splits == {r.image_id: r.split for r in data.get("imagefolder").records(DatasetOptions(root=tmp_path))}
+    assert splits == {r.image_id: r.split for r in data.get("imagefolder").list(DatasetOptions(root=tmp_path)).records}
 
 
 def test_imagenet_requires_train_and_val_and_root(tmp_path: Path) -> None:

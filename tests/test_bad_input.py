@@ -49,7 +49,7 @@ def _write_bad(root: Path) -> dict[str, Path]:
 
 def test_odd_modes_are_converted_to_meaningful_rgb(tmp_path: Path) -> None:
     paths = _write_good(tmp_path)
-    records = {Path(r.path).stem: r for r in data.get("imagefolder").records(DatasetOptions(root=tmp_path))}
+    records = {Path(r.path).stem: r for r in data.get("imagefolder").list(DatasetOptions(root=tmp_path)).records}
     for name in paths:
         image = records[name].load()
         assert image.mode == "RGB" and image.size == SIZE, name

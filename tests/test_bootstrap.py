@@ -79,17 +79,48 @@ def test_probe_per_image_accuracy_averages_to_the_reported_accuracy() -> None:
     outcome = probe_processing.processing_probe(train, val, tuple(train.vectors), seeds=(0, 1), settings=ProbeSettings(trials=2, epochs=5))
     assert outcome.hits.shape == (2, 3 * 40)
     assert np.mean(outcome.per_image(40)) == pytest.approx(outcome.acc1.mean())
-    low, high = outcome.intervals(40, "probe_acc1.mean", bootstrap.Resampling(300))["probe_acc1.mean"]
+    low, high = outcome.resampled(40, "probe_acc1.mean", bootstrap.Resampling(300)).intervals()["probe_acc1.mean"]
     assert low <= outcome.acc1.mean() <= high
 
 
-def test_mean_class_accuracy_interval_equals_a_loop_over_the_draws() -> None:
+def test_mean_class_accuracy_interval_resamples_within_each_class_as_a_loop_does() -> None:
     rng = np.random.default_rng(6)
     labels = rng.integers(0, 4, 60)
     hits = rng.random(60) < 0.6
+    classes = [np.flatnonzero(labels == c) for c in range(4)]
     expected = []
     for r in range(200):
-        drawn = np.random.default_rng([0, r]).integers(0, 60, 60)
-        expected.append(100 * np.mean([hits[drawn][labels[drawn] == c].mean() for c in np.unique(labels[drawn])]))
-    found = probe_acquisition.class_mean_interval(hits, labels, bootstrap.Resampling(200))["probe_mean_class_acc"]
-    assert found == pytest.approx(list(np.percentile(expected, [2.5, 97.5])))
+        draw = np.random.default_rng([0, r])
+        drawn = [members[draw.integers(0, len(members), len(members))] for members in classes]
+        expected.append(100 * np.mean([hits[chosen].mean() for chosen in drawn]))  # every class keeps its count
+    found = probe_acquisition.class_mean_resampled(hits, labels, bootstrap.Resampling(200)).intervals()["probe_mean_class_acc"]
+    point = 100 * np.mean([hits[members].mean() for members in classes])
+    assert found == pytest.approx([min(np.percentile(expected, 2.5), point), max(np.percentile(expected, 97.5), point)])
+
+
+def test_a_constant_predictor_is_never_marked_on_unbalanced_classes() -> None:
+    # 16 classes, one of them large: always naming it scores the majority share top-1 and chance per class
+    labels = np.concatenate([np.zeros(20, dtype=int), np.repeat(np.arange(1, 16), 3)])
+    hits = labels == 0
+    chance, majority = 100 / 16, 100 * 20 / len(labels)
+    per_class = probe_acquisition.class_mean_resampled(hits, labels, bootstrap.Resampling(1000)).intervals()["probe_mean_class_acc"]
+    assert per_class[0] <= chance <= per_class[1] and not bootstrap.excludes(per_class, chance)
+    top1 = bootstrap.mean_intervals({"acc": 100.0 * hits}, bootstrap.Resampling(1000))["acc"]
+    assert not bootstrap.excludes(top1, majority)
+    assert bootstrap.excludes(top1, chance)  # which is why top-1 is judged against the majority share
+
+
+@pytest.mark.parametrize("units", [2, 3, 5, 9])
+def test_every_point_estimate_lies_inside_its_interval_even_on_few_skewed_units(units: int) -> None:
+    rng = np.random.default_rng(units)
+    for trial in range(50):
+        values = rng.exponential(size=units) ** 3 * rng.choice([-1, 1])
+        low, high = bootstrap.mean_intervals({"x": values}, bootstrap.Resampling(200, seed=trial))["x"]
+        assert low <= values.mean() <= high
+
+
+def test_stratified_draws_keep_every_stratum_size() -> None:
+    strata = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    for block in bootstrap.counts(len(strata), bootstrap.Resampling(50), strata):
+        for label in (0, 1, 2):
+            assert (block[:, strata == label].sum(axis=1) == np.sum(strata == label)).all()

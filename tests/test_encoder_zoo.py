@@ -395,7 +395,7 @@ def test_custom_encoder_extracted_by_the_cli_equals_the_saved_model(cli_run: Cli
     spec = read_file(encoders_file)[0]
     preprocess = paper_preprocess(spec)
     op = processing.get(OP)
-    records = [record for record in data.get(DATASET).records() if record.split == "val"]
+    records = [record for record in data.get(DATASET).list().records if record.split == "val"]
     batch = torch.stack([preprocess(processing.apply(op, record.load(), seed=0, image_id=record.image_id)) for record in records])
     with torch.inference_mode():
         expected = _saved_model(checkpoint)(batch).numpy()

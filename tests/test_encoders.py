@@ -12,6 +12,7 @@ from PIL import Image
 from bench import encoders
 from bench.encoders.loaders import packaged_effnet_classifier
 from bench.encoders.spec import EncoderSpec
+from bench.registry import UnknownNameError
 
 ESPRESSO = 967  # ImageNet-1k class index
 
@@ -108,3 +109,38 @@ def test_encoders_file_rejects_wrong_types_and_unknown_architectures(tmp_path: P
     with pytest.raises(EncodersFileError, match=problem) as caught:
         read_file(path)
     assert str(path) in str(caught.value)
+
+
+def test_encoder_sets_expand_in_order_and_a_file_may_declare_its_own(tmp_path: Path) -> None:
+    from bench.encoders import SETS, expand
+    from bench.encoders.catalog import PAPER_ENCODERS
+    from bench.encoders.custom import EncodersFileError, register_file
+
+    paper = expand(["paper"])
+    assert len(paper) == 47 and paper == tuple(spec.name for spec in PAPER_ENCODERS)
+    assert paper[0] == "clip/vit-b-16.openai" and paper[-1] == "mocov3/resnet50"  # the paper's first and last
+    assert [len(expand([family])) for family in ("cvl", "sup", "ssl")] == [24, 11, 12]
+    assert expand(["effnet/lite0.random", "offline"]) == ("effnet/lite0.random", "effnet/lite0.in1k")  # each once, first place kept
+    with pytest.raises(UnknownNameError, match="Did you mean: paper"):
+        expand(["papr"])
+    before = dict(SETS)
+    try:
+        path = tmp_path / "sets.toml"
+        path.write_text('[[set]]\nname = "mine"\nencoders = ["offline", "dino/vits16"]\n', encoding="utf-8")
+        register_file(path)
+        assert expand(["mine"]) == ("effnet/lite0.in1k", "effnet/lite0.random", "dino/vits16")
+        path.write_text('[[set]]\nname = "broken"\nencoders = ["dino/vits61"]\n', encoding="utf-8")
+        with pytest.raises(EncodersFileError, match="broken.*dino/vits61"):
+            register_file(path)
+    finally:
+        SETS.clear()
+        SETS.update(before)
+
+
+def test_list_encoders_of_a_set_in_its_order(tmp_path: Path) -> None:
+    from tests.conftest import run_bench
+
+    done = run_bench(tmp_path, "list", "encoders", "--set", "ssl")
+    assert done.returncode == 0, done.stderr
+    names = [line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│") and "/" in line.split("│")[1]]
+    assert names[:5] == ["dino/vits8", "dino/vits16", "dino/vitb8", "dino/vitb16", "dino/resnet50"] and len(names) == 12

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import stat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -116,6 +119,16 @@ USER_ERRORS = {
     "empty class folders": (lambda tmp: [*KNN, "--dataset", "imagefolder", "--root", str(_empty_classes(tmp))], "no images found"),
     "option of another task": (lambda tmp: [*KNN, "--mask", "0.9"], "does not take --mask"),
     "one camera make": (lambda tmp: ["run", "probe-acquisition", "--root", str(_one_make(tmp)), "--encoders", RANDOM], "single class"),
+    "a folder for a dataset that takes none": (lambda tmp: [*KNN, "--dataset", "demo-mini", "--root", str(tmp)], "takes no --root"),
+    "an attribute for a dataset without one": (lambda tmp: [*KNN, "--dataset", "demo-mini", "--attribute", "make"], "takes no --attribute"),
+    "no encoders": (lambda tmp: ["run", "knn-influence", "--encoders", ""], "names nothing"),
+    "no processings": (lambda tmp: ["extract", "--encoders", RANDOM, "--processings", " , "], "names nothing"),
+    "no splits": (lambda tmp: ["extract", "--encoders", RANDOM, "--splits", ""], "names nothing"),
+    "a report name that is a path": (lambda tmp: ["report", "--name", "../../elsewhere"], "a report name is one folder name"),
+    "query output in a missing folder": (lambda tmp: ["query", "--encoder", RANDOM, "--out", str(tmp / "nowhere" / "x.csv")], "does not exist"),
+    "query output onto a folder": (lambda tmp: ["query", "--encoder", RANDOM, "--format", "csv", "--out", str(tmp)], "is a folder"),
+    "a damaged checkpoint": (lambda tmp: ["run", "knn-influence", "--dataset", "demo-mini", "--encoders", "timm/resnet50.a1_in1k",
+                                          "--weights", str(_binary(tmp / "bad.pt"))], "cannot read checkpoint"),
 }
 
 
@@ -218,3 +231,71 @@ def test_exif_orientation_is_applied_for_camera_data_only(tmp_path: Path) -> Non
 def test_leaderboard_of_an_empty_home_says_so(tmp_path: Path, capsys) -> None:
     assert cli.main(["leaderboard", "--home", str(tmp_path), "--task", "paircams"]) == 0
     assert "No results for paircams" in capsys.readouterr().out
+
+
+def test_a_report_name_never_reaches_outside_the_home(tmp_path: Path, capsys) -> None:
+    home = tmp_path / "home"
+    outside = tmp_path / "elsewhere"
+    (outside / "gallery").mkdir(parents=True)
+    (outside / "index.html").write_text("mine")
+    assert bench(home, *KNN, "--dataset", "demo-mini") == 0
+    for name in ("../../elsewhere", str(outside), "..", "a/b"):
+        assert bench(home, "report", "--name", name) == 2
+    assert (outside / "index.html").read_text() == "mine" and (outside / "gallery").is_dir()
+    assert bench(home, "report", "--name", "mine") == 0 and (home / "reports" / "mine" / "index.html").is_file()
+
+
+def test_an_unreadable_class_folder_is_reported_not_dropped(tmp_path: Path, capsys, monkeypatch) -> None:
+    root = class_folder(tmp_path / "photos", 8, classes=("cat", "dog", "owl"))
+    locked = root / "train" / "owl"
+    real_scandir = os.scandir
+
+    def scandir(path=".") -> Any:  # the folder's permissions deny reading (root ignores chmod, so the refusal is simulated)
+        if isinstance(path, (str, os.PathLike)) and Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert bench(tmp_path / "home", *KNN, "--dataset", "imagefolder", "--root", str(root)) == 0
+    error = " ".join(capsys.readouterr().err.split())
+    assert f"warning: {locked}: cannot read this folder (Permission denied)" in error
+    rejects = [json.loads(line) for path in (tmp_path / "home" / "reports" / "rejects").glob("*.jsonl") for line in path.read_text().splitlines()]
+    assert any(entry["path"] == str(locked) and "cannot read this folder" in entry["reason"] for entry in rejects)
+
+
+def _damage(table: Path, how: str) -> None:
+    if how == "a missing data file":
+        next((table / "data").glob("*.lance")).unlink()
+    else:
+        latest = min((table / "_versions").glob("*.manifest"), key=lambda path: int(path.stem))  # newest: the smallest number
+        with open(latest, "r+b") as handle:
+            handle.truncate(10)
+
+
+@pytest.mark.parametrize("how", ["a missing data file", "a truncated manifest"])
+def test_a_damaged_table_is_one_line_naming_the_table_and_a_rebuild_that_works(how: str, tmp_path: Path, capsys) -> None:
+    home, root = tmp_path / "home", class_folder(tmp_path / "photos", 9)
+    where = ("--dataset", "imagefolder", "--root", str(root))
+    assert bench(home, *KNN, *where) == 0
+    key = data.get("imagefolder").store_key(DatasetOptions(root=root))
+    (table,) = (home / "embeddings").glob("*.lance")
+    _damage(table, how)
+    capsys.readouterr()
+    image = str(next(root.glob("val/*/*.png")))
+    commands = {
+        "run": (*KNN, *where, "--overwrite"),
+        "extract": ("extract", *where, "--encoders", RANDOM, "--group", "sharpening"),
+        "similarity": ("run", "similarity", *where, "--encoders", RANDOM, "--group", "sharpening"),
+        "query": ("query", *where, "--encoder", RANDOM),
+        "query --like": ("query", *where, "--encoder", RANDOM, "--like", image),
+        "index build": ("index", "build", *where, "--encoder", RANDOM),
+    }
+    for verb, command in commands.items():
+        assert bench(home, *command) == 2, verb
+        error = " ".join(capsys.readouterr().err.split())
+        assert "Traceback" not in error and table.stem in error and "--rebuild" in error, (verb, error)
+        assert error.startswith("error: table") and error.count("error: table") == 1  # one message, nothing before it
+    fix = re.findall(r"`(python -m bench [^`]+)`", error)[0]
+    assert bench(home, *shlex.split(fix)[3:]) == 0  # the query's fix: the extraction that rebuilds the table
+    assert Store(home / "embeddings").count(key, RANDOM) > 0
+    assert bench(home, *KNN, *where, "--rebuild") == 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +34,14 @@ def faiss_gpu_count() -> int:
 
 
 HAS_FAISS = importlib.util.find_spec("faiss") is not None
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 BACKENDS = [
     "torch",
     pytest.param("faiss-cpu", marks=pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed")),
@@ -223,9 +234,68 @@ def test_unknown_backend_names_the_choices() -> None:
 
 
 def test_explicit_backends_are_returned_unchanged() -> None:
-    """A named backend is used as given."""
-    for name in ("faiss-gpu", "torch", "faiss-cpu"):
+    """A named backend is used as given (faiss-gpu only where FAISS sees a GPU)."""
+    for name in ("torch", "faiss-cpu") + (("faiss-gpu",) if faiss_gpu_count() > 0 else ()):
         assert index.resolve_backend(name) == name
+
+
+@pytest.mark.skipif(faiss_gpu_count() > 0, reason="FAISS sees a GPU here, so faiss-gpu is not refused")
+def test_faiss_gpu_without_a_gpu_build_is_refused_up_front() -> None:
+    """faiss-gpu where FAISS has no GPU: a UsageError naming the install command and the other
+    backends, raised when the backend is resolved, before any index is built or searched."""
+    from bench.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        index.resolve_backend("faiss-gpu")
+    message = str(caught.value)
+    assert 'pip install -e ".[gpu]"' in message
+    for name in ("torch", "faiss-cpu", "auto"):
+        assert name in message
+    queries, database, _, _ = planted_data()
+    for start in (
+        lambda: index.build(database, backend="faiss-gpu"),
+        lambda: index.search(queries, database, 3, backend="faiss-gpu"),
+        lambda: index.plain_top_k(queries, database, 3, backend="faiss-gpu"),
+    ):
+        with pytest.raises(UsageError, match=r"pip install -e"):
+            start()
+
+
+@pytest.mark.skipif(not HAS_FAISS and not cuda_available(), reason="auto picks faiss-cpu here, and faiss is not installed")
+def test_auto_never_refuses_for_want_of_faiss_gpu() -> None:
+    """auto keeps choosing a backend that runs here, whatever FAISS build is installed."""
+    chosen = index.resolve_backend("auto")
+    assert chosen in ("faiss-gpu", "torch", "faiss-cpu")
+    queries, database, _, _ = planted_data()
+    want_scores, want_rows = planted_reference(7, "none")
+    found = index.search(queries, database, 7, backend="auto")
+    assert np.array_equal(found.rows, want_rows) and np.array_equal(found.scores, want_scores)
+
+
+@pytest.mark.skipif(
+    faiss_gpu_count() == 0 or not cuda_available(),
+    reason="needs an NVIDIA GPU seen by both FAISS's GPU build (pip install -e \".[gpu]\") and torch CUDA",
+)
+@pytest.mark.parametrize("restrict", RESTRICTS)
+def test_faiss_gpu_and_torch_cuda_give_identical_neighbours(restrict: str) -> None:
+    """On the same vectors, FAISS GPU and torch on CUDA return the same rows and scores, ties
+    included: every score is a multiple of 1/4, exact in float32 on both."""
+    rng = np.random.default_rng(99)
+    database = exact_vectors(rng, 20_000)
+    queries = exact_vectors(rng, 500)
+    database_labels = rng.integers(0, 50, size=len(database))
+    query_labels = rng.integers(0, 50, size=len(queries))
+    found = {}
+    for backend in ("faiss-gpu", "torch"):
+        found[backend] = index.search(
+            queries, database, 10, restrict=restrict, query_labels=query_labels, database_labels=database_labels, backend=backend
+        )
+    assert np.array_equal(found["faiss-gpu"].rows, found["torch"].rows)
+    assert np.array_equal(found["faiss-gpu"].scores, found["torch"].scores)
+    assert np.all(found["torch"].rows >= 0)
+    sample = slice(0, 20)  # the brute force on a few queries, so agreement is not a shared mistake
+    _, want_rows = reference_search(queries[sample], database, 10, restrict, query_labels[sample], database_labels)
+    assert np.array_equal(found["torch"].rows[sample], want_rows)
 
 
 def test_auto_backend_picks_faiss_cpu_without_a_gpu() -> None:
@@ -274,3 +344,32 @@ def test_restricted_search_needs_labels() -> None:
     for restrict in ("same", "other"):
         with pytest.raises(ValueError):
             index.search(np.zeros((1, DIM), np.float32), np.zeros((2, DIM), np.float32), 1, restrict=restrict, backend="torch")
+
+
+GPU_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+
+
+def test_gpu_benchmark_explains_itself_and_runs_its_cpu_quick_mode(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`benchmarks/gpu.py --help` explains the rows; its CPU quick mode runs every part and prints
+    one table, each row labelled reduced and the rows that need a GPU named."""
+    shown = subprocess.run([sys.executable, str(GPU_BENCHMARK), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0, shown.stderr
+    for phrase in ("usage: python benchmarks/gpu.py", "--quick", "knn_influence.run", "plain_top_k", "max_memory_allocated"):
+        assert phrase in shown.stdout
+    loaded = importlib.util.spec_from_file_location("gpu_benchmark", GPU_BENCHMARK)
+    assert loaded is not None and loaded.loader is not None
+    benchmark = importlib.util.module_from_spec(loaded)
+    monkeypatch.setitem(sys.modules, "gpu_benchmark", benchmark)  # its dataclasses look their module up
+    loaded.loader.exec_module(benchmark)
+    status = benchmark.main(["--quick", "--device", "cpu"], hard_limit=False)
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "FAILED" not in printed and "skipped" not in printed
+    search_row = "search · CPU stand-in" if HAS_FAISS else "search · torch CUDA vs CPU"
+    for row in (search_row, "probe · CUDA vs CPU (reduced)", "extraction · EfficientNet-Lite0 fp32 (reduced)", "knn-influence (reduced)"):
+        assert row in printed
+    assert "needs a GPU" in printed
+    # the one goal a CPU judges: torch and FAISS CPU return the same neighbours
+    assert ("goals met: 1 of 1" if HAS_FAISS else "goals met: 0 of 0") in printed

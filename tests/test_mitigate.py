@@ -120,4 +120,4 @@ def test_run_mitigate_then_knn_influence_whose_cells_follow_the_bootstrap_settin
     assert knn_influence.execute(request(values={**options, "bootstrap": 200})) == []
     assert knn_influence.execute(request(values={**options, "bootstrap": 0})) == [path]
     assert json.loads(path.read_text())["metrics"]["ci95"] == {}
-    assert "computed with other bootstrap settings" in console.export_text()
+    assert "other bootstrap settings" in console.export_text()

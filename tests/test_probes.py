@@ -220,10 +220,16 @@ def test_probe_acquisition_refuses_data_without_a_test_split_before_extracting(t
 
 def test_probe_acquisition_on_real_camera_photos_by_make(tmp_path: Path, shared_data: Path) -> None:
     root = shared_data / "cameras"
-    done = run_bench(tmp_path, "run", "probe-acquisition", "--dataset", "cameras", "--root", str(root),
-                     "--encoders", "effnet/lite0.in1k", "--trials", "10", timeout=600)
+    done = run_bench(tmp_path, "run", "probe-acquisition", "--dataset", "cameras", "--root", str(root), "--trials", "10", timeout=600)
     assert done.returncode == 0, done.stderr
-    cell = json.loads(next((tmp_path / "reports" / "results" / "probe-acquisition").glob("**/*.json")).read_text())
+    control = next(line for line in done.stdout.splitlines() if "effnet/lite0.random" in line)
+    assert "*" not in control  # the random-weight control names the largest make for every photo: no trace
+    cells = {json.loads(path.read_text())["encoder"]: json.loads(path.read_text())
+             for path in (tmp_path / "reports" / "results" / "probe-acquisition").glob("**/*.json")}
+    for found in cells.values():
+        for name, (low, high) in found["metrics"]["ci95"].items():
+            assert low <= found["metrics"][name] <= high
+    cell = cells["effnet/lite0.in1k"]
     makes = cell["detail"]["classes"]
     assert "Canon" in makes and "Apple" in makes and makes == sorted(makes)
     assert cell["metrics"]["chance"] == pytest.approx(100 / len(makes))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import leaderboard, ranking, results
@@ -56,8 +57,34 @@ def test_leaderboard_views_from_result_files_alone(tmp_path: Path) -> None:
     lines = traces.stdout.splitlines()
     order = [next(i for i, line in enumerate(lines) if name in line and "│" in line) for name in ("toy/a", "toy/b", "toy/c")]
     assert order == sorted(order)
-    assert "0.83" in traces.stdout and "Borda" in traces.stdout and "c3 = probe-processing" in traces.stdout
+    assert "0.83" in traces.stdout and "Borda" in traces.stdout and "c3 = probe-processing" in " ".join(traces.stdout.split())
     tasks = run_bench(tmp_path, "leaderboard", "--task", "knn-influence")
     assert tasks.returncode == 0, tasks.stderr
     assert "3.00 [1.00, 5.00]*" in tasks.stdout and "1.00 [-0.50, 2.50] " in tasks.stdout  # * only where 0 is outside
     assert "[low, high]: 95 % paired bootstrap interval" in " ".join(tasks.stdout.split())
+
+
+def test_rank_ranges_come_from_the_resamples_and_noise_is_not_ranked(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(2, 400))  # the same units drawn for every encoder in a resample
+    FAMILIES["toy/d"] = "sup"
+    for number, dataset in enumerate(("one", "two")):
+        for encoder, gap, own in (("toy/a", 5.0, 0.2), ("toy/b", 2.0, 0.6), ("toy/c", 2.1, 0.6), ("toy/d", 0.1, 0.3)):
+            samples = gap + 0.3 * shared[number] + own * rng.normal(size=400)
+            low, high = np.percentile(samples, [2.5, 97.5])
+            write(tmp_path, "knn-influence", dataset, "group=jpeg", encoder,
+                  {"gap_pos_minus_neg": gap, "ci95": {"gap_pos_minus_neg": [min(low, gap), max(high, gap)]},
+                   "resamples": {"gap_pos_minus_neg": samples.tolist()}})
+    boards, _ = leaderboard.collect(tmp_path)
+    found = ranking.contests(boards)
+    standings = {s.encoder: s for s in ranking.borda(found, FAMILIES)}
+    assert standings["toy/a"].place == 1 and standings["toy/a"].places == (1, 1)
+    assert {standings["toy/b"].place, standings["toy/c"].place} == {2, 3}
+    assert standings["toy/b"].places == standings["toy/c"].places == (2, 3)
+    assert standings["toy/d"].place is None and standings["toy/d"].marked == 0  # its interval holds 0 everywhere
+    pairs = ranking.inseparable(found, list(ranking.borda(found, FAMILIES)))
+    assert len(pairs) == 1 and set(pairs[0]) == {"toy/b", "toy/c"}
+    header, rows, note = leaderboard.trace_rows(boards)
+    row = next(row for row in rows if row[0] == "toy/d")
+    assert row[header.index("#")] == "—" and row[header.index("ranks")] == "no trace"
+    assert "Cannot be told apart" in note and "toy/b" in note

@@ -62,7 +62,7 @@ def write_cells(results_dir: Path) -> None:
         outcome = probe_processing.processing_probe(train, val, sweep, seeds=(0, 1), settings=ProbeSettings(trials=2, epochs=3))
         results.write(results.Cell("probe-processing", "toy", encoder, "group=toy"), results_dir, {
             "family": family, "metrics": {"probe_acc1": {"mean": float(outcome.acc1.mean()), "std": float(outcome.acc1.std())},
-                                          "chance": 100 / 3, "ci95": outcome.intervals(len(val.image_ids), "probe_acc1.mean", RESAMPLING)}})
+                                          "chance": 100 / 3, "ci95": outcome.resampled(len(val.image_ids), "probe_acc1.mean", RESAMPLING).intervals()}})
         results.write(results.Cell("probe-acquisition", "toy", encoder, "processing=mask95"), results_dir, {
             "family": family, "metrics": {"probe_acc1": float(outcome.acc1[0]), "chance": 25.0,
                                           "ci95": {"probe_acc1": [float(outcome.acc1[0]) - 5.0, float(outcome.acc1[0]) + 5.0]}}})

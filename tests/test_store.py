@@ -20,7 +20,7 @@ DIM = 4
 
 def _rows(ids: list[str], processing: str, split: str = "train") -> list[dict[str, object]]:
     return [
-        {"image_id": i, "split": split, "processing": processing, "group": "jpeg", "op_version": 1, "label": n % 2, "label_name": f"c{n % 2}"}
+        {"image_id": i, "split": split, "processing": processing, "group": "jpeg", "op_version": 1, "source_stamp": "s", "label": n % 2, "label_name": f"c{n % 2}"}
         for n, i in enumerate(ids)
     ]
 
@@ -40,8 +40,9 @@ def test_rewriting_the_same_keys_never_duplicates(store: Store) -> None:
     vectors = store.split_vectors("d", "fam/enc.tag", "train", ["p"])
     assert list(vectors.image_ids) == ["a", "b", "c"]
     np.testing.assert_array_equal(vectors.vectors["p"], (first + 100)[[1, 0, 2]])
-    asked = item_keys(["a", "b", "c", "a", "a"], ["train", "train", "train", "val", "train"], ["p", "p", "p", "p", "q"], [1, 1, 1, 1, 1])
-    assert store.contains_keys("d", "fam/enc.tag", asked).tolist() == [True, True, True, False, False]
+    asked = item_keys(["a", "b", "c", "a", "a", "a"], ["train", "train", "train", "val", "train", "train"], ["p", "p", "p", "p", "q", "p"],
+                      [1, 1, 1, 1, 1, 2], ["s", "s", "s", "s", "s", "s"])
+    assert store.key_state("d", "fam/enc.tag").contains(asked).tolist() == [True, True, True, False, False, False]
 
 
 def test_tables_use_lance_format_2_0(store: Store) -> None:

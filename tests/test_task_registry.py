@@ -38,7 +38,7 @@ def _figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, ce
 
 TOY = TaskSpec(
     name="toy-norm", description="mean vector norm (a toy)", execute=_execute,
-    columns=(Column("mean norm", "mean_norm"),), aggregation="mean over val images of the vector's p-norm",
+    columns=(Column("mean norm", "mean_norm"),), rule=lambda cells: "mean over val images of the vector's p-norm",
     options=(POWER,), figures=_figures, default_dataset="demo-mini",
 )
 
@@ -70,7 +70,7 @@ def test_an_option_the_task_does_not_take_is_refused(toy_registered: None, tmp_p
 
 
 def test_two_different_options_under_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    clash = TaskSpec(name="clash", description="", execute=_execute, columns=(Column("x", "x"),), aggregation="",
+    clash = TaskSpec(name="clash", description="", execute=_execute, columns=(Column("x", "x"),), rule=lambda cells: "",
                      options=(TaskOption("k", "another k"),))
     monkeypatch.setitem(tasks.TASKS, clash.name, clash)
     with pytest.raises(ValueError, match="two different options named 'k'"):

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from bench import registry
 from bench.data import annotated, cameras, demo, folders
+from bench.data.files import file_state
 from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
 from bench.naming import safe_part
@@ -25,32 +26,57 @@ class DatasetSpec:
     knn_k: int = 10  # the paper: k=10 on ImageNet, k=1 on iNat
     needs_root: bool = False
     exif_orientation: bool = False  # rotate by the Exif orientation tag, as the paper's loader for this data does
+    attributes: bool = False  # the labels come from a chosen --attribute (make, ISO, …)
 
     def store_key(self, options: DatasetOptions | None = None) -> str:
         """The dataset's name in the store and in result cells. Labels and splits depend on the
         attribute, and rows on the folder, so each attribute and each folder gets its own tables
         and cells: `cameras@make.<folder name>-<hash of its absolute path>`."""
         options = options or DatasetOptions()
+        self.check(options)
         key = f"{self.name}@{options.attribute}" if options.attribute else self.name
         if options.root is None:
             return key
         root = resolved_root(options.root)
         return f"{key}.{safe_part(root.name)[:32] or 'root'}-{hashlib.blake2b(str(root).encode(), digest_size=4).hexdigest()}"
 
-    def records(self, options: DatasetOptions | None = None) -> list[ImageRecord]:
-        return self.list(options).records
+    def check(self, options: DatasetOptions) -> None:
+        """Refuse options this dataset does not take, before anything is keyed or written by them."""
+        if options.root is not None and not self.needs_root:
+            raise DataError(f"dataset {self.name!r} takes no --root: it is built from what is installed ({self.card}); leave --root "
+                            "out, or read a folder of class subfolders with --dataset imagefolder --root DIR")
+        if options.attribute is not None and not self.attributes:
+            raise DataError(f"dataset {self.name!r} takes no --attribute: its labels are fixed; --attribute chooses the label "
+                            "of cameras and flickrexif")
 
     def list(self, options: DatasetOptions | None = None) -> Listing:
         """Records in stable order; a dataset that lives on disk needs --root."""
         options = options or DatasetOptions()
+        self.check(options)
         if self.needs_root and options.root is None:
             raise DataError(f"dataset {self.name!r} needs --root pointing at its folder; see {self.card} for the layout")
         if options.root is not None and not options.root.is_dir():
             raise DataError(f"dataset {self.name!r}: --root {options.root} is not a folder; see {self.card} for the layout")
-        listing = self.listing(options)
-        if self.exif_orientation:
-            listing = Listing([dataclasses.replace(record, orient=True) for record in listing.records], listing.rejects)
-        return listing
+        return _stamped(self.listing(options), orient=self.exif_orientation)
+
+
+def _stamped(listing: Listing, orient: bool) -> Listing:
+    """Every record with its file's state (a file that cannot be read becomes a reject) and the
+    dataset's orientation rule."""
+    states: dict[str, str | None] = {}
+    records: list[ImageRecord] = []
+    rejects = list(listing.rejects)
+    for record in listing.records:
+        if record.path not in states:
+            try:
+                states[record.path] = file_state(record.path)
+            except OSError as error:
+                states[record.path] = None
+                rejects.append({"path": record.path, "reason": f"cannot read ({error.strerror or error})"})
+        state = states[record.path]
+        if state is not None:
+            records.append(dataclasses.replace(record, file_state=state, orient=orient or record.orient))
+    return Listing(records, rejects)
 
 
 def resolved_root(root: Path) -> Path:
@@ -99,13 +125,13 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
         DatasetSpec(
             name="flickrexif",
             description="FlickrExif images <FlickrID>.<ext> + the paper's split JSONs; --attribute picks the label",
-            listing=annotated.flickrexif, card="datasets/flickrexif.toml", needs_root=True, exif_orientation=True,
+            listing=annotated.flickrexif, card="datasets/flickrexif.toml", needs_root=True, exif_orientation=True, attributes=True,
         ),
         DatasetSpec(
             name="cameras",
             description="any folder of camera photos labelled by their own Exif; --attribute make (default), model, "
             "is_smartphone, iso, exposure, aperture or focal_length (the paper's classes)",
-            listing=cameras.listing, card="datasets/cameras.toml", needs_root=True, exif_orientation=True,
+            listing=cameras.listing, card="datasets/cameras.toml", needs_root=True, exif_orientation=True, attributes=True,
         ),
         DatasetSpec(
             name="paircams",
@@ -150,6 +176,13 @@ class ResolvedDataset:
             "name": self.spec.name, "attribute": self.options.attribute, "root": root, "listing": digest,
             "images": len(self.listing.records), "exif_orientation": self.spec.exif_orientation,
         }
+
+    @cached_property
+    def contents(self) -> str:
+        """A digest of what every image's pixels are made from (`ImageRecord.stamp`): an image
+        replaced or edited in place changes it, while the listing digest stays the same."""
+        lines = sorted(f"{r.image_id}\t{r.split}\t{r.stamp}" for r in self.listing.records)
+        return hashlib.blake2b("\n".join(lines).encode("utf-8"), digest_size=16).hexdigest()
 
     def splits(self) -> dict[str, int]:
         """Images per split, in the listing."""

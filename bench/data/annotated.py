@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from bench.data.files import image_files
+from bench.data.files import walk_images
 from bench.data.record import DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
 
@@ -50,13 +50,14 @@ def inat2018(options: DatasetOptions) -> Listing:
     return Listing(records, rejects)
 
 
-def _flickr_files(root: Path) -> dict[str, Path]:
-    """Flickr ID -> file, for files named <FlickrID>.<ext> anywhere below root."""
+def _flickr_files(root: Path) -> tuple[dict[str, Path], list[dict[str, str]]]:
+    """Flickr ID -> file, for files named <FlickrID>.<ext> anywhere below root, and what could not be read."""
     found: dict[str, Path] = {}
-    for path in image_files(root):
+    walk = walk_images(root)
+    for path in walk.files:
         if path.stem.isdigit():
             found.setdefault(path.stem, path)
-    return found
+    return found, walk.unreadable
 
 
 def flickrexif(options: DatasetOptions) -> Listing:
@@ -72,9 +73,9 @@ def flickrexif(options: DatasetOptions) -> Listing:
         )
     document = _read_json(split_file)
     classes = [str(name) for name in document["label_encoder_classes"]]
-    files = _flickr_files(options.root)
+    files, unreadable = _flickr_files(options.root)
     records: list[ImageRecord] = []
-    rejects: list[dict[str, str]] = []
+    rejects: list[dict[str, str]] = list(unreadable)
     for split, ids_key, labels_key in FLICKREXIF_SPLITS:
         for flickr_id, label in zip(document[ids_key], document[labels_key]):
             path = files.get(str(flickr_id))

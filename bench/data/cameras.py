@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench import exif
-from bench.data.files import IMAGE_SUFFIXES, image_files
+from bench.data.files import IMAGE_SUFFIXES, walk_images
 from bench.data.record import DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
 from bench.registry import UnknownNameError
@@ -101,8 +101,9 @@ def _meta(shot: _Shot) -> tuple[tuple[str, object], ...]:
 
 def _read_all(root: Path) -> tuple[list[_Shot], list[dict[str, str]]]:
     shots: list[_Shot] = []
-    rejects: list[dict[str, str]] = []
-    for path in image_files(root):
+    walk = walk_images(root)
+    rejects: list[dict[str, str]] = list(walk.unreadable)
+    for path in walk.files:
         try:
             acquisition = exif.read(path)
         except (OSError, Image.DecompressionBombError) as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.files import image_files
+from bench.data.files import walk_images
 from bench.data.record import DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
 from bench.seeding import stable_int
@@ -14,7 +14,10 @@ VAL_PERCENT = 20  # imagefolder without split subfolders: this share of each cla
 
 
 def _class_folders(folder: Path) -> list[str]:
-    return sorted(child.name for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
+    try:
+        return sorted(child.name for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
+    except OSError as error:
+        raise DataError(f"{folder}: cannot read this folder ({error.strerror or error}); check its permissions") from None
 
 
 def _split_of(image_id: str) -> str:
@@ -33,15 +36,18 @@ def class_folder_listing(root: Path, require_splits: tuple[str, ...] = ()) -> Li
         raise DataError(f"{root}: no class subfolders found (layout <root>/[<split>/]<class>/<image>)")
     labels = {name: index for index, name in enumerate(classes)}
     records: list[ImageRecord] = []
+    rejects: list[dict[str, str]] = []
     for split, folder in groups:
         for name in _class_folders(folder):
-            for path in image_files(folder / name):
+            walk = walk_images(folder / name)
+            rejects += walk.unreadable
+            for path in walk.files:
                 image_id = path.relative_to(root).as_posix()
                 records.append(ImageRecord(image_id, split or _split_of(image_id), labels[name], name, str(path)))
     if not records:
         raise DataError(f"{root}: no images found in its class folders ({', '.join(classes[:5])}{', …' if len(classes) > 5 else ''}); "
                         "images are files with an image extension (.jpg, .png, …) inside <root>/[<split>/]<class>/")
-    return Listing(records)
+    return Listing(records, rejects)
 
 
 def imagefolder(options: DatasetOptions) -> Listing:

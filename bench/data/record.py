@@ -39,6 +39,14 @@ class ImageRecord:
     meta: tuple[tuple[str, object], ...] = field(default_factory=tuple)
     capture: str | None = None  # a processing op standing in for the camera (simulated datasets)
     orient: bool = False  # rotate by the Exif orientation tag before anything else
+    file_state: str = ""  # the source file's size and modification time when the dataset was listed
+
+    @property
+    def stamp(self) -> str:
+        """What the record's pixels are made from, as far as a cheap check can tell: the file's
+        state, the crop, the simulated capture op and the orientation rule. A stored vector whose
+        stamp differs from its record's is extracted again."""
+        return f"{self.file_state}|{self.crop}|{self.capture}|{int(self.orient)}"
 
     def load(self) -> Image.Image:
         """Decode to 8-bit RGB (see `to_rgb`), rotate by Exif orientation if the dataset says so,

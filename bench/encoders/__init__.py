@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.encoders.catalog import ENCODERS, get
-from bench.encoders.spec import EncoderSpec, WeightsUnavailableError
+from bench.encoders.catalog import ENCODERS, SETS, expand, get
+from bench.encoders.spec import EncoderSet, EncoderSpec, WeightsUnavailableError
 
-__all__ = ["ENCODERS", "EncoderSpec", "WeightsUnavailableError", "get", "load", "weights_identity"]
+__all__ = ["ENCODERS", "SETS", "EncoderSet", "EncoderSpec", "WeightsUnavailableError", "expand", "get", "load", "weights_identity"]
 
 
 def __getattr__(name: str) -> Any:

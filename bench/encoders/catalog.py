@@ -8,8 +8,20 @@ path) into torchvision / timm architectures, as the paper's code does.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from bench import registry
-from bench.encoders.spec import HALF, IMAGENET_MEAN, IMAGENET_STD, OPENAI_MEAN, OPENAI_STD, EncoderSpec
+from bench.encoders.spec import (
+    FAMILIES,
+    FAMILY_TITLES,
+    HALF,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    OPENAI_MEAN,
+    OPENAI_STD,
+    EncoderSet,
+    EncoderSpec,
+)
 
 _EFFNET = dict(
     family="sup",
@@ -153,6 +165,29 @@ OFFLINE_ENCODERS: tuple[EncoderSpec, ...] = (
 
 ENCODERS: dict[str, EncoderSpec] = registry.build("encoder", [*PAPER_ENCODERS, *OFFLINE_ENCODERS])
 
+SETS: dict[str, EncoderSet] = registry.build("encoder set", [
+    EncoderSet("paper", "the paper's 47 encoders, in its order (CVL, SUP, SSL)", tuple(spec.name for spec in PAPER_ENCODERS)),
+    *(EncoderSet(family, f"the paper's {FAMILY_TITLES[family]} encoders, in its order",
+                 tuple(spec.name for spec in PAPER_ENCODERS if spec.family == family)) for family in FAMILIES),
+    EncoderSet("offline", "the encoders whose weights ship with the install: the ImageNet EfficientNet and its random-weight control",
+               tuple(spec.name for spec in OFFLINE_ENCODERS)),
+])
+
 
 def get(name: str) -> EncoderSpec:
     return registry.lookup("encoder", ENCODERS, name)
+
+
+def expand(names: Sequence[str]) -> tuple[str, ...]:
+    """Encoder names with every set replaced by its members, in order, each encoder once; an
+    unknown name fails with the closest encoders and sets."""
+    found: list[str] = []
+    for name in names:
+        if name in SETS:
+            found += expand(SETS[name].members)
+        elif name in ENCODERS:
+            found.append(name)
+        else:
+            registry.lookup("encoder or set", {**ENCODERS, **SETS}, name,
+                            hint="`python -m bench list encoders` shows the encoders and the sets.")
+    return tuple(dict.fromkeys(found))

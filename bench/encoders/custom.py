@@ -6,9 +6,10 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
-from bench.encoders.catalog import ENCODERS
-from bench.encoders.spec import FAMILIES, EncoderSpec
+from bench.encoders.catalog import ENCODERS, SETS, expand
+from bench.encoders.spec import FAMILIES, EncoderSet, EncoderSpec
 from bench.errors import BenchError
+from bench.registry import UnknownNameError
 
 CUSTOM_LOADERS = ("open_clip", "timm", "checkpoint_url")
 REQUIRED = ("name", "family", "loader", "architecture", "input_size", "embed_dim")
@@ -47,9 +48,12 @@ def read_file(path: str | Path) -> list[EncoderSpec]:
         raise EncodersFileError(f"{path}: cannot read it ({error.strerror or error})") from None
     except tomllib.TOMLDecodeError as error:
         raise EncodersFileError(f"{path}: not valid TOML ({error})") from None
-    entries = document.get("encoder")
-    if not isinstance(entries, list) or not entries or not all(isinstance(entry, dict) for entry in entries):
-        raise _fail(path, "top level", "expected one or more [[encoder]] tables")
+    entries = document.get("encoder", [])
+    unknown_tables = sorted(set(document) - {"encoder", "set"})
+    if unknown_tables:
+        raise _fail(path, "top level", f"unknown table(s) {', '.join(unknown_tables)}; the file holds [[encoder]] and [[set]] tables")
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries) or not (entries or document.get("set")):
+        raise _fail(path, "top level", "expected one or more [[encoder]] tables (or [[set]] tables naming encoders)")
     fields = {field.name for field in dataclasses.fields(EncoderSpec)}
     specs: list[EncoderSpec] = []
     for number, entry in enumerate(entries, start=1):
@@ -106,14 +110,48 @@ def _check_types(path: Path, where: str, entry: dict) -> None:
         raise _fail(path, where, f"options must be a table of constructor arguments, got {entry['options']!r}")
 
 
+def read_sets(path: str | Path) -> list[EncoderSet]:
+    """The [[set]] tables of an encoders file: name, encoders (encoder or set names, in order), description."""
+    path = Path(path)
+    document = tomllib.loads(path.read_text(encoding="utf-8"))  # read_file has checked the file parses
+    entries = document.get("set", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise EncodersFileError(f"{path}: [[set]] must be tables, e.g. [[set]] name = \"mine\" encoders = [\"paper\", \"mine/a.b\"]")
+    sets = []
+    for number, entry in enumerate(entries, start=1):
+        where = f"{path}: set #{number} ({entry.get('name', 'unnamed')})"
+        unknown = sorted(set(entry) - {"name", "encoders", "description"})
+        if unknown:
+            raise EncodersFileError(f"{where}: unknown field(s) {', '.join(unknown)}; a set has name, encoders and description")
+        name, members = entry.get("name"), entry.get("encoders")
+        if not isinstance(name, str) or not name or "/" in name:
+            raise EncodersFileError(f"{where}: name must be a word without '/' (encoder names have one), got {name!r}")
+        if not isinstance(members, list) or not members or not all(isinstance(member, str) for member in members):
+            raise EncodersFileError(f"{where}: encoders must be a non-empty list of encoder or set names")
+        sets.append(EncoderSet(name, str(entry.get("description", f"declared in {path}")), tuple(members)))
+    return sets
+
+
 def register_file(path: str | Path) -> list[EncoderSpec]:
-    """Add a file's specs to the registry; a name that is already taken is refused."""
+    """Add a file's specs and sets to the registries; a name that is already taken is refused, and
+    so is a set naming an encoder nobody declared."""
     specs = read_file(path)
+    sets = read_sets(path)
     for spec in specs:
         if spec.name in ENCODERS and ENCODERS[spec.name] != spec:
             raise EncodersFileError(f"{path}: encoder name {spec.name!r} is already registered; choose another name")
+    for found in sets:
+        if found.name in SETS and SETS[found.name] != found:
+            raise EncodersFileError(f"{path}: set name {found.name!r} is already a set ({SETS[found.name].description}); choose another name")
     for spec in specs:
         ENCODERS[spec.name] = spec
+    for found in sets:
+        SETS[found.name] = found
+    for found in sets:
+        try:
+            expand(found.members)
+        except UnknownNameError as error:
+            raise EncodersFileError(f"{path}: set {found.name!r}: {error}") from None
     return specs
 
 

@@ -46,3 +46,12 @@ class EncoderSpec:
     def describe(self) -> dict[str, object]:
         """Plain dict for fingerprints and result provenance."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class EncoderSet:
+    """A named list of encoders, in order (e.g. the paper's 47), usable wherever encoders are named."""
+
+    name: str
+    description: str
+    members: tuple[str, ...]  # encoder names, or names of other sets

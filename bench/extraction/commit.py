@@ -23,6 +23,7 @@ def row(record: ImageRecord, op: processing.Processing) -> dict[str, Any]:
         "processing": op.name,
         "group": processing.primary_group(op.name),
         "op_version": op.version,
+        "source_stamp": record.stamp,
         "label": record.label,
         "label_name": record.label_name,
         **record.metadata(),

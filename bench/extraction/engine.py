@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from bench.data.files import UNREADABLE_FOLDER
 from bench.encoders.spec import EncoderSpec
 from bench.extraction.plan import Plan, make_plan
 from bench.extraction.settings import ExtractionSettings
@@ -64,6 +66,9 @@ def extract(
     plan = make_plan(dataset, specs, processings, store, splits=splits, seed=settings.seed, precision=settings.precision, rebuild=rebuild)
     for note in plan.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+    for reject in plan.rejects:
+        if reject["reason"].startswith(UNREADABLE_FOLDER):
+            console.print(f"[yellow]warning:[/yellow] {escape(reject['path'])}: {escape(reject['reason'])}")
     summaries = {
         target.spec.name: ExtractionSummary(plan.dataset, target.spec.name, rows_skipped=plan.stored[target.spec.name],
                                             rejects=[{"image_id": "", "split": "", "processing": "", **r} for r in plan.rejects])

@@ -9,7 +9,7 @@ from bench.encoders.preprocess import paper_preprocess
 from bench.encoders.spec import EncoderSpec
 from bench.runtime import package_versions
 
-FINGERPRINT_VERSION = 2  # 2: the dataset's identity and the forward pass's precision are recorded
+FINGERPRINT_VERSION = 3  # 2: the dataset's identity and precision recorded; 3: rows record their source stamp
 
 
 def fingerprint(spec: EncoderSpec, seed: int, precision: str = "fp32", dataset: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bench import processing
+from bench import invocation, processing
 from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
 from bench.errors import BenchError, UsageError
@@ -98,7 +98,7 @@ def make_plan(
     ops = [processing.get(name) for name in processings]
     targets = tuple(Target(spec, fingerprint(spec, seed, precision, dataset.identity), view_of(spec)) for spec in specs)
     columns = ([r.image_id for r in records for _ in ops], [r.split for r in records for _ in ops], [op.name for _ in records for op in ops])
-    wanted = item_keys(*columns, [op.version for _ in records for op in ops])
+    wanted = item_keys(*columns, [op.version for _ in records for op in ops], [r.stamp for r in records for _ in ops])
     wanted_merge = merge_keys(*columns)
     lacking, stored, since = [], {}, {}
     for target in targets:
@@ -110,7 +110,9 @@ def make_plan(
             stored[name], since[name] = 0, FRESH_TABLE_VERSION
             continue
         _refuse_changed_folder(store, dataset, name, target.fingerprint)
-        store.check_fingerprint(dataset.key, name, target.fingerprint)
+        rebuild_one = invocation.current().rerun({"--encoders": name}, add=("--rebuild",))
+        others = ", then your command again for the other encoders" if len(targets) > 1 else ""
+        store.check_fingerprint(dataset.key, name, target.fingerprint, fix=f"rebuild it: `{rebuild_one}`{others}")
         state = store.key_state(dataset.key, name)
         if state.duplicates():
             removed = store.repair_duplicates(dataset.key, name)
@@ -120,7 +122,7 @@ def make_plan(
         replaced = ~present & pc.is_in(wanted_merge, value_set=pc.unique(state.merge_keys)).to_numpy(zero_copy_only=False)
         lacking.append(~present)
         stored[name] = int(present.sum())
-        since[name] = None if replaced.any() else state.version  # rows of an older op version are replaced by merging
+        since[name] = None if replaced.any() else state.version  # rows of an older op version or source stamp are replaced by merging
     need = np.stack(lacking, axis=1) if targets else np.zeros((len(wanted), 0), dtype=bool)
     items = []
     for position, (record, op) in enumerate((r, op) for r in records for op in ops):
@@ -150,6 +152,6 @@ def _refuse_changed_folder(store: Store, dataset: "ResolvedDataset", encoder: st
     raise DatasetChangedError(
         f"{where} has changed since table {table_name(dataset.key, encoder)} was extracted from it: it listed "
         f"{recorded.get('images', '?')} images then and {now['images']} now; {gone} stored image(s) are gone or renamed "
-        f"and {changed} have another label or split. Refusing to mix them: re-extract with --rebuild "
-        f"(`python -m bench extract ... --rebuild` or `python -m bench run ... --rebuild`), or use another --home."
+        f"and {changed} have another label or split. Refusing to mix them; re-extract: `{invocation.current().rerun(add=('--rebuild',))}`, "
+        "or use another --home."
     )

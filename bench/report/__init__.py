@@ -54,7 +54,7 @@ def sections(boards: list[leaderboard.Board], folder: Path, warn: Callable[[str]
             section.figures.extend(task.figures(plt, folder, task, dataset, condition, cells))
         section.galleries.extend(galleries.panels(cells, task.primary, folder, warn))
         header, rows = _table(task, cells)
-        section.tables.append((condition, header, rows, task.aggregation))
+        section.tables.append((condition, header, rows, task.rule(cells)))
         out.append(section)
     return out
 

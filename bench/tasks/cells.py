@@ -3,12 +3,15 @@ one pass, compute each encoder's cell and write it with its provenance."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench import bootstrap, data, results
+from rich.markup import escape
+
+from bench import bootstrap, data, identity, processing, results
 from bench.encoders.spec import EncoderSpec
 from bench.store import Store, table_name
 from bench.tasks.request import RunRequest
@@ -42,44 +45,54 @@ def run_cells(
     """Cells of `task` under `condition` for every encoder of the request; returns the paths written.
     The bootstrap settings of a task with intervals go into each cell's provenance, not its
     condition (they change no number): a stored cell made with other settings is recomputed."""
-    from bench import extraction  # torch: only when there is work to do
+    from bench import extraction  # torch: only when a task runs, not when the CLI starts
+    from bench.extraction.fingerprint import fingerprint
 
     resolved = dataset or data.resolve(request.dataset, request.dataset_options)
     store = Store(request.workspace.embeddings_uri)
     key = resolved.key
-    pending: list[tuple[EncoderSpec, results.Cell]] = []
+    versions = {name: processing.get(name).version for name in processings}
+    pending: list[tuple[EncoderSpec, results.Cell, identity.CellInputs]] = []
     for spec in request.encoder_specs():
         cell = results.Cell(task, key, spec.name, condition)
+        wanted = identity.CellInputs(
+            {**resolved.identity, "contents": resolved.contents},
+            fingerprint(spec, request.extraction.seed, request.extraction.precision, resolved.identity),
+            versions, None if request.rebuild else store.table_id(key, spec.name),  # a rebuilt table is dropped unread
+        )
         cached = None if request.overwrite else results.stored(cell, request.workspace.results)
-        if cached is not None and cached.get("dataset_identity", {}).get("listing") != resolved.identity["listing"]:
-            request.console.print(f"[yellow]stale:[/yellow] {cell.path(request.workspace.results)} was computed on another "
-                                  "listing of this dataset; recomputing")
-        elif cached is not None and resampling is not None and cached.get("provenance", {}).get("bootstrap") != resampling.provenance():
-            request.console.print(f"[yellow]stale:[/yellow] {cell.path(request.workspace.results)} was computed with other "
-                                  "bootstrap settings; recomputing")
-        elif cached is not None:
-            request.console.print(f"[dim]cached: {cell.path(request.workspace.results)}[/dim]")
-            continue
-        pending.append((spec, cell))
+        if cached is not None:
+            reasons = identity.changes(cached.get("inputs"), wanted)
+            if resampling is not None and cached.get("provenance", {}).get("bootstrap") != resampling.provenance():
+                reasons.append("other bootstrap settings")
+            if not reasons:
+                request.console.print(f"[dim]cached: {cell.path(request.workspace.results)}[/dim]")
+                continue
+            request.console.print(f"[yellow]stale:[/yellow] {escape(str(cell.path(request.workspace.results)))}: "
+                                  f"{escape('; '.join(reasons))}; recomputing (the old cell is kept under "
+                                  f"{escape(str(request.workspace.superseded))})")
+        pending.append((spec, cell, wanted))
     if not pending:
         return []
     started = time.perf_counter()
     summaries = extraction.extract(
-        resolved, [spec for spec, _ in pending], processings, store, splits=splits, settings=request.extraction,
+        resolved, [spec for spec, _, _ in pending], processings, store, splits=splits, settings=request.extraction,
         rebuild=request.rebuild, rejects_dir=request.workspace.rejects, console=request.console,
     )
     extract_seconds = time.perf_counter() - started
+    read = {spec.name: dataclasses.replace(wanted, table=store.table_id(key, spec.name)) for spec, _, wanted in pending}
     if request.extraction.engine == "ray":  # every cell is an independent Ray task
         from bench.extraction import distributed
 
-        outcomes = distributed.map_cells(_timed, [(compute, spec, store, key) for spec, _ in pending], request.extraction)
+        outcomes = distributed.map_cells(_timed, [(compute, spec, store, key) for spec, _, _ in pending], request.extraction)
     else:
-        outcomes = [_timed(compute, spec, store, key) for spec, _ in pending]
+        outcomes = [_timed(compute, spec, store, key) for spec, _, _ in pending]
     written: list[Path] = []
-    for (spec, cell), (computed, compute_seconds) in zip(pending, outcomes):
+    for (spec, cell, _), (computed, compute_seconds) in zip(pending, outcomes):
         summary = summaries[spec.name]
         payload = {
             "family": spec.family,
+            "inputs": read[spec.name].as_json(),
             "dataset_identity": resolved.identity,
             "metric": computed.metric,
             "metrics": computed.metrics,
@@ -95,6 +108,7 @@ def run_cells(
                 extraction={"images": summary.images, "rejected": len(summary.rejects)},
             ),
         }
+        results.supersede(cell, request.workspace.results, request.workspace.superseded, payload["inputs"])
         written.append(results.write(cell, request.workspace.results, payload))
     return written
 

@@ -254,6 +254,16 @@ def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cel
     return out
 
 
+def rule(cells: list[dict[str, Any]]) -> str:
+    """How the board's numbers were aggregated, with its own k, classes and seeds."""
+    count = len(cells[0].get("detail", {}).get("classes", ()))
+    classes, pairs = (str(count), str(count * (count - 1))) if count else ("K", "K(K−1)")
+    return (f"knn_acc1 (%): unweighted {results.setting(cells, 'k')}-NN vote, database = train, queries = val. all-same: mean "
+            f"over the {classes} query processings t; all-diff / pos-same / neg-same: mean over the {pairs} "
+            f"ordered pairs (t, o≠t); uniform: mean over {classes} query processings × {results.setting(cells, 'seeds')} seeds, "
+            "database images each under a random class. pos−neg = pos-same − neg-same. " + bootstrap.rule("val image", cells))
+
+
 TASK = TaskSpec(
     name=NAME,
     description="kNN accuracy when the database is processed like / unlike the query (paper §7)",
@@ -267,12 +277,7 @@ TASK = TaskSpec(
         Column("pos−neg", "gap_pos_minus_neg", interval=True),
         Column("chance", "chance"),
     ),
-    aggregation=(
-        "knn_acc1 (%): unweighted k-NN vote, database = train, queries = val. all-same: mean over the K "
-        "query processings t; all-diff / pos-same / neg-same: mean over the K(K-1) ordered pairs (t, o≠t); "
-        "uniform: mean over K query processings × seeds, database images each under a random class. "
-        "pos−neg = pos-same − neg-same. " + bootstrap.rule("val image")
-    ),
+    rule=rule,
     options=(GROUP, K, SEEDS, BACKEND, BOOTSTRAP),
     figures=figures,
     trace=Trace("pos−neg", "gap_pos_minus_neg"),

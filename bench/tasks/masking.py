@@ -86,9 +86,9 @@ TASK = TaskSpec(
         Column("95%", "knn_acc1.mask95"),
         Column("chance", "chance"),
     ),
-    aggregation=(
-        "knn_acc1 (%): unweighted k-NN vote, database = train, queries = val, both under the same masking op "
-        "(after the encoder's crop: JPEG q95 4:4:4, then a centred black square over that share of the area). "
+    rule=lambda cells: (
+        f"knn_acc1 (%): unweighted {results.setting(cells, 'k')}-NN vote, database = train, queries = val, both under the same "
+        "masking op (after the encoder's crop: JPEG q95 4:4:4, then a centred black square over that share of the area). "
         "Where accuracy reaches chance, the masked images carry no semantic information."
     ),
     options=(K, BACKEND),

@@ -149,13 +149,15 @@ TASK = TaskSpec(
         Column("dims", "directions", decimals=0),
         Column("chance", "chance"),
     ),
-    aggregation=(
+    rule=lambda cells: (
         "The processing subspace is learned per encoder from train embeddings only and projected out of train and val "
-        "(vectors normalised again). before / after: gap = knn-influence pos-same − neg-same, probe = the processing probe's "
-        "accuracy (probe-processing's protocol), sem = semantic kNN accuracy (all-same), on the original and on the projected "
+        "(vectors normalised again). before / after: gap = knn-influence pos-same − neg-same "
+        f"({results.setting(cells, 'k')}-NN, {results.setting(cells, 'seeds')} seeds), probe = the processing probe's accuracy "
+        f"(probe-processing's protocol: {results.setting(cells, 'trials')}-trial search, {results.setting(cells, 'epochs')} "
+        "epochs), sem = semantic kNN accuracy (all-same), on the original and on the projected "
         "vectors; price = sem after − sem before; dims = directions removed; chance = the probe's. Intervals of the before "
         "values are in the cell and the report. "
-        + bootstrap.rule("val image", "0 (probe: chance)") + " Before and after share their resamples."
+        + bootstrap.rule("val image", cells, "0 (probe: chance)") + " Before and after share their resamples."
     ),
     options=(GROUP, K, SEEDS, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
     figures=figures,

@@ -72,6 +72,7 @@ class PairRecall:
         }
 
     def metrics(self, resampling: bootstrap.Resampling = bootstrap.Resampling(0)) -> dict[str, object]:
+        resampled = bootstrap.resample_means(self.per_subject(), resampling)
         same = float(np.mean(list(self.same.values())))
         different = float(np.mean(list(self.different.values())))
         return {
@@ -79,7 +80,8 @@ class PairRecall:
                             **{f"different_{d}": v for d, v in self.different.items()}},
             "gap_same_minus_different": same - different,
             "chance": 100.0 / self.pairs,  # one target among `pairs` candidates in either collection
-            results.INTERVALS: bootstrap.mean_intervals(self.per_subject(), resampling),
+            results.INTERVALS: resampled.intervals(),
+            results.RESAMPLES: resampled.kept("gap_same_minus_different"),
         }
 
 
@@ -313,11 +315,11 @@ TASK = TaskSpec(
         Column("diff phone", "recall_at_1.different_phone"),
         Column("chance", "chance"),
     ),
-    aggregation=(
+    rule=lambda cells: (
         "recall_at_1 (%): a query's top-1 must be its subject's image from the other camera class. same: "
         "distractors are the query's own camera class; different: the target's class. same / different "
         "average the two query directions (dslr = DSLR/compact queries, phone = phone queries). A distractor "
-        "tied with the target counts as a miss. " + bootstrap.rule("subject") + " A subject's two images (one query per "
+        "tied with the target counts as a miss. " + bootstrap.rule("subject", cells) + " A subject's two images (one query per "
         "direction) are drawn together."
     ),
     options=(BOOTSTRAP,),

@@ -126,13 +126,15 @@ def execute(request: RunRequest) -> list[Path]:
         with probes.TrialProgress(request.console, spec.name, settings.trials) as progress:
             outcome = processing_probe(train_split, val_split, classes, seeds=seeds, settings=settings, device=device, on_trial=progress.trial)
             progress.finished()
+        accuracy = outcome.resampled(len(val_split.image_ids), "probe_acc1.mean", resampled)
         return Computed(
             metric="probe_acc1",
             metrics={
                 "probe_acc1": {"mean": float(outcome.acc1.mean()), "std": float(outcome.acc1.std())},
                 "chance": 100.0 / outcome.classes,
                 "search": probes.search_record(outcome.search),
-                results.INTERVALS: outcome.intervals(len(val_split.image_ids), "probe_acc1.mean", resampled),
+                results.INTERVALS: accuracy.intervals(),
+                results.RESAMPLES: accuracy.kept("probe_acc1.mean"),
             },
             detail={
                 "classes": list(classes),
@@ -169,12 +171,13 @@ TASK = TaskSpec(
         Column("chance", "chance"),
         Column("search val", "search.val_acc1"),
     ),
-    aggregation=(
-        "probe_acc1 (%): one linear layer on L2-normalised embeddings (SGD, momentum 0.9, batch 1024, cosine "
-        "schedule, final epoch). Each train image under one processing class drawn at random; tested on every "
-        "val image under every class. Mean ± std over the label seeds, with lr and weight decay from a 30-trial "
+    rule=lambda cells: (
+        f"probe_acc1 (%): one linear layer on L2-normalised embeddings (SGD, momentum 0.9, batch 1024, "
+        f"{results.setting(cells, 'epochs')} epochs, {results.setting(cells, 'schedule')} cosine schedule, final epoch). Each train "
+        "image under one processing class drawn at random; tested on every val image under every class. Mean ± std over the "
+        f"{results.setting(cells, 'seeds')} label seeds, with lr and weight decay from a {results.setting(cells, 'trials')}-trial "
         "TPE search on an 80/20 split of train (its best held-out accuracy: search val). "
-        + bootstrap.rule("val image", "chance") + " An image's rows under every class are drawn together; the label seeds are kept."
+        + bootstrap.rule("val image", cells, "chance") + " An image's rows under every class are drawn together; the label seeds are kept."
     ),
     options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
     figures=probes.figures,

@@ -63,9 +63,9 @@ class ProbeOutcome:
         version-major: row v · images + i is image i under version v)."""
         return 100.0 * self.hits.reshape(len(self.hits), -1, images).mean(axis=(0, 1))
 
-    def intervals(self, images: int, path: str, resampling: bootstrap.Resampling) -> dict[str, list[float]]:
-        """The 95 % interval of the accuracy at `path`, resampling test images."""
-        return bootstrap.mean_intervals({path: self.per_image(images)}, resampling)
+    def resampled(self, images: int, path: str, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
+        """The accuracy, named `path`, in every resample of test images."""
+        return bootstrap.resample_means({path: self.per_image(images)}, resampling)
 
 
 def final_seed(seed: int) -> int:

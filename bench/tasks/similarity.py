@@ -64,8 +64,9 @@ class Distributions:
             return {}
         sums, sizes = (np.stack([per_query[part] for part in PARTS]) for per_query in (self.query_sums, self.query_sizes))
         means = bootstrap.resampled_ratios(sums, sizes, resampling)
-        bounds = bootstrap.percentile_interval(np.stack([means[:, 0] - means[:, 1], means[:, 2] - means[:, 3]], axis=1))
-        return {name: [float(bounds[0, i]), float(bounds[1, i])] for i, name in enumerate(("shift_semantic_same", "shift_semantic_diff"))}
+        shifts = np.stack([means[:, 0] - means[:, 1], means[:, 2] - means[:, 3]], axis=1)
+        points = [self.mean(PARTS[0]) - self.mean(PARTS[1]), self.mean(PARTS[2]) - self.mean(PARTS[3])]
+        return bootstrap.named(["shift_semantic_same", "shift_semantic_diff"], bootstrap.percentile_interval(shifts, points))
 
 
 def distributions(
@@ -178,12 +179,11 @@ TASK = TaskSpec(
         Column("sem≠ proc≠", "mean_cosine.semantic_diff/processing_diff"),
         Column("shift sem≠", "shift_semantic_diff", interval=True),
     ),
-    aggregation=(
-        "mean cosine similarity from every val query under the group's last class (jpeg95_444 for jpeg) to "
-        "every train image under that class (proc=) and under the group's first class (proc≠), split by "
-        "whether the semantic labels match (sem= / sem≠). shift = proc= minus proc≠ within a semantic group: "
-        "how much sharing the query's processing raises similarity. Histograms are in each cell's detail. "
-        + bootstrap.rule("val image")
+    rule=lambda cells: (
+        f"mean cosine similarity from every val query under {results.setting(cells, 'query')} to every train image under "
+        f"{results.setting(cells, 'query')} (proc=) and under {results.setting(cells, 'other')} (proc≠), split by whether the "
+        "semantic labels match (sem= / sem≠). shift = proc= minus proc≠ within a semantic group: how much sharing the query's "
+        "processing raises similarity. Histograms are in each cell's detail. " + bootstrap.rule("val image", cells)
     ),
     options=(GROUP, BOOTSTRAP),
     figures=figures,

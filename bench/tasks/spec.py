@@ -60,7 +60,7 @@ class TaskSpec:
     description: str
     execute: Callable[["RunRequest"], list[Path]]  # extract what is missing, write a cell per encoder
     columns: tuple[Column, ...]  # the first is the primary metric (the leaderboard's order)
-    aggregation: str  # how the numbers were aggregated, printed under the leaderboard
+    rule: Callable[[list[dict[str, Any]]], str]  # how a board's numbers were aggregated, from its cells' own settings
     options: tuple[TaskOption, ...] = ()
     figures: FigureMaker | None = None
     default_dataset: str = "demo"  # what `run` uses without --dataset: offline data that fits the task
