@@ -26,6 +26,7 @@ KERNELS = {
     "box": Image.Resampling.BOX,
 }
 INTERPOLATION_SCALE_RANGE = (0.8, 1.2)  # s = 1 + U(-0.2, 0.2)
+SEED = 0  # the ops' randomness (interpolation scales) is a function of (SEED, image_id); tables record it
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _final_jpeg(image: Image.Image) -> Image.Image:
     return jpeg_roundtrip(image, 95, "4:4:4")
 
 
-def apply(processing: Processing, image: Image.Image, *, seed: int, image_id: str) -> Image.Image:
+def apply(processing: Processing, image: Image.Image, *, image_id: str, seed: int = SEED) -> Image.Image:
     """Apply one processing class to an RGB PIL image."""
     kind = processing.kind
     if kind == "original":

@@ -113,14 +113,14 @@ def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndar
     stored = store.fingerprint(dataset, encoder)
     precision = stored.get("precision", "fp32")
     store.check_fingerprint(
-        dataset, encoder, fingerprint(spec, stored.get("processing_seed", 0), precision, stored.get("dataset")),
+        dataset, encoder, fingerprint(spec, precision, stored.get("dataset")),
         fix=f"query it with the encoder as it was then (the same --encoders-file and weights), or re-extract it as the encoder is "
             f"now: `{_rebuild_command(store, dataset, encoder, precision)}`",
     )
     record = ImageRecord(image_id=str(path), split="query", label=-1, label_name="", path=str(path))
     view = view_of(spec)
     try:
-        pixels = prepare(record, processing.get("original"), [view], seed=0).pixels[view]
+        pixels = prepare(record, processing.get("original"), [view]).pixels[view]
     except DECODE_ERRORS as error:
         raise QueryError(f"--like {path}: cannot read the image ({type(error).__name__}: {error})") from None
     embedder = Embedder(encoders.load(spec), pick_device("auto"), stored.get("precision", "fp32"))

@@ -141,7 +141,7 @@ def select(dataset, options, splits: Sequence[str], limit: int | None):
     return records[:limit] if limit else records, listing
 
 
-def predecode(records, ops, embedder, seed: int = 0):
+def predecode(records, ops, embedder):
     """Every item as the encoder's input tensor, by extraction's own prepare stage and the
     embedder's own normalisation."""
     import torch
@@ -149,11 +149,11 @@ def predecode(records, ops, embedder, seed: int = 0):
     from bench.extraction.prepare import prepare, view_of
 
     view = view_of(embedder.spec)
-    tensors = [embedder.inputs(prepare(record, op, [view], seed).pixels[view][None])[0] for record in records for op in ops]
+    tensors = [embedder.inputs(prepare(record, op, [view]).pixels[view][None])[0] for record in records for op in ops]
     return torch.stack(tensors) if tensors else torch.empty(0)
 
 
-def prepare_all(records, ops, specs, seed: int = 0) -> float:
+def prepare_all(records, ops, specs) -> float:
     """Seconds for extraction's prepare stage over every item, one thread: the decoding work."""
     from bench.extraction.prepare import prepare, view_of
 
@@ -161,7 +161,7 @@ def prepare_all(records, ops, specs, seed: int = 0) -> float:
     started = time.perf_counter()
     for record in records:
         for op in ops:
-            prepare(record, op, views, seed)
+            prepare(record, op, views)
     return time.perf_counter() - started
 
 

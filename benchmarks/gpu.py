@@ -64,7 +64,6 @@ KNN_GOAL = 1.0  # knn_influence.run time / the floor
 PROBE_GOAL = 0.1  # accuracy points between CUDA and CPU
 WARM_UP_BATCHES = 3  # untimed forward passes first: kernel selection, oneDNN primitives, the allocator
 WARM_UP_QUERIES = 256  # queries of the untimed search that warms each floor
-LOADER_TIMEOUT = 120  # seconds a DataLoader may wait for one batch from its workers
 CEILING_RATE = {"cuda": 8000, "cpu": 400}  # images/s no pipeline here exceeds: sizes the item list
 PROBE_LR, PROBE_WD = 1.0, 1e-6  # inside the probe search's ranges; fixed, so both devices train the same probes
 
@@ -127,7 +126,7 @@ EPILOG = f"""rows and their baselines (every baseline is timed in the same run, 
               every val image under every class as the test set; CUDA against the CPU, same features.
               Goal: mean accuracies within {PROBE_GOAL} point.
   extraction  images/s of the pipeline (prepare in DataLoader workers -> embed on the device, through
-              bench.extraction.local's _Items and _collate, as `python -m bench extract` schedules them),
+              bench.extraction.local's prepared batches, as `python -m bench extract` schedules them),
               against (a) model(batch) on tensors already on the device and (b) the prepare stage alone
               in the same workers. Share = pipeline / min(a, b); goal >= {EXTRACTION_GOAL} on a GPU.
               Random weights (no downloads), the paper's geometry (shorter side to the input size, centre
@@ -580,23 +579,17 @@ def steady_rate(batches: Iterable[Any], handle: Callable[[Any], int], skip: int,
 def measure_loader(
     plan, view, batch_size: int, workers: int, device, seconds: float, handle: Callable[[Any], int] | None = None
 ) -> Throughput:
-    """Batches from the local engine's DataLoader (its _Items, _collate and prefetching, set up as
-    bench.extraction.local.run does); `handle` embeds them, or nothing does (decode only)."""
-    import torch
+    """Batches from the local engine's own prepared batches (DataLoader workers, or prefetching, as
+    `python -m bench extract` schedules them); `handle` embeds them, or nothing does (decode only)."""
+    from bench.extraction.local import prepared_batches
+    from bench.extraction.settings import ExtractionSettings
 
-    from bench.extraction.local import _collate, _Items, _overlap, _prefetched
-
-    loader = torch.utils.data.DataLoader(
-        _Items(plan, 0), batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
-        pin_memory=device.type == "cuda", prefetch_factor=4 if workers > 0 else None,
-        multiprocessing_context="forkserver" if workers > 0 else None, timeout=LOADER_TIMEOUT if workers > 0 else 0,
-    )
+    settings = ExtractionSettings(device=str(device), batch_size=batch_size, workers=workers)
 
     def count(batch) -> int:
         return len(batch.grouped.get(view, ((), None))[0])
 
-    batches = _prefetched(loader) if _overlap(device, workers) else loader
-    return steady_rate(batches, handle or count, max(workers, 1), seconds)
+    return steady_rate(prepared_batches(plan, settings, device), handle or count, max(workers, 1), seconds)
 
 
 def bare_forward(embedder, pixels, seconds: float) -> float:

@@ -14,7 +14,7 @@ from rich.console import Console
 from bench import data, encoders, extraction, processing
 from bench.data import ImageRecord
 from bench.encoders.preprocess import paper_preprocess
-from bench.extraction.commit import COMMIT_ROWS, Committer, row
+from bench.extraction.commit import COMMIT_ROWS, Committer, Embedded, row
 from bench.extraction.embed import Embedder
 from bench.extraction.fingerprint import fingerprint
 from bench.extraction.plan import make_plan
@@ -40,7 +40,7 @@ def test_plan_lists_only_what_each_table_lacks_image_major(tmp_path: Path, mini:
     first = _spec()
     second = _spec(name="effnet/lite0.random-seed1", init_seed=1)
     ops = ("jpeg75_420", "jpeg95_444")
-    schema = store.prepare(mini.key, first.name, first.embed_dim, fingerprint(first, 0, "fp32", subset.identity))
+    schema = store.prepare(mini.key, first.name, first.embed_dim, fingerprint(first, "fp32", subset.identity))
     done = records[1]
     store.write(mini.key, first.name, _arrow([(done, processing.get("jpeg95_444"))], schema))
 
@@ -54,7 +54,7 @@ def test_plan_lists_only_what_each_table_lacks_image_major(tmp_path: Path, mini:
 
     assert plan.since == {first.name: store.version(mini.key, first.name), second.name: 1}
     with pytest.raises(FingerprintMismatchError, match="--rebuild"):  # refused before any work
-        make_plan(subset, [first], ops, store, splits=("val",), seed=7)
+        make_plan(subset, [first], ops, store, splits=("val",), precision="bf16")
     rebuilt = make_plan(subset, [first], ops, store, splits=("val",), rebuild=True)
     assert rebuilt.missing(0) == 6 and not store.has_table(mini.key, first.name)
 
@@ -70,8 +70,8 @@ def test_prepare_is_pure_and_matches_torchvision_to_the_bit(mini: data.ResolvedD
     spec = _spec()
     op = processing.get("jpeg75_420")
     small, large = view_of(spec), View(160, "bilinear")
-    first = prepare(record, op, [small, large], seed=0).pixels
-    again = prepare(record, op, [large, small], seed=0).pixels
+    first = prepare(record, op, [small, large]).pixels
+    again = prepare(record, op, [large, small]).pixels
     assert set(first) == {small, large} and first[large].shape == (3, 160, 160) and first[small].dtype == torch.uint8
     assert all(torch.equal(first[v], again[v]) for v in first)
     # scaled and normalised on the device, the pixels are what ToTensor + Normalize give
@@ -83,7 +83,7 @@ def test_prepare_is_pure_and_matches_torchvision_to_the_bit(mini: data.ResolvedD
 
 def test_masking_runs_after_each_views_crop(mini: data.ResolvedDataset) -> None:
     record = mini.listing.records[0]
-    pixels = prepare(record, processing.get("mask95"), [View(64, "bicubic"), View(96, "bicubic")], seed=0).pixels
+    pixels = prepare(record, processing.get("mask95"), [View(64, "bicubic"), View(96, "bicubic")]).pixels
     for view, tensor in pixels.items():
         box = processing.mask_box(view.size, 0.95)
         assert tensor[:, box[1]:box[3], box[0]:box[2]].max() == 0  # the centred box is black in every view
@@ -95,7 +95,7 @@ def test_embedder_equals_the_model_on_torchvision_tensors(mini: data.ResolvedDat
     loaded = encoders.load(spec)
     records = mini.listing.records[:3]
     op = processing.get("jpeg95_444")
-    pixels = torch.stack([prepare(r, op, [view_of(spec)], seed=0).pixels[view_of(spec)] for r in records])
+    pixels = torch.stack([prepare(r, op, [view_of(spec)]).pixels[view_of(spec)] for r in records])
     expected = torch.stack([loaded.preprocess(processing.apply(op, r.load(), seed=0, image_id=r.image_id)) for r in records])
     with torch.inference_mode():
         reference = loaded.model(expected).numpy()
@@ -110,12 +110,16 @@ def test_committer_flushes_by_rows_and_time_and_upserts(tmp_path: Path, mini: da
     records = mini.listing.records[:4]
     vectors = np.ones((2, spec.embed_dim), np.float32)
     committer = Committer(store, "toy", spec.name, schema, commit_seconds=3600)
-    committer.add([row(r, op) for r in records[:2]], vectors)
-    assert committer.commits == 0 and store.count("toy", spec.name) == 0  # neither clock nor size says commit
+
+    def share(chosen: list, scale: float = 1.0) -> Embedded:
+        return Embedded(len(chosen), [row(r, op) for r in chosen], scale * vectors)
+
+    committer.add(share(records[:2]))
+    assert committer.pieces == 0 and store.count("toy", spec.name) == 0  # neither clock nor size says commit
     monkeypatch.setattr("bench.extraction.commit.COMMIT_ROWS", 3)
-    committer.add([row(r, op) for r in records[2:4]], vectors)
-    assert committer.commits == 1 and store.count("toy", spec.name) == 4
-    committer.add([row(r, op) for r in records[:2]], 2 * vectors)  # the same keys again: updated, not added
+    committer.add(share(records[2:4]))
+    assert committer.pieces == 1 and store.count("toy", spec.name) == 4
+    committer.add(share(records[:2], 2.0))  # the same keys again: updated, not added
     committer.close()
     assert store.count("toy", spec.name) == 4 and committer.written == 6
     assert COMMIT_ROWS == 4096

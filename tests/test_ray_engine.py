@@ -15,7 +15,8 @@ from rich.console import Console
 
 from bench import data, encoders, extraction
 from bench.extraction import distributed
-from bench.extraction.engine import ExtractionSummary
+from bench.extraction.engine import drive
+from bench.extraction.summary import ExtractionSummary
 from bench.extraction.plan import make_plan
 from bench.extraction.settings import ExtractionSettings
 from bench.store import Store
@@ -77,7 +78,8 @@ def test_staged_layout_matches_the_local_engine(tmp_path: Path) -> None:
     staged, local = Store(tmp_path / "staged"), Store(tmp_path / "local")
     plan = make_plan(dataset, specs, PROCESSINGS, staged, splits=("val",))
     summaries = {spec.name: ExtractionSummary(plan.dataset, spec.name) for spec in specs}
-    distributed.run(plan, ExtractionSettings(device="cpu", batch_size=4, commit_seconds=0), staged, summaries, Console(quiet=True), staged=True)
+    settings = ExtractionSettings(device="cpu", batch_size=4, commit_seconds=0)
+    drive(plan, distributed.RayEngine(plan, settings, staged, staged=True), staged, settings, summaries, Console(quiet=True))
     extraction.extract(dataset, specs, PROCESSINGS, local, splits=("val",), console=Console(quiet=True))
     for spec in specs:
         assert summaries[spec.name].rows_written == 10 * len(PROCESSINGS)

@@ -57,7 +57,7 @@ class ImageRecord:
             return image
         from bench import processing
 
-        return processing.apply(processing.get(self.capture), image, seed=0, image_id=self.image_id)
+        return processing.apply(processing.get(self.capture), image, image_id=self.image_id)
 
     def metadata(self) -> dict[str, object]:
         values: dict[str, object] = {column: None for column in METADATA_COLUMNS}

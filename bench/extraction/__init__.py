@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 from bench.extraction.settings import ENGINES, PRECISIONS, ExtractionSettings
 
 if TYPE_CHECKING:
-    from bench.extraction.engine import ExtractionSummary, extract
+    from bench.extraction.engine import extract
 
-__all__ = ["ENGINES", "PRECISIONS", "ExtractionSettings", "ExtractionSummary", "extract"]
+__all__ = ["ENGINES", "PRECISIONS", "ExtractionSettings", "extract"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("extract", "ExtractionSummary"):
+    if name == "extract":  # the stages import torch and LanceDB: only when extraction runs
         from bench.extraction import engine
 
-        return getattr(engine, name)
+        return engine.extract
     raise AttributeError(f"module 'bench.extraction' has no attribute {name!r}")

@@ -1,16 +1,19 @@
-"""The commit stage: rows and vectors into an encoder's table, idempotently, every few seconds."""
+"""The commit stage: what a batch yields, and the rows and vectors it puts into an encoder's
+table, idempotently, every few seconds. Engines only produce batches; this is the one place that
+counts them and commits."""
 
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from bench import processing
 from bench.data import ImageRecord
-from bench.store import Store, rows_to_arrow
+from bench.store import Store, Written, rows_to_arrow
 
 COMMIT_ROWS = 4096  # a commit at least every this many rows, whatever the clock says
 
@@ -30,14 +33,35 @@ def row(record: ImageRecord, op: processing.Processing) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Embedded:
+    """One encoder's share of a batch: its rows and vectors, to be committed here, or the Lance
+    fragments a worker already wrote for them (`count` rows either way)."""
+
+    count: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    fragments: list[bytes] = field(default_factory=list)
+    forward_seconds: float = 0.0
+
+
+@dataclass
+class BatchOutcome:
+    """What an engine reports for one batch of plan items."""
+
+    finished: int  # items done: embedded by every encoder that needed them, or rejected
+    problems: list[tuple[int, str, str]]  # (item index, "rejects" | "warnings", message)
+    embedded: dict[int, Embedded]  # target position in the plan -> its share
+
+
 class Committer:
-    """Buffers one encoder's rows and upserts them (keyed by image_id, split, processing) when
-    `commit_seconds` have passed or `COMMIT_ROWS` rows wait, so an interruption loses only the
-    rows since the last commit and a rerun never duplicates.
+    """Buffers one encoder's rows (or fragments) and commits them (keyed by image_id, split,
+    processing) when `commit_seconds` have passed or `COMMIT_ROWS` rows wait, so an interruption
+    loses only the rows since the last commit and a rerun never duplicates.
 
     `since` is the table version the plan saw: while no other writer commits to the table, the
     rows are known to be new and are appended; once another writer is seen, every later commit
-    merges on the key (see `Store.write`)."""
+    merges on the key (see `Store.write` and `Store.commit_fragments`)."""
 
     def __init__(self, store: Store, dataset: str, encoder: str, table_schema: pa.Schema, commit_seconds: float,
                  since: int | None = None):
@@ -47,28 +71,37 @@ class Committer:
         self.since = since
         self.rows: list[dict[str, Any]] = []
         self.vectors: list[np.ndarray] = []
+        self.fragments: list[bytes] = []
+        self.waiting = 0  # rows buffered, as rows or as fragments
         self.last = time.monotonic()
         self.written = 0
-        self.commits = 0
+        self.pieces = 0  # fragments added to the table: several are merged when the run ends
 
-    def add(self, rows: Sequence[dict[str, Any]], vectors: np.ndarray) -> None:
-        self.rows.extend(rows)
-        self.vectors.append(vectors)
-        if len(self.rows) >= COMMIT_ROWS or time.monotonic() - self.last >= self.commit_seconds:
+    def add(self, share: Embedded) -> None:
+        if share.vectors is not None:
+            self.rows.extend(share.rows)
+            self.vectors.append(share.vectors)
+        self.fragments.extend(share.fragments)
+        self.waiting += share.count
+        if self.waiting >= COMMIT_ROWS or time.monotonic() - self.last >= self.commit_seconds:
             self.flush()
 
     def flush(self) -> None:
         if self.rows:
-            written = self.store.write(self.dataset, self.encoder, rows_to_arrow(self.rows, np.concatenate(self.vectors), self.schema),
-                                       since=self.since)
-            self.since = written.version if written.appended else None
-            self.written += len(self.rows)
-            self.commits += 1
-            self.rows, self.vectors = [], []
+            batch = rows_to_arrow(self.rows, np.concatenate(self.vectors), self.schema)
+            self._committed(self.store.write(self.dataset, self.encoder, batch, since=self.since), 1)
+        if self.fragments:
+            self._committed(self.store.commit_fragments(self.dataset, self.encoder, self.fragments, self.since), len(self.fragments))
+        self.written += self.waiting
+        self.rows, self.vectors, self.fragments, self.waiting = [], [], [], 0
         self.last = time.monotonic()
 
+    def _committed(self, written: Written, pieces: int) -> None:
+        self.since = written.version if written.appended else None
+        self.pieces += pieces
+
     def close(self) -> None:
-        """Commit what is left; merge the small fragments if there were several commits."""
+        """Commit what is left; merge the small fragments if there were several."""
         self.flush()
-        if self.commits > 1:
+        if self.pieces > 1:
             self.store.compact(self.dataset, self.encoder)

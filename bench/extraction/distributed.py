@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-from rich.console import Console
 
 from bench.errors import DependencyError, UsageError
-from bench.extraction.engine import ExtractionSummary, progress_bar, record_problem
+from bench.extraction.commit import BatchOutcome, Embedded
 from bench.extraction.plan import Plan
 from bench.extraction.settings import ExtractionSettings
 from bench.store import Store
@@ -120,7 +119,7 @@ def _item_rows(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _view_key(view) -> str:
-    return f"{view.size}_{view.interpolation}_{view.mode}"
+    return f"{view.size}_{view.interpolation}"
 
 
 def _items(batch: dict[str, np.ndarray]) -> list[Any]:
@@ -131,10 +130,9 @@ class Prepare:
     """Prepare stage for a batch of items: pixels per view (zeros where an item lacks the view),
     or the error that made it a reject, and the decoder's warnings."""
 
-    def __init__(self, views_of_targets: dict[int, Any], seed: int):
+    def __init__(self, views_of_targets: dict[int, Any]):
         self.views_of_targets = views_of_targets
         self.views = list(dict.fromkeys(views_of_targets.values()))
-        self.seed = seed
 
     def __call__(self, batch: dict[str, np.ndarray], items: list[Any] | None = None) -> dict[str, np.ndarray]:
         """`items`: the batch's unpickled items, when the caller already has them."""
@@ -148,7 +146,7 @@ class Prepare:
         for row, item in enumerate(_items(batch) if items is None else items):
             try:
                 needed = {self.views_of_targets[t] for t in item.targets}
-                prepared = prepare(item.record, item.op, [view for view in self.views if view in needed], self.seed)
+                prepared = prepare(item.record, item.op, [view for view in self.views if view in needed])
             except DECODE_ERRORS as error:
                 errors.append(f"{type(error).__name__}: {error}")
                 warned.append("")
@@ -231,27 +229,36 @@ def _cpu_actors(cores_per_node: list[float]) -> tuple[int, int]:
     return threads, sum(min(MAX_CPU_ACTORS_PER_NODE, cores // threads) for cores in nodes)
 
 
-def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[str, ExtractionSummary], console: Console,
-        staged: bool | None = None) -> None:
-    """Embed every planned item with every encoder that lacks it, on Ray. `staged`: prepare tasks
-    feeding one actor pool per encoder (default when the cluster has GPUs and --device allows
-    them) rather than actors that each do a batch's whole work (default otherwise)."""
-    from bench.encoders.loaders import load  # a bad checkpoint fails here, before any table or cluster work
+class RayEngine:
+    """Ray Data: the models are checked to load (a bad checkpoint fails before any table or
+    cluster work), the cluster is joined or started (a local one is stopped by `close`), and each
+    batch's outcome comes back with the fragments its actors wrote. `staged`: prepare tasks feeding
+    one actor pool per encoder (default when the cluster has GPUs and --device allows them) rather
+    than actors that each do a batch's whole work (default otherwise)."""
 
-    ray = _ray()
-    working = [t for t in range(len(plan.targets)) if plan.missing(t)]
-    for t in working:
-        load(plan.targets[t].spec)
-    started_here = connect(settings)  # a wrong --ray-address fails here, before any table is made
-    try:
-        schemas = {t: store.prepare(plan.dataset, plan.targets[t].spec.name, plan.targets[t].spec.embed_dim, plan.targets[t].fingerprint)
-                   for t in working}  # creates the tables the writers open
-        encodings = [Encoding(t, plan.targets[t].spec, plan.targets[t].view, store.fragment_writer(plan.dataset, plan.targets[t].spec.name),
-                              schemas[t]) for t in working]
+    def __init__(self, plan: Plan, settings: ExtractionSettings, store: Store, staged: bool | None = None):
+        from bench.encoders.loaders import load
+
+        self.plan, self.settings, self.store, self.staged = plan, settings, store, staged
+        self.ray = _ray()
+        for t in plan.working():
+            load(plan.targets[t].spec)
+        self.started_here = connect(settings)  # a wrong --ray-address fails here, before any table is made
+
+    def close(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()
+
+    def batches(self, schemas: dict[int, pa.Schema]) -> Iterator[BatchOutcome]:
+        """`schemas`: the tables' schemas, by target; the tables exist when this is called."""
+        ray, plan, settings = self.ray, self.plan, self.settings
+        working = list(schemas)
+        encodings = [Encoding(t, plan.targets[t].spec, plan.targets[t].view,
+                              self.store.fragment_writer(plan.dataset, plan.targets[t].spec.name), schemas[t]) for t in working]
         gpus = int(ray.cluster_resources().get("GPU", 0)) if settings.device != "cpu" else 0
-        staged = bool(gpus) if staged is None else staged
+        staged = bool(gpus) if self.staged is None else self.staged
         batch_size = settings.batch_size or (256 if gpus else 8)
-        prepare_stage = Prepare({t: plan.targets[t].view for t in working}, settings.seed)
+        prepare_stage = Prepare({t: plan.targets[t].view for t in working})
         blocks = -(-len(plan.items) // batch_size)  # one batch each; a pool larger than this would idle
         dataset = ray.data.from_items(_item_rows(plan), override_num_blocks=blocks)
         common = {"batch_size": batch_size, "batch_format": "numpy"}
@@ -273,64 +280,34 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
                 Embed, fn_constructor_kwargs={"encodings": encodings, "device": "cpu", "precision": settings.precision, "threads": threads,
                                               "prepare": prepare_stage, "last": True},
                 compute=ray.data.ActorPoolStrategy(size=min(blocks, actors)), num_cpus=threads, **common)
-        _commit_as_they_come(dataset, plan, settings, store, summaries, console, working)
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            problems: list[tuple[int, str, str]] = []
+            for index, error, warned in zip(batch["index"], batch["error"], batch["warnings"]):
+                problems += [(int(index), "rejects", str(error))] if error else []
+                problems += [(int(index), "warnings", line) for line in str(warned).splitlines() if line]
+            embedded = {t: Embedded(int(np.sum(batch[f"written_{t}"])), fragments=[payload for payload in batch[f"fragments_{t}"] if payload])
+                        for t in working}
+            yield BatchOutcome(len(batch["index"]), problems, embedded)
+
+
+@contextlib.contextmanager
+def session(settings: ExtractionSettings) -> Iterator[None]:
+    """One Ray connection for a whole command: extraction and cell computations join it, and a
+    local cluster started here stops when the block ends."""
+    started_here = connect(settings)
+    try:
+        yield
     finally:
         if started_here:
-            ray.shutdown()
-
-
-def _commit_as_they_come(dataset, plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[str, ExtractionSummary],
-                         console: Console, working: list[int]) -> None:
-    """Collect the workers' fragments and commit them every `commit_seconds`, with a progress bar."""
-    pending: dict[int, list[bytes]] = {t: [] for t in working}
-    counts: dict[int, int] = {t: 0 for t in working}
-    since = {t: plan.since[plan.targets[t].spec.name] for t in working}
-    last = time.monotonic()
-
-    def commit() -> None:
-        for t in working:
-            if pending[t]:
-                name = plan.targets[t].spec.name
-                written = store.commit_fragments(plan.dataset, name, pending[t], since[t])
-                since[t] = written.version if written.appended else None
-                summaries[name].rows_written += counts[t]
-                pending[t], counts[t] = [], 0
-
-    names = ", ".join(plan.targets[t].spec.name for t in working)
-    began = time.perf_counter()
-    done = 0
-    with progress_bar(console) as progress:
-        bar = progress.add_task(f"extract {plan.dataset} x {names} (ray)", total=len(plan.items), rate=0.0)
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for index, error, warned in zip(batch["index"], batch["error"], batch["warnings"]):
-                item = plan.items[int(index)]
-                for kind, text in (("rejects", error), *(("warnings", line) for line in str(warned).splitlines() if line)):
-                    if text:
-                        record_problem(summaries, plan, item, kind, str(text))
-            for t in working:
-                pending[t] += [payload for payload in batch[f"fragments_{t}"] if payload]
-                counts[t] += int(np.sum(batch[f"written_{t}"]))
-                summaries[plan.targets[t].spec.name].images += int(np.sum(batch[f"written_{t}"]))
-            done += len(batch["index"])
-            progress.update(bar, completed=done, rate=done / max(time.perf_counter() - began, 1e-9))
-            if time.monotonic() - last >= settings.commit_seconds:
-                commit()
-                last = time.monotonic()
-        commit()
-    for t in working:
-        store.compact(plan.dataset, plan.targets[t].spec.name)
+            _ray().shutdown()
 
 
 def map_cells(function, arguments: list[tuple], settings: ExtractionSettings) -> list[Any]:
     """`function(*args)` for every args, each as a Ray task with the resources a cell needs (a
     core, and a GPU when the cluster has them and --device allows); results in order."""
-    ray = _ray()
-    started_here = connect(settings)
-    try:
+    with session(settings):
+        ray = _ray()
         gpus = int(ray.cluster_resources().get("GPU", 0))
         resources = {"num_cpus": 1, "num_gpus": 1 if gpus and settings.device != "cpu" else 0}
         task = ray.remote(**resources)(function)
         return ray.get([task.remote(*args) for args in arguments])
-    finally:
-        if started_here:
-            ray.shutdown()

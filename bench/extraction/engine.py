@@ -1,50 +1,35 @@
-"""`extract`: plan what is missing, then run the prepare/embed/commit stages on an engine."""
+"""`extract`: plan what is missing, let an engine run the prepare and embed stages batch by
+batch, and count and commit what each batch yields in this one place."""
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.data.files import UNREADABLE_FOLDER
 from bench.encoders.spec import EncoderSpec
+from bench.extraction.commit import BatchOutcome, Committer
 from bench.extraction.plan import Plan, make_plan
 from bench.extraction.settings import ExtractionSettings
-from bench.naming import encoder_slug, safe_part
+from bench.extraction.summary import ExtractionSummary, progress_bar
 from bench.store import Store
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from bench.data import ResolvedDataset
 
 
-@dataclass
-class ExtractionSummary:
-    dataset: str
-    encoder: str
-    images: int = 0  # items run through the encoder in this call
-    rows_written: int = 0
-    rows_skipped: int = 0  # already in the store
-    rejects: list[dict[str, str]] = field(default_factory=list)
-    warnings: list[dict[str, str]] = field(default_factory=list)  # decoded, but the decoder warned
-    seconds: float = 0.0
-    forward_seconds: float = 0.0  # of `seconds`, the time spent in this encoder's forward passes
+class Engine(Protocol):
+    """Runs the prepare and embed stages of a plan's items; made once its models have loaded."""
 
-    @property
-    def images_per_second(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else 0.0
+    def batches(self, schemas: dict[int, "pa.Schema"]) -> Iterator[BatchOutcome]: ...
 
-    def line(self) -> str:
-        return (
-            f"{self.dataset} x {self.encoder}: {self.images} images in {self.seconds:.1f} s "
-            f"({self.images_per_second:.1f} img/s), {self.rows_written} rows written, "
-            f"{self.rows_skipped} already stored, {len(self.rejects)} rejected"
-        )
+    def close(self) -> None: ...
 
 
 def extract(
@@ -63,7 +48,7 @@ def extract(
     feeds every encoder. Returns a summary per encoder."""
     console = console or Console(stderr=True)
     specs = [specs] if isinstance(specs, EncoderSpec) else list(specs)
-    plan = make_plan(dataset, specs, processings, store, splits=splits, seed=settings.seed, precision=settings.precision, rebuild=rebuild)
+    plan = make_plan(dataset, specs, processings, store, splits=splits, precision=settings.precision, rebuild=rebuild)
     for note in plan.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     for reject in plan.rejects:
@@ -77,54 +62,58 @@ def extract(
     if plan.items:
         started = time.perf_counter()
         if settings.engine == "ray":
-            from bench.extraction import distributed
+            from bench.extraction.distributed import RayEngine  # Ray loads only for --engine ray
 
-            distributed.run(plan, settings, store, summaries, console)
+            engine: Engine = RayEngine(plan, settings, store)
         else:
-            from bench.extraction import local
+            from bench.extraction.local import LocalEngine  # torch loads only when there is work
 
-            local.run(plan, settings, store, summaries, console)
+            engine = LocalEngine(plan, settings)
+        drive(plan, engine, store, settings, summaries, console)
         for summary in summaries.values():
             summary.seconds = time.perf_counter() - started
     for summary in summaries.values():
-        _finish(summary, rejects_dir, console, quiet=not plan.items and not summary.rejects)
+        summary.report(rejects_dir, console, quiet=not plan.items and not summary.rejects)
     return summaries
 
 
-def progress_bar(console: Console) -> Progress:
-    """The bar every engine shows: items done, items/s, time left."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]:>7.1f} img/s"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
+def drive(plan: Plan, engine: Engine, store: Store, settings: ExtractionSettings, summaries: dict[str, ExtractionSummary],
+          console: Console) -> None:
+    """Create the tables the plan writes to (only now: the engine's models have loaded), run the
+    engine's batches, and record, count and commit each outcome."""
+    try:
+        working = plan.working()
+        targets = {t: plan.targets[t] for t in working}
+        schemas = {t: store.prepare(plan.dataset, target.spec.name, target.spec.embed_dim, target.fingerprint) for t, target in targets.items()}
+        committers = {t: Committer(store, plan.dataset, target.spec.name, schemas[t], settings.commit_seconds, since=plan.since[target.spec.name])
+                      for t, target in targets.items()}
+        names = ", ".join(target.spec.name for target in targets.values())
+        began, done = time.perf_counter(), 0
+        with progress_bar(console) as progress:
+            bar = progress.add_task(f"extract {plan.dataset} x {names}" + (" (ray)" if settings.engine == "ray" else ""),
+                                    total=len(plan.items), rate=0.0)
+            for outcome in engine.batches(schemas):
+                for index, kind, message in outcome.problems:
+                    _record_problem(summaries, plan, index, kind, message)
+                for t, share in outcome.embedded.items():
+                    summary = summaries[targets[t].spec.name]
+                    summary.images += share.count
+                    summary.forward_seconds += share.forward_seconds
+                    committers[t].add(share)
+                done += outcome.finished
+                progress.update(bar, completed=done, rate=done / max(time.perf_counter() - began, 1e-9))
+        for t, committer in committers.items():
+            committer.close()
+            summaries[targets[t].spec.name].rows_written += committer.written
+    finally:
+        engine.close()
 
 
-def record_problem(summaries: dict[str, ExtractionSummary], plan: Plan, item, kind: str, message: str) -> None:
+def _record_problem(summaries: dict[str, ExtractionSummary], plan: Plan, index: int, kind: str, message: str) -> None:
     """A reject ("rejects") or a decoder warning ("warnings") of one item, in the summary of every
     encoder that needed it."""
+    item = plan.items[index]
     entry = {"image_id": item.record.image_id, "split": item.record.split, "processing": item.op.name,
              "path": item.record.path, "reason": message}
     for t in item.targets:
         getattr(summaries[plan.targets[t].spec.name], kind).append(entry)
-
-
-def _finish(summary: ExtractionSummary, rejects_dir: Path | None, console: Console, quiet: bool = False) -> None:
-    if (summary.rejects or summary.warnings) and rejects_dir is not None:
-        path = _write_rejects(rejects_dir, summary)
-        if summary.rejects:
-            console.print(f"{len(summary.rejects)} rejected images listed in {path}")
-        if summary.warnings:
-            console.print(f"{len(summary.warnings)} images decoded with warnings (e.g. {summary.warnings[0]['reason']}), listed in {path}")
-    if not quiet:
-        console.print(summary.line())
-
-
-def _write_rejects(folder: Path, summary: ExtractionSummary) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{safe_part(summary.dataset)}__{encoder_slug(summary.encoder)}.jsonl"
-    with open(path, "w", encoding="utf-8") as handle:  # this run's rejects; a rerun lists them again
-        for kind, entries in (("rejected", summary.rejects), ("warning", summary.warnings)):
-            for entry in entries:
-                handle.write(json.dumps({**entry, "kind": kind}) + "\n")
-    return path
-
-
-__all__ = ["ExtractionSummary", "Plan", "extract"]

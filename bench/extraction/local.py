@@ -1,5 +1,5 @@
 """The local engine: the prepare stage in DataLoader workers (or a prefetch thread), the embed
-stage on this machine's device, the commit stage in this process."""
+stage on this machine's device; each batch's outcome goes back to the one place that commits."""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import torch
-from rich.console import Console
-
 from bench import encoders
-from bench.extraction.commit import Committer, row
+from bench.extraction.commit import BatchOutcome, Embedded, row
 from bench.extraction.embed import Embedder
-from bench.extraction.engine import ExtractionSummary, progress_bar, record_problem
 from bench.extraction.plan import Plan
 from bench.extraction.prepare import DECODE_ERRORS, Prepared, View, prepare
 from bench.extraction.settings import ExtractionSettings
 from bench.runtime import cpu_count, keep_freed_memory, pick_device
-from bench.store import Store
 
 
 def defaults(device: torch.device, settings: ExtractionSettings) -> tuple[int, int]:
@@ -35,9 +31,8 @@ def defaults(device: torch.device, settings: ExtractionSettings) -> tuple[int, i
 class _Items(torch.utils.data.Dataset):
     """Plan items -> (pixels per view, or None; item index; error); runs in worker processes."""
 
-    def __init__(self, plan: Plan, seed: int):
+    def __init__(self, plan: Plan):
         self.plan = plan
-        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.plan.items)
@@ -45,7 +40,7 @@ class _Items(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[Prepared | None, int, str]:
         item = self.plan.items[index]
         try:
-            return prepare(item.record, item.op, self.plan.views(item), self.seed), index, ""
+            return prepare(item.record, item.op, self.plan.views(item)), index, ""
         except DECODE_ERRORS as error:
             return None, index, f"{type(error).__name__}: {error}"
 
@@ -112,22 +107,12 @@ def _prefetched(batches: Iterable[Any], depth: int = 2) -> Iterator[Any]:
                 pass
 
 
-def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[str, ExtractionSummary], console: Console) -> None:
-    """Embed every planned item with every encoder that lacks it."""
-    device = pick_device(settings.device)
-    keep_freed_memory()
-    working = [t for t in range(len(plan.targets)) if plan.missing(t)]
-    embedders = {t: Embedder(encoders.load(plan.targets[t].spec), device, settings.precision) for t in working}
-    # tables are created only once every model has loaded: a bad checkpoint leaves nothing behind
-    committers = {
-        t: Committer(store, plan.dataset, plan.targets[t].spec.name,
-                     store.prepare(plan.dataset, plan.targets[t].spec.name, plan.targets[t].spec.embed_dim, plan.targets[t].fingerprint),
-                     settings.commit_seconds, since=plan.since[plan.targets[t].spec.name])
-        for t in working
-    }
+def prepared_batches(plan: Plan, settings: ExtractionSettings, device: torch.device) -> Iterable[Batch]:
+    """The plan's items through the prepare stage, a batch at a time: in DataLoader worker
+    processes, or in this process with a prefetch thread where the forward pass leaves a core free."""
     batch_size, workers = defaults(device, settings)
     loader = torch.utils.data.DataLoader(
-        _Items(plan, settings.seed),
+        _Items(plan),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
@@ -137,29 +122,37 @@ def run(plan: Plan, settings: ExtractionSettings, store: Store, summaries: dict[
         # LanceDB's runtime is not fork-safe; workers start clean instead.
         multiprocessing_context="forkserver" if workers > 0 else None,
     )
-    names = ", ".join(plan.targets[t].spec.name for t in working)
-    started = time.perf_counter()
-    done = 0
-    with progress_bar(console) as progress:
-        bar = progress.add_task(f"extract {plan.dataset} x {names}", total=len(plan.items), rate=0.0)
-        for batch in _prefetched(loader) if _overlap(device, workers) else loader:
-            grouped, failed = batch.grouped, batch.failed
-            for kind, found in (("rejects", failed), ("warnings", batch.warned)):
-                for index, message in found:
-                    record_problem(summaries, plan, plan.items[index], kind, message)
-            for t, embedder in embedders.items():
-                indices, pixels = grouped.get(plan.targets[t].view, ([], None))
+    return _prefetched(loader) if _overlap(device, workers) else loader
+
+
+class LocalEngine:
+    """This machine: the models load when the engine is made (a bad checkpoint fails before any
+    table exists), then every batch is prepared and embedded by each encoder that needs it."""
+
+    def __init__(self, plan: Plan, settings: ExtractionSettings):
+        self.plan, self.settings = plan, settings
+        self.device = pick_device(settings.device)
+        keep_freed_memory()
+        self.embedders = {t: Embedder(encoders.load(plan.targets[t].spec), self.device, settings.precision) for t in plan.working()}
+
+    def batches(self, schemas: dict[int, Any]) -> Iterator[BatchOutcome]:
+        """`schemas`: the tables' schemas, by target; rows go back to the driver, which commits them."""
+        plan = self.plan
+        for batch in prepared_batches(plan, self.settings, self.device):
+            problems = [(index, "rejects", message) for index, message in batch.failed]
+            problems += [(index, "warnings", message) for index, message in batch.warned]
+            embedded: dict[int, Embedded] = {}
+            for t, embedder in self.embedders.items():
+                indices, pixels = batch.grouped.get(plan.targets[t].view, ([], None))
                 chosen = [position for position, index in enumerate(indices) if t in plan.items[index].targets]
                 if not chosen:
                     continue
                 began = time.perf_counter()
                 vectors = embedder(pixels if len(chosen) == len(indices) else pixels[torch.tensor(chosen)])
-                summaries[plan.targets[t].spec.name].forward_seconds += time.perf_counter() - began
                 items = [plan.items[indices[position]] for position in chosen]
-                committers[t].add([row(item.record, item.op) for item in items], vectors)
-                summaries[plan.targets[t].spec.name].images += len(chosen)
-            done += len(failed) + len({i for indices, _ in grouped.values() for i in indices})
-            progress.update(bar, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
-        for t, committer in committers.items():
-            committer.close()
-            summaries[plan.targets[t].spec.name].rows_written += committer.written
+                embedded[t] = Embedded(len(chosen), [row(item.record, item.op) for item in items], vectors, forward_seconds=time.perf_counter() - began)
+            finished = len(batch.failed) + len({i for indices, _ in batch.grouped.values() for i in indices})
+            yield BatchOutcome(finished, problems, embedded)
+
+    def close(self) -> None:
+        pass

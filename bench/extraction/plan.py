@@ -62,6 +62,10 @@ class Plan:
     def missing(self, target: int) -> int:
         return sum(target in item.targets for item in self.items)
 
+    def working(self) -> list[int]:
+        """The targets (positions) that lack at least one item."""
+        return [t for t in range(len(self.targets)) if self.missing(t)]
+
     def views(self, item: WorkItem) -> list[View]:
         """The distinct views the item's targets need, in target order."""
         return list(dict.fromkeys(self.targets[t].view for t in item.targets))
@@ -88,7 +92,6 @@ def make_plan(
     store: Store,
     *,
     splits: Sequence[str] = ("train", "val"),
-    seed: int = 0,
     precision: str = "fp32",
     rebuild: bool = False,
 ) -> Plan:
@@ -96,7 +99,7 @@ def make_plan(
     notes = check_splits(dataset, splits)
     records = [record for record in dataset.listing.records if record.split in splits]
     ops = [processing.get(name) for name in processings]
-    targets = tuple(Target(spec, fingerprint(spec, seed, precision, dataset.identity), view_of(spec)) for spec in specs)
+    targets = tuple(Target(spec, fingerprint(spec, precision, dataset.identity), view_of(spec)) for spec in specs)
     columns = ([r.image_id for r in records for _ in ops], [r.split for r in records for _ in ops], [op.name for _ in records for op in ops])
     wanted = item_keys(*columns, [op.version for _ in records for op in ops], [r.stamp for r in records for _ in ops])
     wanted_merge = merge_keys(*columns)

@@ -32,7 +32,6 @@ class View:
 
     size: int
     interpolation: str
-    mode: str = "paper"
 
     def geometry(self):
         return _geometry(self.size, self.interpolation)
@@ -59,18 +58,18 @@ class Prepared:
     warnings: tuple[str, ...] = ()  # what the decoder warned about (e.g. corrupt Exif, a very large image)
 
 
-def prepare(record: ImageRecord, op: processing.Processing, views: Iterable[View], seed: int) -> Prepared:
+def prepare(record: ImageRecord, op: processing.Processing, views: Iterable[View]) -> Prepared:
     """The record under `op`, through each view's geometry, as uint8 pixels per view. Warnings
     raised on the way are returned, for the run's rejects file, instead of being printed."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         image = record.load()
         if op.stage == "source":
-            image = processing.apply(op, image, seed=seed, image_id=record.image_id)
+            image = processing.apply(op, image, image_id=record.image_id)
         out: dict[View, torch.Tensor] = {}
         for view in views:
             cropped = view.geometry()(image)
             if op.stage == "after_crop":
-                cropped = processing.apply(op, cropped, seed=seed, image_id=record.image_id)
+                cropped = processing.apply(op, cropped, image_id=record.image_id)
             out[view] = pixels(cropped)
     return Prepared(out, tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)))

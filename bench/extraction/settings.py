@@ -20,7 +20,6 @@ class ExtractionSettings:
     precision: str = "fp32"  # the forward pass's dtype; vectors are stored as float32 either way
     engine: str = "local"
     ray_address: str | None = None  # join this Ray cluster (engine ray); None starts a local one
-    seed: int = 0  # the processing ops' seed (random interpolation scales)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -72,7 +72,7 @@ class Drawer:
     def __call__(self, shot: recorded.Shot, view: recorded.Gallery) -> tuple[str | None, str]:
         """(file relative to the report, "") or (None, why it could not be drawn)."""
         identity = json.dumps([shot.image_id, shot.path, shot.crop, shot.capture, shot.orient, shot.processing,
-                               view.size, view.interpolation, view.seed])
+                               view.size, view.interpolation])
         name = f"{FOLDER}/{hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()}.png"
         if name not in self.drawn:
             try:
@@ -95,7 +95,7 @@ def draw(shot: recorded.Shot, view: recorded.Gallery):
     from bench.extraction.prepare import View, prepare
 
     seen = View(view.size, view.interpolation)
-    pixels = prepare(shot.record(), processing.get(shot.processing), [seen], seed=view.seed).pixels[seen]
+    pixels = prepare(shot.record(), processing.get(shot.processing), [seen]).pixels[seen]
     return Image.fromarray(pixels.permute(1, 2, 0).numpy()).resize((PIXELS, PIXELS), Image.Resampling.LANCZOS)
 
 

@@ -3,6 +3,7 @@ one pass, compute each encoder's cell and write it with its provenance."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ def run_cells(
         cell = results.Cell(task, key, spec.name, condition)
         wanted = identity.CellInputs(
             {**resolved.identity, "contents": resolved.contents},
-            fingerprint(spec, request.extraction.seed, request.extraction.precision, resolved.identity),
+            fingerprint(spec, request.extraction.precision, resolved.identity),
             versions, None if request.rebuild else store.table_id(key, spec.name),  # a rebuilt table is dropped unread
         )
         cached = None if request.overwrite else results.stored(cell, request.workspace.results)
@@ -75,18 +76,20 @@ def run_cells(
     if not pending:
         return []
     started = time.perf_counter()
-    summaries = extraction.extract(
-        resolved, [spec for spec, _, _ in pending], processings, store, splits=splits, settings=request.extraction,
-        rebuild=request.rebuild, rejects_dir=request.workspace.rejects, console=request.console,
-    )
-    extract_seconds = time.perf_counter() - started
-    read = {spec.name: dataclasses.replace(wanted, table=store.table_id(key, spec.name)) for spec, _, wanted in pending}
-    if request.extraction.engine == "ray":  # every cell is an independent Ray task
+    ray = request.extraction.engine == "ray"
+    if ray:
         from bench.extraction import distributed
-
-        outcomes = distributed.map_cells(_timed, [(compute, spec, store, key) for spec, _, _ in pending], request.extraction)
-    else:
-        outcomes = [_timed(compute, spec, store, key) for spec, _, _ in pending]
+    with distributed.session(request.extraction) if ray else contextlib.nullcontext():  # Ray starts once per command
+        summaries = extraction.extract(
+            resolved, [spec for spec, _, _ in pending], processings, store, splits=splits, settings=request.extraction,
+            rebuild=request.rebuild, rejects_dir=request.workspace.rejects, console=request.console,
+        )
+        extract_seconds = time.perf_counter() - started
+        read = {spec.name: dataclasses.replace(wanted, table=store.table_id(key, spec.name)) for spec, _, wanted in pending}
+        if ray:  # every cell is an independent Ray task
+            outcomes = distributed.map_cells(_timed, [(compute, spec, store, key) for spec, _, _ in pending], request.extraction)
+        else:
+            outcomes = [_timed(compute, spec, store, key) for spec, _, _ in pending]
     written: list[Path] = []
     for (spec, cell, _), (computed, compute_seconds) in zip(pending, outcomes):
         summary = summaries[spec.name]
