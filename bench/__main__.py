@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--splits", type=comma_list, default=("train", "val"), help="comma-separated splits (default: train,val)")
     extract.add_argument("--rebuild", action="store_true", help="drop the table first (needed after a fingerprint mismatch)")
     extract.add_argument("--commit-seconds", type=float, default=5.0, help="commit rows to the store at least this often (default: 5)")
+    extract.add_argument("--plan", action="store_true",
+                         help="change nothing: print per encoder what is stored and missing, the disk and the time it would take here, and stop")
     _add_extraction_options(extract)
 
     run = verbs.add_parser("run", help="run a task and print its leaderboard; finished cells are skipped")
@@ -109,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
     run.add_argument("--rebuild", action="store_true",
                      help="drop the encoders' tables for this dataset and extract again (after a fingerprint or folder change); implies --overwrite")
+    run.add_argument("--plan", action="store_true",
+                     help="change nothing: print which cells are cached, and per encoder what is stored and missing, the disk and the "
+                          "time the extraction would take here (measured on a few items), then stop")
     _add_extraction_options(run)
     task_options = run.add_argument_group("task options (`list tasks` shows which task takes which)")
     for option in run_options().values():
@@ -261,7 +266,7 @@ def _extract(arguments: argparse.Namespace, workspace: Workspace, console: Conso
     dataset = data.resolve(arguments.dataset, data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute))
     extraction.extract(
         dataset, specs, names, store.Store(workspace.embeddings_uri), splits=arguments.splits,
-        settings=_settings(arguments), rebuild=arguments.rebuild, rejects_dir=workspace.rejects, console=console,
+        settings=_settings(arguments), rebuild=arguments.rebuild, rejects_dir=workspace.rejects, console=console, plan_only=arguments.plan,
     )
 
 
@@ -302,13 +307,14 @@ def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, 
         workspace=workspace, dataset=arguments.dataset or task.default_dataset, encoders=names,
         dataset_options=data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute),
         extraction=_settings(arguments), overwrite=arguments.overwrite or arguments.rebuild, rebuild=arguments.rebuild,
-        weights=arguments.weights, values=given, console=errors,
+        weights=arguments.weights, values=given, console=errors, plan_only=arguments.plan,
     )
     data.get(request.dataset)
     if "group" in {option.name for option in task.options}:
         processing.group(request.values.get("group", "jpeg"))
     task.execute(request)
-    leaderboard.show(workspace.results, [task.name], console, errors)
+    if not arguments.plan:
+        leaderboard.show(workspace.results, [task.name], console, errors)
 
 
 def _switches(parser: argparse.ArgumentParser) -> set[str]:

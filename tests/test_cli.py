@@ -84,3 +84,21 @@ def test_paircams_runs_offline_on_its_simulation_and_refuses_unpaired_data(tmp_p
 
     wrong = run_bench(tmp_path, "run", "paircams", "--dataset", "demo-mini", "--encoders", "effnet/lite0.random")
     assert wrong.returncode == 2 and "paircams-sim" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_plan_says_what_a_run_would_do_and_does_none_of_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    arguments = ("run", "knn-influence", "--dataset", "demo-mini", "--encoders", "effnet/lite0.random", "--group", "sharpening")
+    planned = run_bench(home, *arguments, "--plan")
+    assert planned.returncode == 0, planned.stderr
+    text = " ".join(planned.stderr.split())
+    rows = 66 * 3  # demo-mini: 11 classes x 6 images, under 3 processings
+    assert "1 cell(s) to compute" in text and f"{rows} items to prepare" in text and "Estimated time:" in text
+    line = next(line for line in planned.stderr.splitlines() if "effnet/lite" in line)
+    assert [cell.strip() for cell in line.split("│")[2:4]] == ["0", str(rows)]  # stored, missing
+    assert not home.exists() or not any(home.rglob("*.json")) and not (home / "embeddings").exists()
+    done = run_bench(home, *arguments)
+    assert done.returncode == 0, done.stderr
+    assert f"{rows} items to prepare" in " ".join(done.stderr.split())  # the same summary opens the real run
+    again = run_bench(home, *arguments, "--plan")
+    assert "cached:" in again.stderr and "to compute" not in again.stderr

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from bench.data.files import UNREADABLE_FOLDER
 from bench.encoders.spec import EncoderSpec
+from bench.extraction import estimate
 from bench.extraction.commit import BatchOutcome, Committer
 from bench.extraction.plan import Plan, make_plan
 from bench.extraction.settings import ExtractionSettings
@@ -43,12 +44,15 @@ def extract(
     rebuild: bool = False,
     rejects_dir: Path | None = None,
     console: Console | None = None,
+    plan_only: bool = False,
 ) -> dict[str, ExtractionSummary]:
     """Embed every (record, processing) that an encoder's table lacks; one pass over the images
-    feeds every encoder. Returns a summary per encoder."""
+    feeds every encoder. Returns a summary per encoder. `plan_only`: change nothing; print what is
+    stored and missing per encoder, the disk and the time it would take here (measured on a few
+    items), and stop."""
     console = console or Console(stderr=True)
     specs = [specs] if isinstance(specs, EncoderSpec) else list(specs)
-    plan = make_plan(dataset, specs, processings, store, splits=splits, precision=settings.precision, rebuild=rebuild)
+    plan = make_plan(dataset, specs, processings, store, splits=splits, precision=settings.precision, rebuild=rebuild, dry=plan_only)
     for note in plan.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     for reject in plan.rejects:
@@ -59,7 +63,11 @@ def extract(
                                             rejects=[{"image_id": "", "split": "", "processing": "", **r} for r in plan.rejects])
         for target in plan.targets
     }
+    if plan_only:
+        estimate.show(plan, console, estimate.measure(plan, settings) if plan.items else None)
+        return summaries
     if plan.items:
+        estimate.show(plan, console)  # the plan's summary opens every run that has work to do
         started = time.perf_counter()
         if settings.engine == "ray":
             from bench.extraction.distributed import RayEngine  # Ray loads only for --engine ray

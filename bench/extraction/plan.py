@@ -94,8 +94,11 @@ def make_plan(
     splits: Sequence[str] = ("train", "val"),
     precision: str = "fp32",
     rebuild: bool = False,
+    dry: bool = False,
 ) -> Plan:
-    """Refuse a table made differently before any work, then list what each encoder lacks."""
+    """Refuse a table made differently before any work, then list what each encoder lacks.
+    `dry`: change nothing (no table dropped for --rebuild, no duplicate repaired), only say what
+    a run would do."""
     notes = check_splits(dataset, splits)
     records = [record for record in dataset.listing.records if record.split in splits]
     ops = [processing.get(name) for name in processings]
@@ -106,9 +109,11 @@ def make_plan(
     lacking, stored, since = [], {}, {}
     for target in targets:
         name = target.spec.name
-        if rebuild:
+        if rebuild and not dry:
             store.drop(dataset.key, name)
-        if not store.has_table(dataset.key, name):
+        if rebuild and dry and store.has_table(dataset.key, name):
+            notes.append(f"--rebuild drops table {table_name(dataset.key, name)} ({store.count(dataset.key, name)} rows) and extracts it again")
+        if (rebuild and dry) or not store.has_table(dataset.key, name):
             lacking.append(np.ones(len(wanted), dtype=bool))
             stored[name], since[name] = 0, FRESH_TABLE_VERSION
             continue
@@ -117,7 +122,9 @@ def make_plan(
         others = ", then your command again for the other encoders" if len(targets) > 1 else ""
         store.check_fingerprint(dataset.key, name, target.fingerprint, fix=f"rebuild it: `{rebuild_one}`{others}")
         state = store.key_state(dataset.key, name)
-        if state.duplicates():
+        if state.duplicates() and dry:
+            notes.append(f"table {table_name(dataset.key, name)} holds {state.duplicates()} duplicate row(s); a run repairs them first")
+        elif state.duplicates():
             removed = store.repair_duplicates(dataset.key, name)
             notes.append(f"repaired table {table_name(dataset.key, name)}: removed {removed} duplicate row(s)")
             state = store.key_state(dataset.key, name)

@@ -75,6 +75,11 @@ def run_cells(
         pending.append((spec, cell, wanted))
     if not pending:
         return []
+    if request.plan_only:
+        request.console.print(f"{len(pending)} cell(s) to compute; what their extraction needs:")
+        extraction.extract(resolved, [spec for spec, _, _ in pending], processings, store, splits=splits, settings=request.extraction,
+                           rebuild=request.rebuild, console=request.console, plan_only=True)
+        return []
     started = time.perf_counter()
     ray = request.extraction.engine == "ray"
     if ray:

@@ -27,6 +27,7 @@ class RunRequest:
     extraction: ExtractionSettings = ExtractionSettings()
     overwrite: bool = False
     rebuild: bool = False  # drop the encoders' tables for the dataset and extract again
+    plan_only: bool = False  # say what the run would extract and how long it would take, then stop
     weights: str | None = None  # a local checkpoint replacing the (single) encoder's weights
     values: Mapping[str, Any] = field(default_factory=dict)  # the task's own options, by name
     console: Console = field(default_factory=lambda: Console(stderr=True))
