@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench import index, invocation, processing
-from bench.arguments import comma_list, non_negative_int, positive_int
+from bench.arguments import comma_list, non_negative_int, positive_int, split_map
 from bench.encoders.spec import FAMILIES
 from bench.errors import BenchError, UsageError
 from bench.extraction.settings import ENGINES, PRECISIONS, ExtractionSettings
@@ -45,6 +45,13 @@ def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="the dataset's folder, for datasets that live on disk (layout: datasets/<name>.toml)")
     parser.add_argument("--attribute", help="label attribute for datasets with several (e.g. make, model, iso for cameras/flickrexif)")
+    hub = parser.add_argument_group("Hugging Face datasets (--dataset hf:<repo or local path>; see datasets/hf.toml)")
+    hub.add_argument("--image-column", help="the column of images (default: the dataset's one Image column, else image or img)")
+    hub.add_argument("--label-column", help="the column of class labels (default: the one ClassLabel column, else label or labels)")
+    hub.add_argument("--id-column", help="a column of unique image ids (default: <split>/<row>)")
+    hub.add_argument("--hf-splits", type=split_map, metavar="train=NAME,val=NAME[,test=NAME]",
+                     help="which of the dataset's splits is train, val and test (default: train; validation, else test, as val)")
+    hub.add_argument("--revision", help="a branch, tag or commit of the Hub repo (hf:<repo> and paircams; default: main)")
 
 
 def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
@@ -167,7 +174,7 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
     if arguments.out:
         _check_out(arguments.out)
     source = store.Store(workspace.embeddings_uri)
-    dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _root(arguments.root), arguments.attribute)
+    dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _dataset_options(arguments))
     limit = arguments.limit or (TABLE_ROWS if arguments.format == "table" and not arguments.out else None)
     if arguments.like:
         found = query.like(
@@ -198,7 +205,7 @@ def _index(arguments: argparse.Namespace, workspace: Workspace, console: Console
     from bench import ann, query, store
 
     source = store.Store(workspace.embeddings_uri)
-    dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _root(arguments.root), arguments.attribute)
+    dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _dataset_options(arguments))
     if not source.has_table(dataset, arguments.encoder):
         raise query.QueryError(f"no table for {dataset} x {arguments.encoder} in {source.uri}; extract it first")
     console.print(f"building the vector index of {dataset} x {arguments.encoder} ({source.count(dataset, arguments.encoder)} rows) …")
@@ -263,7 +270,7 @@ def _extract(arguments: argparse.Namespace, workspace: Workspace, console: Conso
         specs = [custom.with_weights(specs[0], arguments.weights)]
     for name in names:
         processing.get(name)
-    dataset = data.resolve(arguments.dataset, data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute))
+    dataset = data.resolve(arguments.dataset, _dataset_options(arguments))
     extraction.extract(
         dataset, specs, names, store.Store(workspace.embeddings_uri), splits=arguments.splits,
         settings=_settings(arguments), rebuild=arguments.rebuild, rejects_dir=workspace.rejects, console=console, plan_only=arguments.plan,
@@ -290,6 +297,14 @@ def _root(root: str | None) -> Path | None:
     return Path(root).expanduser() if root else None
 
 
+def _dataset_options(arguments: argparse.Namespace) -> "data.DatasetOptions":
+    from bench import data
+
+    return data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute, revision=arguments.revision,
+                               image_column=arguments.image_column, label_column=arguments.label_column,
+                               id_column=arguments.id_column, hf_splits=arguments.hf_splits or ())
+
+
 def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, errors: Console) -> None:
     from bench import data, encoders, leaderboard, tasks
     from bench.tasks.request import RunRequest
@@ -305,7 +320,7 @@ def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, 
         raise UsageError("--weights replaces the checkpoint of one encoder: name exactly one with --encoders")
     request = RunRequest(
         workspace=workspace, dataset=arguments.dataset or task.default_dataset, encoders=names,
-        dataset_options=data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute),
+        dataset_options=_dataset_options(arguments),
         extraction=_settings(arguments), overwrite=arguments.overwrite or arguments.rebuild, rebuild=arguments.rebuild,
         weights=arguments.weights, values=given, console=errors, plan_only=arguments.plan,
     )

@@ -13,6 +13,17 @@ def comma_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def split_map(text: str) -> tuple[tuple[str, str], ...]:
+    """"train=train,val=validation" -> (("train", "train"), ("val", "validation")): bench's splits to a dataset's."""
+    pairs = []
+    for part in comma_list(text):
+        ours, _, theirs = part.partition("=")
+        if ours.strip() not in ("train", "val", "test") or not theirs.strip():
+            raise argparse.ArgumentTypeError(f"{part!r}: write SPLIT=NAME with SPLIT one of train, val, test (e.g. val=validation)")
+        pairs.append((ours.strip(), theirs.strip()))
+    return tuple(pairs)
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from bench import index, invocation
+from bench import data, index, invocation
 from bench.errors import BenchError
-from bench.store import MissingEmbeddingsError, Store, vector_matrix
+from bench.store import MissingEmbeddingsError, Store, table_name, vector_matrix
 from bench.vectors import normalise
 
 
@@ -21,18 +22,17 @@ class QueryError(BenchError, ValueError):
     """A query that cannot run as written; the message says why and what is valid."""
 
 
-def dataset_key(store: Store, name: str, encoder: str, root: Path | None = None, attribute: str | None = None) -> str:
+def dataset_key(store: Store, name: str, encoder: str, options: "data.DatasetOptions | None" = None) -> str:
     """The store key of the table to read. A dataset that lives in a folder is keyed by that
     folder: with --root it is computed; without, the one table of that dataset and encoder is
     used, and several are refused with the folders they come from."""
-    from bench import data
-    from bench.store import table_name
-
+    options = options or data.DatasetOptions()
     spec = data.get(name)
-    options = data.DatasetOptions(root=root, attribute=attribute)
-    if root is not None or not spec.needs_root:
+    if name.startswith(data.hub.PREFIX):
+        options = dataclasses.replace(options, source=name.removeprefix(data.hub.PREFIX))
+    if options.root is not None or options.source is not None or not spec.needs_root:
         return spec.store_key(options)
-    base = spec.store_key(data.DatasetOptions(attribute=attribute))
+    base = spec.store_key(dataclasses.replace(options, root=None))
     suffix = table_name("", encoder)
     keys = [table.removesuffix(suffix) for table in store.table_names() if table.startswith(f"{base}.") and table.endswith(suffix)]
     if len(keys) == 1:

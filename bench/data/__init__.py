@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import registry
-from bench.data import annotated, cameras, demo, folders
+from bench.data import annotated, cameras, demo, folders, hub
 from bench.data.files import file_state
 from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
@@ -27,6 +27,8 @@ class DatasetSpec:
     needs_root: bool = False
     exif_orientation: bool = False  # rotate by the Exif orientation tag, as the paper's loader for this data does
     attributes: bool = False  # the labels come from a chosen --attribute (make, ISO, …)
+    takes_root: bool = False  # --root is optional (needs_root: required)
+    hub: str = ""  # "any": a Hugging Face dataset named by --dataset hf:<source> (it takes the column and split options); "revision": takes --revision
 
     def store_key(self, options: DatasetOptions | None = None) -> str:
         """The dataset's name in the store and in result cells. Labels and splits depend on the
@@ -35,6 +37,12 @@ class DatasetSpec:
         options = options or DatasetOptions()
         self.check(options)
         key = f"{self.name}@{options.attribute}" if options.attribute else self.name
+        if options.source is not None:
+            source = hub.canonical(options.source)
+            which = "|".join(map(str, (source, options.revision, options.image_column, options.label_column, options.id_column,
+                                        options.hf_splits)))
+            name = safe_part(Path(source).name if hub.is_local(options.source) else source.replace("/", "-"))[:32] or "source"
+            return f"{key}.{name}-{hashlib.blake2b(which.encode(), digest_size=4).hexdigest()}"
         if options.root is None:
             return key
         root = resolved_root(options.root)
@@ -42,12 +50,19 @@ class DatasetSpec:
 
     def check(self, options: DatasetOptions) -> None:
         """Refuse options this dataset does not take, before anything is keyed or written by them."""
-        if options.root is not None and not self.needs_root:
-            raise DataError(f"dataset {self.name!r} takes no --root: it is built from what is installed ({self.card}); leave --root "
-                            "out, or read a folder of class subfolders with --dataset imagefolder --root DIR")
+        if options.root is not None and not (self.needs_root or self.takes_root):
+            raise DataError(f"dataset {self.name!r} takes no --root: it is built from what is installed or downloaded ({self.card}); "
+                            "leave --root out, or read a folder of class subfolders with --dataset imagefolder --root DIR")
         if options.attribute is not None and not self.attributes:
             raise DataError(f"dataset {self.name!r} takes no --attribute: its labels are fixed; --attribute chooses the label "
                             "of cameras and flickrexif")
+        columns = {"--image-column": options.image_column, "--label-column": options.label_column, "--id-column": options.id_column,
+                   "--hf-splits": options.hf_splits or None}
+        given = [flag for flag, value in columns.items() if value is not None]
+        if given and self.hub != "any":
+            raise DataError(f"{', '.join(given)}: only for a Hugging Face dataset (--dataset hf:<repo or path>), not {self.name!r}")
+        if options.revision is not None and not self.hub:
+            raise DataError(f"--revision: only for datasets read from the Hugging Face Hub (hf:<repo>, paircams), not {self.name!r}")
 
     def list(self, options: DatasetOptions | None = None) -> Listing:
         """Records in stable order; a dataset that lives on disk needs --root."""
@@ -57,6 +72,8 @@ class DatasetSpec:
             raise DataError(f"dataset {self.name!r} needs --root pointing at its folder; see {self.card} for the layout")
         if options.root is not None and not options.root.is_dir():
             raise DataError(f"dataset {self.name!r}: --root {options.root} is not a folder; see {self.card} for the layout")
+        if self.hub == "any" and options.source is None:
+            raise DataError("a Hugging Face dataset is named --dataset hf:<repo or local path>, e.g. hf:uoft-cs/cifar10")
         return _stamped(self.listing(options), orient=self.exif_orientation)
 
 
@@ -67,6 +84,9 @@ def _stamped(listing: Listing, orient: bool) -> Listing:
     records: list[ImageRecord] = []
     rejects = list(listing.rejects)
     for record in listing.records:
+        if record.file_state:  # stated by its adapter (a Hub row: its dataset's fingerprint)
+            records.append(dataclasses.replace(record, orient=orient or record.orient))
+            continue
         if record.path not in states:
             try:
                 states[record.path] = file_state(record.path)
@@ -76,7 +96,7 @@ def _stamped(listing: Listing, orient: bool) -> Listing:
         state = states[record.path]
         if state is not None:
             records.append(dataclasses.replace(record, file_state=state, orient=orient or record.orient))
-    return Listing(records, rejects)
+    return Listing(records, rejects, listing.origin)
 
 
 def resolved_root(root: Path) -> Path:
@@ -135,15 +155,23 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
         ),
         DatasetSpec(
             name="paircams",
-            description="PairCams: same subject shot by a modern phone and an older camera (metadata.csv beside the images)",
-            listing=annotated.paircams, card="datasets/paircams.toml", needs_root=True, exif_orientation=True,
+            description="PairCams: same subject shot by a modern phone and an older camera; from the Hub (CTU-OU/PairCams), "
+            "or --root: a local copy in the Hub's format, or a folder with metadata.csv",
+            listing=annotated.paircams, card="datasets/paircams.toml", takes_root=True, exif_orientation=True, hub="revision",
+        ),
+        DatasetSpec(
+            name="hf",
+            description="any image dataset on the Hugging Face Hub or in its format on disk: --dataset hf:<repo or path> "
+            "(--image-column, --label-column, --hf-splits)",
+            listing=hub.listing, card="datasets/hf.toml", hub="any",
         ),
     ],
 )
 
 
 def get(name: str) -> DatasetSpec:
-    return registry.lookup("dataset", DATASETS, name)
+    """The spec of a dataset name; `hf:<source>` names the Hugging Face reader."""
+    return DATASETS["hf"] if name.startswith(hub.PREFIX) else registry.lookup("dataset", DATASETS, name)
 
 
 @dataclass(frozen=True)
@@ -175,6 +203,7 @@ class ResolvedDataset:
         return {
             "name": self.spec.name, "attribute": self.options.attribute, "root": root, "listing": digest,
             "images": len(self.listing.records), "exif_orientation": self.spec.exif_orientation,
+            **({"origin": self.listing.origin} if self.listing.origin else {}),
         }
 
     @cached_property
@@ -193,9 +222,11 @@ class ResolvedDataset:
 
 
 def resolve(name: str | DatasetSpec, options: DatasetOptions | None = None) -> ResolvedDataset:
-    """Look the dataset up and list it."""
+    """Look the dataset up and list it (`hf:<source>`: the source goes into the options)."""
     spec = name if isinstance(name, DatasetSpec) else get(name)
     options = options or DatasetOptions()
+    if isinstance(name, str) and name.startswith(hub.PREFIX):
+        options = dataclasses.replace(options, source=name.removeprefix(hub.PREFIX))
     return ResolvedDataset(spec, options, spec.list(options))
 
 

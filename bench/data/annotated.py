@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+from bench.data import hub
 from bench.data.files import walk_images
 from bench.data.record import DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
@@ -16,7 +17,6 @@ PAIRCAMS_CAMERA_CLASS: dict[str, int] = {
     **{model: 1 for model in ("iphone xr", "pixel 4", "iphone se (3rd generation)", "22101320g", "iphone 12", "iphone 14 pro", "a065", "iphone 12 pro")},
     **{model: 0 for model in ("canon ixy 630", "dsc-wx300", "c8080wz", "ex-fh20", "canon eos 450d", "u700,s700", "u700/s700", "xt1032", "coolpix s200")},
 }
-PAIRCAMS_CLASS_NAMES = ("DSLR/compact", "phone")
 FLICKREXIF_SPLITS = (("train", "train_ids", "encoded_train_labels"), ("val", "val_ids", "encoded_val_labels"), ("test", "test_ids", "encoded_test_labels"))
 
 
@@ -87,11 +87,12 @@ def flickrexif(options: DatasetOptions) -> Listing:
 
 
 def paircams(options: DatasetOptions) -> Listing:
-    """<root>/metadata.csv (file_name, subject_idx, model) beside the images; all images are `test`.
-
-    The semantic label is the subject; camera_class (0 DSLR/compact, 1 phone) comes from the
-    Exif model through the paper's mapping."""
-    assert options.root is not None
+    """PairCams from the Hub by name, from a local copy in the Hub's format (`--root`), or from a
+    folder with <root>/metadata.csv (file_name, subject_idx, model) beside the images; all images
+    are `test`. The semantic label is the subject; camera_class (0 DSLR/compact, 1 phone) comes
+    from the Exif model through the paper's mapping."""
+    if options.root is None or not (options.root / "metadata.csv").is_file():
+        return hub.paircams(options, PAIRCAMS_CAMERA_CLASS)
     table = options.root / "metadata.csv"
     if not table.is_file():
         raise DataError(f"paircams: {table} not found (columns: file_name, subject_idx, model)")

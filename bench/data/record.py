@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 ORIENTATION_TAG = 0x0112  # Exif Orientation
+HUB_LOCATOR = "hf://"  # the path of a record that is a row of a Hugging Face dataset (bench.data.hub)
 
 # Metadata columns every store table has; datasets fill what they know, the rest stays null.
 METADATA_COLUMNS: dict[str, str] = {
@@ -51,7 +52,8 @@ class ImageRecord:
     def load(self) -> Image.Image:
         """Decode to 8-bit RGB (see `to_rgb`), rotate by Exif orientation if the dataset says so,
         crop, then apply the simulated capture op if any; undecodable files raise OSError."""
-        decoded = _decode_rgb_cached(self.path, _file_state(self.path), self.orient)
+        state = self.file_state if self.path.startswith(HUB_LOCATOR) else _file_state(self.path)
+        decoded = _decode_rgb_cached(self.path, state, self.orient)
         image = decoded.copy() if self.crop is None else decoded.crop(self.crop)  # copies: the cache stays intact
         if self.capture is None:
             return image
@@ -83,6 +85,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _decode_rgb(path: str, orient: bool = False) -> Image.Image:
+    if path.startswith(HUB_LOCATOR):  # a row of a Hugging Face dataset
+        from bench.data import hub
+
+        path = hub.image_file(path)
     with Image.open(path) as handle:
         if orient and handle.getexif().get(ORIENTATION_TAG, 1) != 1:
             from PIL import ImageOps
@@ -98,7 +104,7 @@ def _file_state(path: str) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=2)
-def _decode_rgb_cached(path: str, state: tuple[int, int], orient: bool = False) -> Image.Image:
+def _decode_rgb_cached(path: str, state: object, orient: bool = False) -> Image.Image:
     """Extraction asks for one image under every processing in a row, and the demo's crops of
     one photo come in runs: keeping the last decodes saves decoding the same file each time."""
     return _decode_rgb(path, orient)
@@ -110,6 +116,12 @@ class DatasetOptions:
 
     root: Path | None = None  # the dataset's folder (see its card in datasets/)
     attribute: str | None = None  # label attribute, for datasets with several (flickrexif, cameras)
+    source: str | None = None  # a Hugging Face dataset: repo id or local path (`--dataset hf:<source>`)
+    revision: str | None = None  # of a Hub repo: a branch, tag or commit (default: the main branch)
+    image_column: str | None = None  # Hugging Face datasets: the column of images (default: the one Image column)
+    label_column: str | None = None  # … of labels (default: the one ClassLabel column)
+    id_column: str | None = None  # … of unique image ids (default: split/row)
+    hf_splits: tuple[tuple[str, str], ...] = ()  # (bench split, the dataset's split); default: train, validation, test
 
 
 @dataclass
@@ -118,3 +130,4 @@ class Listing:
 
     records: list[ImageRecord]
     rejects: list[dict[str, str]] = field(default_factory=list)  # {"path": ..., "reason": ...}
+    origin: dict[str, object] = field(default_factory=dict)  # where the data comes from, beyond a folder (a Hub repo's revision, splits)

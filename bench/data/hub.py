@@ -1,0 +1,203 @@
+"""Image datasets in the Hugging Face Hub's format, read through the `datasets` library (the `hf`
+extra): any dataset by repo name or local path (`--dataset hf:<repo or path>`), and PairCams by
+name. Nothing is copied: a record points at a row of the library's own cached Arrow files, and
+its image's bytes are decoded as they are (no re-encode), so every processing starts from the
+published pixels. The library caches what it downloads in the user's HF cache and works offline
+once it has."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from bench.data.record import DatasetOptions, ImageRecord, Listing
+from bench.errors import DataError, DependencyError
+
+PREFIX = "hf:"  # --dataset hf:<repo or path>
+LOCATOR = "hf://"  # a record's path: hf://<quoted source>/<quoted revision>/<split>/<quoted image column>/<row>
+SPLIT_NAMES = {"train": ("train",), "val": ("validation", "valid", "val", "dev"), "test": ("test",)}
+PAIRCAMS_REPO = "CTU-OU/PairCams"
+
+
+def library():
+    """The `datasets` module, or a one-line error saying how to install it. (The project's own
+    `datasets/` folder of cards can shadow an absent library as an empty namespace package.)"""
+    try:
+        import datasets
+    except ImportError:
+        datasets = None
+    if datasets is None or not hasattr(datasets, "load_dataset"):
+        raise DependencyError('reading Hugging Face datasets needs the `datasets` library: pip install -e ".[hf]"')
+    return datasets
+
+
+def is_local(source: str) -> bool:
+    return Path(source).expanduser().exists()
+
+
+def canonical(source: str) -> str:
+    """A local path made absolute (so one folder is one dataset), a repo id as given."""
+    return str(Path(source).expanduser().resolve()) if is_local(source) else source
+
+
+@lru_cache(maxsize=16)
+def _splits(source: str, revision: str | None) -> Any:
+    """The dataset's splits (a `DatasetDict`), loaded once per process."""
+    datasets = library()
+    path = Path(source)
+    try:
+        if path.is_file():
+            return datasets.load_dataset(path.suffix.lstrip(".") or "parquet", data_files=str(path))
+        return datasets.load_dataset(source, revision=revision)
+    except FileNotFoundError as error:
+        raise DataError(f"hf:{source}: not found ({error}); give a Hub repo id (e.g. {PAIRCAMS_REPO}) or a local folder in the "
+                        "Hub's format (data/<split>-*.parquet)") from None
+    except Exception as error:  # the library's errors for unreachable repos, bad files, offline mode are many
+        if "offline" in str(error).lower() or "connect" in str(error).lower():
+            raise DataError(f"hf:{source}: not in the local Hugging Face cache and the Hub cannot be reached ({type(error).__name__}); "
+                            "download it once with internet, or give a local copy") from None
+        raise DataError(f"hf:{source}: cannot be read as a dataset ({type(error).__name__}: {error})") from None
+
+
+def _split(source: str, revision: str | None, name: str) -> Any:
+    return _splits(source, revision)[name]
+
+
+@lru_cache(maxsize=64)
+def _undecoded(source: str, revision: str | None, split: str, column: str) -> Any:
+    """The split with its image column left as bytes, for decoding by bench's own decoder."""
+    datasets = library()
+    return _split(source, revision, split).cast_column(column, datasets.Image(decode=False))
+
+
+def locator(source: str, revision: str | None, split: str, column: str, row: int) -> str:
+    return f"{LOCATOR}{quote(source, safe='')}/{quote(revision or '', safe='')}/{split}/{quote(column, safe='')}/{row}"
+
+
+def image_file(path: str) -> io.BytesIO | str:
+    """What PIL opens for a record's path: the image bytes of a Hub row (or the file it names)."""
+    source, revision, split, column, row = path[len(LOCATOR):].split("/")
+    value = _undecoded(unquote(source), unquote(revision) or None, split, unquote(column))[int(row)][unquote(column)]
+    if value.get("bytes"):
+        return io.BytesIO(value["bytes"])
+    if value.get("path"):
+        return value["path"]
+    raise OSError(f"{path}: the row holds no image")
+
+
+@dataclass(frozen=True)
+class Columns:
+    image: str
+    label: str
+    identifier: str | None  # a column of unique ids; None: the row's split and number
+
+
+def _features(split: Any) -> dict[str, Any]:
+    return dict(split.features)
+
+
+def _column(features: dict[str, Any], wanted: str | None, kind: str, usual: tuple[str, ...], option: str, source: str) -> str:
+    if wanted is not None:
+        if wanted not in features:
+            raise DataError(f"hf:{source}: no column {wanted!r} for {option}; its columns are {', '.join(features)}")
+        return wanted
+    typed = [name for name, feature in features.items() if type(feature).__name__ == kind]
+    if len(typed) == 1:
+        return typed[0]
+    named = [name for name in usual if name in features]
+    if named:
+        return named[0]
+    raise DataError(f"hf:{source}: cannot tell which column holds the {option.removeprefix('--').removesuffix('-column')}s; "
+                    f"its columns are {', '.join(f'{name} ({type(feature).__name__})' for name, feature in features.items())}; "
+                    f"name one with {option}")
+
+
+def _split_map(options: DatasetOptions, present: list[str], source: str) -> dict[str, str]:
+    """bench split -> the dataset's split: --hf-splits, else the usual names (validation for val;
+    the test split for val when there is no validation split)."""
+    if options.hf_splits:
+        mapping = dict(options.hf_splits)
+        unknown = [name for name in mapping.values() if name not in present]
+        if unknown:
+            raise DataError(f"hf:{source}: no split {', '.join(unknown)}; its splits are {', '.join(present)}")
+        return mapping
+    mapping = {}
+    for ours, names in SPLIT_NAMES.items():
+        found = next((name for name in names if name in present and name not in mapping.values()), None)
+        if found is not None:
+            mapping[ours] = found
+    if "val" not in mapping and "test" in mapping:
+        mapping["val"] = mapping.pop("test")
+    if "train" not in mapping:
+        raise DataError(f"hf:{source}: no train split among {', '.join(present)}; map them with --hf-splits train=NAME,val=NAME")
+    return mapping
+
+
+def listing(options: DatasetOptions) -> Listing:
+    """Every row of the mapped splits, labelled by the label column, in split and row order."""
+    assert options.source is not None
+    source, revision = canonical(options.source), options.revision
+    splits = _splits(source, revision)
+    mapping = _split_map(options, list(splits), source)
+    features = _features(splits[mapping["train"]])
+    columns = Columns(
+        _column(features, options.image_column, "Image", ("image", "img", "picture"), "--image-column", source),
+        _column(features, options.label_column, "ClassLabel", ("label", "labels", "fine_label", "class"), "--label-column", source),
+        options.id_column,
+    )
+    if columns.identifier is not None and columns.identifier not in features:
+        raise DataError(f"hf:{source}: no column {columns.identifier!r} for --id-column; its columns are {', '.join(features)}")
+    names = _label_names(splits, mapping, columns.label)
+    records: list[ImageRecord] = []
+    for ours, theirs in mapping.items():
+        split = splits[theirs]
+        values = split[columns.label]
+        ids = split[columns.identifier] if columns.identifier else [f"{theirs}/{row}" for row in range(len(split))]
+        for row, (value, image_id) in enumerate(zip(values, ids)):
+            label, name = names[value]
+            records.append(ImageRecord(str(image_id), ours, label, name, locator(source, revision, theirs, columns.image, row),
+                                       file_state=f"hf:{split._fingerprint}"))
+    if len({record.image_id for record in records}) != len(records):
+        raise DataError(f"hf:{source}: the ids of --id-column {columns.identifier} repeat; ids must be unique")
+    origin = {"source": source, "revision": revision, "splits": {ours: [theirs, len(splits[theirs])] for ours, theirs in mapping.items()},
+              "columns": {"image": columns.image, "label": columns.label, "id": columns.identifier}}
+    return Listing(records, origin=origin)
+
+
+def _label_names(splits: Any, mapping: dict[str, str], column: str) -> dict[Any, tuple[int, str]]:
+    """label value -> (class index, class name): a ClassLabel's own names, else the sorted distinct values."""
+    feature = splits[mapping["train"]].features[column]
+    if type(feature).__name__ == "ClassLabel":
+        return {index: (index, name) for index, name in enumerate(feature.names)}
+    values = sorted({value for theirs in mapping.values() for value in splits[theirs][column]}, key=lambda value: (str(type(value)), value))
+    return {value: (index, str(value)) for index, value in enumerate(values)}
+
+
+def paircams(options: DatasetOptions, camera_class: dict[str, int]) -> Listing:
+    """PairCams as published on the Hub (split train: image, subject_idx, model), by name or from
+    a local copy in the Hub's format (`--root`); camera class from the paper's model mapping."""
+    source = canonical(str(options.root)) if options.root is not None else PAIRCAMS_REPO
+    split_name = "train"
+    split = _split(source, options.revision, split_name)
+    missing = [column for column in ("image", "subject_idx", "model") if column not in split.features]
+    if missing:
+        raise DataError(f"paircams: {source} has no column {', '.join(missing)}; PairCams has image, subject_idx and model")
+    records: list[ImageRecord] = []
+    rejects: list[dict[str, str]] = []
+    state = f"hf:{split._fingerprint}"
+    subjects, models = split["subject_idx"], split["model"]
+    for row in sorted(range(len(split)), key=lambda row: (int(subjects[row]), row)):
+        path = locator(source, options.revision, split_name, "image", row)
+        model = str(models[row]).strip().lower()
+        if model not in camera_class:
+            rejects.append({"path": path, "reason": f"unknown camera model {models[row]!r}; known: {', '.join(sorted(camera_class))}"})
+            continue
+        subject = int(subjects[row])
+        meta = (("camera_model", str(models[row]).strip()), ("camera_class", camera_class[model]), ("subject_id", subject),
+                ("is_smartphone", bool(camera_class[model])))
+        records.append(ImageRecord(f"{split_name}/{row}", "test", subject, f"subject {subject}", path, meta=meta, file_state=state))
+    return Listing(records, rejects, origin={"source": source, "revision": options.revision, "splits": {"test": [split_name, len(split)]}})
