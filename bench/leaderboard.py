@@ -49,7 +49,7 @@ def entry(cell: dict[str, Any], column: Column, decimals: int) -> str:
     if bounds is None or value is None:
         return results.format_value(value, decimals)
     reference = results.metric(cell, column.baseline) if column.baseline else 0.0
-    mark = bootstrap.MARK if reference is not None and bootstrap.excludes(bounds, reference) else ""
+    mark = bootstrap.MARK if reference is not None and bootstrap.excludes(bounds, reference, column.above) else ""
     low, high = (_small(number, decimals) for number in bounds)
     return f"{_small(value, decimals)} [{low}, {high}]{mark}"
 

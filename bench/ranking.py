@@ -66,7 +66,7 @@ def strength(task: TaskSpec, cell: dict[str, Any]) -> tuple[float, bool, np.ndar
         return None
     kept = cell.get("metrics", {}).get(results.RESAMPLES, {}).get(trace.path)
     resampled = trace.sign * (np.asarray(kept, dtype=np.float64) - baseline) if isinstance(kept, list) and kept else None
-    return trace.sign * (value - baseline), bootstrap.excludes(results.interval(cell, trace.path), baseline), resampled
+    return trace.sign * (value - baseline), bootstrap.excludes(results.interval(cell, trace.path), baseline, trace.above), resampled
 
 
 def mean_ranks(strengths: dict[str, float]) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from bench import bootstrap
 from bench.tasks import paircams, probe_acquisition, probe_processing, similarity
@@ -95,7 +96,8 @@ def test_mean_class_accuracy_interval_resamples_within_each_class_as_a_loop_does
         expected.append(100 * np.mean([hits[chosen].mean() for chosen in drawn]))  # every class keeps its count
     found = probe_acquisition.class_mean_resampled(hits, labels, bootstrap.Resampling(200)).intervals()["probe_mean_class_acc"]
     point = 100 * np.mean([hits[members].mean() for members in classes])
-    assert found == pytest.approx([min(np.percentile(expected, 2.5), point), max(np.percentile(expected, 97.5), point)])
+    half = stats.t.ppf(0.975, 59) * np.std(expected, ddof=1)
+    assert found == pytest.approx([point - half, point + half])
 
 
 def test_a_constant_predictor_is_never_marked_on_unbalanced_classes() -> None:
@@ -117,6 +119,11 @@ def test_every_point_estimate_lies_inside_its_interval_even_on_few_skewed_units(
         values = rng.exponential(size=units) ** 3 * rng.choice([-1, 1])
         low, high = bootstrap.mean_intervals({"x": values}, bootstrap.Resampling(200, seed=trial))["x"]
         assert low <= values.mean() <= high
+
+
+def test_one_sided_marks_ignore_an_interval_below_the_reference() -> None:
+    assert bootstrap.excludes([10.0, 12.0], 16.7) and not bootstrap.excludes([10.0, 12.0], 16.7, above=True)
+    assert bootstrap.excludes([18.0, 20.0], 16.7, above=True)
 
 
 def test_stratified_draws_keep_every_stratum_size() -> None:

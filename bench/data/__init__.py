@@ -114,6 +114,14 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             card="datasets/demo.toml",
         ),
         DatasetSpec(
+            name="patches",
+            description=f"offline, the default: {demo.PATCH_SIDE[0]}-{demo.PATCH_SIDE[1]} px patches of 20 photos shipped in "
+            f"scikit-image/scikit-learn/matplotlib, {demo.PATCH_TRAIN} train + {demo.PATCH_VAL} val each; hard enough that "
+            "the processing sways the kNN vote",
+            listing=demo.patches,
+            card="datasets/patches.toml",
+        ),
+        DatasetSpec(
             name="demo-mini",
             description="the demo photos with 4 train + 2 val crops each: a smoke test in seconds",
             listing=partial(demo.listing, train_per_class=4, val_per_class=2),

@@ -56,6 +56,37 @@ def photos() -> list[tuple[str, Path]]:
     ]
 
 
+# patches: small squares of more photos (textures and grayscale ones too), so that an ImageNet
+# network names the photo of only two patches in three and the processing can sway its neighbours.
+PATCH_PHOTOS = (
+    ("brick", "skimage", "brick.png"), ("camera", "skimage", "camera.png"), ("cells", "skimage", "cell.png"),
+    ("clock", "skimage", "clock_motion.png"), ("coins", "skimage", "coins.png"), ("grass", "skimage", "grass.png"),
+    ("gravel", "skimage", "gravel.png"), ("moon", "skimage", "moon.png"), ("motorcycle-right", "skimage", "motorcycle_right.png"),
+)
+PATCH_SIDE = (32, 64)  # pixels of the source photo: the encoder's resize enlarges them 3.5-7x, JPEG blocks with them
+PATCH_TRAIN, PATCH_VAL = 8, 6
+PATCH_SEED = 1
+
+
+def patch_photos() -> list[tuple[str, Path]]:
+    """The patches dataset's photos: the demo's and nine more that ship in scikit-image."""
+    found = {"skimage": _skimage}
+    return [*photos(), *((name, found[package](file)) for name, package, file in PATCH_PHOTOS)]
+
+
+def _patch_box(width: int, height: int, image_id: str) -> tuple[int, int, int, int]:
+    rng = rng_for(PATCH_SEED, image_id, "patch")
+    side = min(int(rng.integers(PATCH_SIDE[0], PATCH_SIDE[1] + 1)), width, height)
+    left = int(rng.integers(0, width - side + 1))
+    top = int(rng.integers(0, height - side + 1))
+    return left, top, left + side, top + side
+
+
+def patches(options: DatasetOptions) -> Listing:
+    """Small square patches of 20 packaged photos, each photo a class: train then val, class by class."""
+    return _crops(patch_photos(), PATCH_TRAIN, PATCH_VAL, _patch_box)
+
+
 def _crop_box(width: int, height: int, image_id: str) -> tuple[int, int, int, int]:
     rng = rng_for(DEMO_SEED, image_id, "demo-crop")
     side = int(min(width, height) * rng.uniform(*CROP_FRACTION))
@@ -66,7 +97,12 @@ def _crop_box(width: int, height: int, image_id: str) -> tuple[int, int, int, in
 
 def listing(options: DatasetOptions, train_per_class: int = TRAIN_PER_CLASS, val_per_class: int = VAL_PER_CLASS) -> Listing:
     """All demo items, train then val, class by class, in a stable order (options are unused)."""
-    sources = photos()
+    return _crops(photos(), train_per_class, val_per_class, _crop_box)
+
+
+def _crops(sources: list[tuple[str, Path]], train_per_class: int, val_per_class: int, box) -> Listing:
+    """Crops of each photo, a class per photo, train then val, class by class; `box(width,
+    height, image_id)` places each crop."""
     missing = [str(path) for _, path in sources if not path.is_file()]
     if missing:
         raise DataError(
@@ -86,7 +122,7 @@ def listing(options: DatasetOptions, train_per_class: int = TRAIN_PER_CLASS, val
                         label=label,
                         label_name=class_name,
                         path=str(path),
-                        crop=_crop_box(width, height, image_id),
+                        crop=box(width, height, image_id),
                     )
                 )
     return Listing(items)

@@ -142,7 +142,7 @@ TASK = TaskSpec(
         Column("gap before", "before.gap_pos_minus_neg"),
         Column("gap after", "after.gap_pos_minus_neg", interval=True),
         Column("probe before", "before.probe_acc1"),
-        Column("probe after", "after.probe_acc1", interval=True, baseline="chance"),
+        Column("probe after", "after.probe_acc1", interval=True, baseline="chance", above=True),
         Column("sem before", "before.all_same"),
         Column("sem after", "after.all_same"),
         Column("price", "change.all_same", interval=True),
@@ -157,7 +157,7 @@ TASK = TaskSpec(
         "epochs), sem = semantic kNN accuracy (all-same), on the original and on the projected "
         "vectors; price = sem after − sem before; dims = directions removed; chance = the probe's. Intervals of the before "
         "values are in the cell and the report. "
-        + bootstrap.rule("val image", cells, "0 (probe: chance)") + " Before and after share their resamples."
+        + bootstrap.rule("val image", cells, "0 (probe after: lies above chance)") + " Before and after share their resamples."
     ),
     options=(GROUP, K, SEEDS, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
     figures=figures,

@@ -86,9 +86,9 @@ def class_mean_resampled(hits: np.ndarray, labels: np.ndarray, resampling: boots
     members = np.stack([labels == label for label in np.unique(labels)]).astype(np.float64)  # (C, n)
     points = {"probe_mean_class_acc": 100.0 * float(np.mean((members * hits).sum(axis=1) / members.sum(axis=1)))}
     if not resampling.enabled:
-        return bootstrap.Resampled({}, points)
+        return bootstrap.Resampled({}, points, len(labels))
     per_class = bootstrap.resampled_ratios(members * hits, members, resampling, strata=labels)
-    return bootstrap.Resampled({"probe_mean_class_acc": 100.0 * per_class.mean(axis=1)}, points)
+    return bootstrap.Resampled({"probe_mean_class_acc": 100.0 * per_class.mean(axis=1)}, points, len(labels))
 
 
 def _check_splits(dataset: data.ResolvedDataset) -> dict[str, tuple[int, int]]:
@@ -186,8 +186,8 @@ def rule(cells: list[dict[str, Any]]) -> str:
     version = results.setting(cells, "processing")
     seen = ("the files as they are (no mask)" if version == "original"
             else f"the masked images ({round(100 * float(processing.get(version).param('ratio')))} % of each crop black)")
-    top1, per_class = bootstrap.rule("test image", cells, "the majority share (the best constant guess)"), bootstrap.rule(
-        "test image", cells, "chance", within="test class")
+    top1, per_class = bootstrap.rule("test image", cells, "the majority share (the best constant guess)", above=True), bootstrap.rule(
+        "test image", cells, "chance", within="test class", above=True)
     return (f"probe_acc1 (%): one linear layer on L2-normalised embeddings of {seen}, lr and weight decay from a "
             f"{results.setting(cells, 'trials')}-trial TPE search ({results.setting(cells, 'epochs')} epochs per probe) trained on "
             "train and scored on val (search val), then retrained on train + val and tested once on test. mean class acc: per-class "
@@ -200,8 +200,8 @@ TASK = TaskSpec(
     description="linear probe: recover the camera attribute (make, model, ISO, ...) from masked images (paper §6.2-6.3)",
     execute=execute,
     columns=(
-        Column("probe acc", "probe_acc1", interval=True, baseline="majority"),
-        Column("mean class acc", "probe_mean_class_acc", interval=True, baseline="chance"),
+        Column("probe acc", "probe_acc1", interval=True, baseline="majority", above=True),
+        Column("mean class acc", "probe_mean_class_acc", interval=True, baseline="chance", above=True),
         Column("chance", "chance"),
         Column("majority", "majority"),
         Column("search val", "search.val_acc1"),
@@ -210,5 +210,5 @@ TASK = TaskSpec(
     options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK, BOOTSTRAP),
     figures=probes.figures,
     default_dataset="cameras",
-    trace=Trace("mean class acc − chance", "probe_mean_class_acc", baseline="chance"),
+    trace=Trace("mean class acc − chance", "probe_mean_class_acc", baseline="chance", above=True),
 )

@@ -166,7 +166,7 @@ TASK = TaskSpec(
     description="linear probe: recover each image's processing class from its embedding (paper §6.1, Fig. 4)",
     execute=execute,
     columns=(
-        Column("probe acc", "probe_acc1.mean", interval=True, baseline="chance"),
+        Column("probe acc", "probe_acc1.mean", interval=True, baseline="chance", above=True),
         Column("± std", "probe_acc1.std"),
         Column("chance", "chance"),
         Column("search val", "search.val_acc1"),
@@ -177,9 +177,9 @@ TASK = TaskSpec(
         "image under one processing class drawn at random; tested on every val image under every class. Mean ± std over the "
         f"{results.setting(cells, 'seeds')} label seeds, with lr and weight decay from a {results.setting(cells, 'trials')}-trial "
         "TPE search on an 80/20 split of train (its best held-out accuracy: search val). "
-        + bootstrap.rule("val image", cells, "chance") + " An image's rows under every class are drawn together; the label seeds are kept."
+        + bootstrap.rule("val image", cells, "chance", above=True) + " An image's rows under every class are drawn together; the label seeds are kept."
     ),
     options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
     figures=probes.figures,
-    trace=Trace("probe − chance", "probe_acc1.mean", baseline="chance"),
+    trace=Trace("probe − chance", "probe_acc1.mean", baseline="chance", above=True),
 )

@@ -66,7 +66,7 @@ class Distributions:
         means = bootstrap.resampled_ratios(sums, sizes, resampling)
         shifts = np.stack([means[:, 0] - means[:, 1], means[:, 2] - means[:, 3]], axis=1)
         points = [self.mean(PARTS[0]) - self.mean(PARTS[1]), self.mean(PARTS[2]) - self.mean(PARTS[3])]
-        return bootstrap.named(["shift_semantic_same", "shift_semantic_diff"], bootstrap.percentile_interval(shifts, points))
+        return bootstrap.named(["shift_semantic_same", "shift_semantic_diff"], bootstrap.t_interval(shifts, points, sums.shape[1]))
 
 
 def distributions(

@@ -21,6 +21,7 @@ class Column:
     path: str
     interval: bool = False  # show the cell's 95 % bootstrap interval beside the value
     baseline: str | None = None  # metric path the interval is judged against (None: 0); marked where it lies outside
+    above: bool = False  # marked only where the interval lies above the baseline (a probe below chance carries no trace)
     decimals: int | None = None  # None: the task's
 
 
@@ -48,6 +49,7 @@ class Trace:
     path: str
     sign: float = 1.0  # -1 where a more negative value is the stronger trace
     baseline: str | None = None  # a metric path to subtract first (e.g. chance)
+    above: bool = False  # a trace only where the interval lies above the baseline (probes)
 
 
 # figures(plt, folder, task, dataset, condition, cells) -> the figures written into `folder`
@@ -63,7 +65,7 @@ class TaskSpec:
     rule: Callable[[list[dict[str, Any]]], str]  # how a board's numbers were aggregated, from its cells' own settings
     options: tuple[TaskOption, ...] = ()
     figures: FigureMaker | None = None
-    default_dataset: str = "demo"  # what `run` uses without --dataset: offline data that fits the task
+    default_dataset: str = "patches"  # what `run` uses without --dataset: offline data that fits the task
     decimals: int = 2  # how the leaderboard prints the metrics
     trace: Trace | None = None  # how the task enters the trace ranking (`leaderboard --view traces`)
 
