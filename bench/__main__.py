@@ -7,19 +7,22 @@ import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bench import index, invocation, processing
+from bench import exact_search, invocation, processing
 from bench.arguments import comma_list, non_negative_int, positive_int, split_map
+from bench.encoders.catalog import DEFAULT_ENCODERS
 from bench.encoders.spec import FAMILIES
 from bench.errors import BenchError, UsageError
 from bench.extraction.settings import ENGINES, PRECISIONS, ExtractionSettings
-from bench.tasks.request import DEFAULT_ENCODERS
 from bench.workspace import Workspace
+
+if TYPE_CHECKING:
+    from bench import data
 
 EPILOG = """examples:
   python -m bench run knn-influence                    # offline default: demo data, two EfficientNets
@@ -138,10 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--out", help="write to this file instead of the terminal (required for parquet)")
     query.add_argument("--like", metavar="IMAGE_PATH", help="return the rows nearest to this image (cosine), best first")
     query.add_argument("--k", type=positive_int, default=10, help="neighbours for --like (default: 10)")
-    query.add_argument("--backend", choices=index.BACKENDS, default="auto", help="exact search backend for --like (default: auto)")
+    query.add_argument("--backend", choices=exact_search.BACKENDS, default="auto", help="exact search backend for --like (default: auto)")
     query.add_argument("--exact", action="store_true", help="with --like: search every row exactly even when the table has a vector index")
 
-    indexing = verbs.add_parser("index", help="build a vector index that makes `query --like` fast on big tables")
+    indexing = verbs.add_parser("vector-index", help="build the approximate vector index that makes `query --like` fast on big tables")
     indexing.add_argument("action", choices=("build",), help="build: (re)build the table's index and measure it against exact search")
     indexing.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
     indexing.add_argument("--encoder", required=True, help="encoder name whose table to index")
@@ -153,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--view", choices=leaderboard.VIEWS, default="tasks",
                        help="tasks: one table per task, dataset and condition; traces: one ranking of encoders by how strongly "
                             "they carry traces across those tables (Borda count) (default: tasks)")
+    board.add_argument("--format", choices=leaderboard.FORMATS, default="table",
+                       help="table (rich, the terminal); csv (one row per board and encoder, every number unrounded, each interval's "
+                            "low, high and mark as columns of their own); markdown (the tables as printed); json (the same with each "
+                            "cell's identity and provenance) (default: table)")
+    board.add_argument("--out", help="write the csv, markdown or json to this file instead of the terminal")
 
     report = verbs.add_parser("report", help="write an HTML + Markdown report with figures from stored results alone")
     report.add_argument("--name", default="latest", help="report folder: reports/<name>/ (default: latest)")
@@ -201,15 +209,15 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
         console.print(f"{found.num_rows} rows written to {arguments.out}")
 
 
-def _index(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
-    from bench import ann, query, store
+def _vector_index(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
+    from bench import query, store, vector_index
 
     source = store.Store(workspace.embeddings_uri)
     dataset = query.dataset_key(source, arguments.dataset, arguments.encoder, _dataset_options(arguments))
     if not source.has_table(dataset, arguments.encoder):
         raise query.QueryError(f"no table for {dataset} x {arguments.encoder} in {source.uri}; extract it first")
     console.print(f"building the vector index of {dataset} x {arguments.encoder} ({source.count(dataset, arguments.encoder)} rows) …")
-    console.print(ann.build(source, dataset, arguments.encoder, sample=arguments.sample).line())
+    console.print(vector_index.build(source, dataset, arguments.encoder, sample=arguments.sample).line())
 
 
 def _list(kind: str, family: str | None, console: Console, chosen_set: str | None = None) -> None:
@@ -307,7 +315,7 @@ def _dataset_options(arguments: argparse.Namespace) -> "data.DatasetOptions":
 
 def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, errors: Console) -> None:
     from bench import data, encoders, leaderboard, tasks
-    from bench.tasks.request import RunRequest
+    from bench.runner import RunRequest, run
 
     task = tasks.get(arguments.task)
     given = {name.removeprefix("task_"): value for name, value in vars(arguments).items() if name.startswith("task_")}
@@ -327,7 +335,7 @@ def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, 
     data.get(request.dataset)
     if "group" in {option.name for option in task.options}:
         processing.group(request.values.get("group", "jpeg"))
-    task.execute(request)
+    run(request, task)
     if not arguments.plan:
         leaderboard.show(workspace.results, [task.name], console, errors)
 
@@ -369,14 +377,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run(arguments, workspace, console, errors)
         elif arguments.verb == "query":
             _query(arguments, workspace, console)
-        elif arguments.verb == "index":
-            _index(arguments, workspace, console)
+        elif arguments.verb == "vector-index":
+            _vector_index(arguments, workspace, console)
         elif arguments.verb == "report":
-            from bench import report
+            from bench.report import writer
 
             _check_report_name(arguments.name)
             warn = lambda line: errors.print(f"[yellow]warning:[/yellow] {escape(line)}")  # noqa: E731
-            page, markdown, figures = report.write(workspace.results, workspace.reports / arguments.name, arguments.title, warn)
+            page, markdown, figures = writer.write(workspace.results, workspace.reports / arguments.name, arguments.title, warn)
             console.print(f"wrote {page} and {markdown} with {len(figures)} figures")
         elif arguments.verb == "fetch":
             from bench import fetching
@@ -384,7 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             fetching.run(arguments, workspace, console, errors)
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
-            leaderboard.show(workspace.results, names, console, errors, view=arguments.view)
+            if arguments.out:
+                _check_out(arguments.out)
+            leaderboard.show(workspace.results, names, console, errors, view=arguments.view, form=arguments.format,
+                             out=Path(arguments.out).expanduser() if arguments.out else None)
     except BenchError as error:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bench import processing
+
 
 def comma_list(text: str) -> tuple[str, ...]:
     """"a, b,,c" -> ("a", "b", "c"); a list with no name in it is refused."""
@@ -40,8 +42,6 @@ def non_negative_int(text: str) -> int:
 
 def masking_op(text: str) -> str:
     """A masked share of the crop ("0.95", "0.9", ...) or "none" -> the processing op's name."""
-    from bench import processing
-
     if text.strip().lower() == "none":
         return "original"
     try:

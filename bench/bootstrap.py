@@ -9,7 +9,7 @@ function of (seed, r): the draws do not depend on how many resamples are taken a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -144,22 +144,15 @@ def named(names: list[str], bounds: np.ndarray) -> dict[str, list[float]]:
 MARK = "*"
 
 
-def rule(unit: str, cells: list[dict[str, Any]], versus: str = "0", within: str = "", above: bool = False) -> str:
-    """The sentence a leaderboard prints under a table whose columns carry intervals, with the
-    resample count the cells were computed with. `within`: what resampling is stratified by;
-    `above`: the mark needs the interval above the reference (a probe below chance is no trace)."""
-    recorded = [cell["provenance"]["bootstrap"] for cell in cells if isinstance(cell.get("provenance", {}).get("bootstrap"), dict)]
-    counts = sorted({int(settings.get("resamples", 0)) for settings in recorded})
-    if counts == [0]:
-        return "No intervals: the cells were computed with --bootstrap 0."
-    how = f"{unit}s resampled with replacement" + (f" within each {within}" if within else "")
-    how += f", {' or '.join(map(str, counts))} resamples" if counts else ""
-    where = f"lies above {versus}" if above else f"excludes {versus}"
-    return (f"[low, high]: 95 % paired bootstrap interval (the value ± t × the bootstrap standard error; {how}); "
-            f"{MARK}: the interval {where}.")
+ROUNDING = 1e-9  # relative: bounds this close to the reference are rounding, not distance
 
 
 def excludes(interval: "list[float] | tuple[float, float] | None", value: float = 0.0, above: bool = False) -> bool:
     """Whether the interval lies wholly on one side of `value` (the effect is distinguishable from
-    it); with `above`, wholly above it."""
-    return interval is not None and (interval[0] > value or (not above and interval[1] < value))
+    it); with `above`, wholly above it. A bound within rounding of `value` does not exclude it: a
+    statistic that cannot vary (a probe naming one class for every image scores chance per class
+    in every resample) gets a zero-width interval whose float sums can land a hair off chance."""
+    if interval is None:
+        return False
+    margin = ROUNDING * max(1.0, abs(value))
+    return interval[0] > value + margin or (not above and interval[1] < value - margin)

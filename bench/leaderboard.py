@@ -1,8 +1,12 @@
-"""Rich terminal leaderboards rebuilt from stored result cells alone (no model, no store)."""
+"""Leaderboards rebuilt from stored result cells alone (no model, no store): rich terminal tables,
+and the same tables as CSV, Markdown or JSON to paste into a paper or compare across machines."""
 
 from __future__ import annotations
 
-import itertools
+import csv
+import io
+import json
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -12,46 +16,35 @@ from rich.table import Table
 from rich.text import Text
 
 from bench import bootstrap, ranking, results
+from bench.boards import Board, collect
 from bench.encoders.spec import FAMILY_TITLES
-from bench.tasks import TASKS, Column, TaskSpec
+from bench.report import views
+from bench.report.captions import TRACE_RULE
+from bench.results import Cell
+from bench.tasks import Column
 
-Board = tuple[TaskSpec, str, str, list[dict[str, Any]]]  # (task, dataset key, condition, cells)
-
-
-def collect(results_dir: Path, task_names: Iterable[str] | None = None) -> tuple[list[Board], list[results.Damaged]]:
-    """Every leaderboard the stored cells allow, and the files that could not be read as cells."""
-    boards: list[Board] = []
-    damaged: list[results.Damaged] = []
-    for name in task_names or TASKS:
-        task = TASKS[name]
-        cells, bad = results.read_cells(results_dir, task.name)
-        damaged += bad
-        key = lambda cell: (cell["dataset"], cell["condition"])  # noqa: E731
-        for (dataset, condition), group in itertools.groupby(sorted(cells, key=key), key=key):
-            boards.append((task, dataset, condition, list(group)))
-    return boards, damaged
+VIEWS = ("tasks", "traces")
+FORMATS = ("table", "csv", "markdown", "json")
 
 
-def dataset_title(dataset: str, cells: list[dict[str, Any]]) -> str:
-    """The dataset as a reader needs it named: with its folder, so two folders are never confused."""
-    identity = cells[0].get("dataset_identity") if cells else None
-    if not isinstance(identity, dict) or not identity.get("root"):
-        return dataset
-    name = f"{identity.get('name')}@{identity['attribute']}" if identity.get("attribute") else str(identity.get("name"))
-    return f"{name} ({identity['root']})"
+def marked(cell: Cell, column: Column) -> bool | None:
+    """Whether the column's interval is marked for the cell; None where there is no interval."""
+    bounds = cell.interval(column.path) if column.interval else None
+    if bounds is None:
+        return None
+    reference = cell.value(column.baseline) if column.baseline else 0.0
+    return bootstrap.excludes(bounds, reference, column.above)
 
 
-def entry(cell: dict[str, Any], column: Column, decimals: int) -> str:
+def entry(cell: Cell, column: Column, decimals: int) -> str:
     """A column's value as printed: with its interval and a mark where the interval excludes the baseline."""
     decimals = decimals if column.decimals is None else column.decimals
-    value = results.metric(cell, column.path)
-    bounds = results.interval(cell, column.path) if column.interval else None
-    if bounds is None or value is None:
+    value = cell.value(column.path)
+    mark = marked(cell, column)
+    if mark is None:
         return results.format_value(value, decimals)
-    reference = results.metric(cell, column.baseline) if column.baseline else 0.0
-    mark = bootstrap.MARK if reference is not None and bootstrap.excludes(bounds, reference, column.above) else ""
-    low, high = (_small(number, decimals) for number in bounds)
-    return f"{_small(value, decimals)} [{low}, {high}]{mark}"
+    low, high = (_small(number, decimals) for number in cell.intervals[column.path])
+    return f"{_small(value, decimals)} [{low}, {high}]{bootstrap.MARK if mark else ''}"
 
 
 def _small(value: float, decimals: int) -> str:
@@ -62,22 +55,24 @@ def _small(value: float, decimals: int) -> str:
     return results.format_value(value, decimals)
 
 
-def table(task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> Table:
-    """One table per (task, dataset, condition): encoders grouped by family, best first."""
-    title = f"{task.name} · {dataset_title(dataset, cells)} · {condition}"
-    grid = Table(title=escape(title), title_justify="left", caption=escape(task.rule(cells)), caption_justify="left")
+def title(board: Board) -> str:
+    return f"{board.task.name} · {board.title()} · {board.condition}"
+
+
+def table(board: Board) -> Table:
+    """One table per board: encoders grouped by family, best first, the rule under it."""
+    task = board.task
+    grid = Table(title=escape(title(board)), title_justify="left", caption=escape(views.of(task.name).rule(list(board.cells))),
+                 caption_justify="left")
     grid.add_column("encoder", style="bold", no_wrap=True)
     for column in task.columns:
         grid.add_column(column.header, justify="right", no_wrap=column.interval)  # an interval reads badly split over lines
-    for family, members in results.by_family(task.primary, cells):
+    for family, members in results.by_family(task.primary, list(board.cells)):
         grid.add_section()
         grid.add_row(Text(FAMILY_TITLES.get(family, family), style="italic cyan"), *[""] * len(task.columns))
         for cell in members:
-            grid.add_row(escape(cell["encoder"]), *(escape(entry(cell, column, task.decimals)) for column in task.columns))
+            grid.add_row(escape(cell.encoder), *(escape(entry(cell, column, task.decimals)) for column in task.columns))
     return grid
-
-
-VIEWS = ("tasks", "traces")
 
 
 def trace_rows(boards: list[Board]) -> tuple[list[str], list[list[str]], str] | None:
@@ -85,7 +80,7 @@ def trace_rows(boards: list[Board]) -> tuple[list[str], list[list[str]], str] | 
     found = ranking.contests(boards)
     if not found:
         return None
-    families = {cell["encoder"]: cell.get("family", "?") for *_, cells in boards for cell in cells}
+    families = {cell.encoder: cell.family for board in boards for cell in board.cells}
     header = ["encoder", "family", "#", "ranks", "Borda", "contests", "marked", *(f"c{number}" for number in range(1, len(found) + 1))]
     rows = []
     standings = ranking.borda(found, families)
@@ -99,19 +94,13 @@ def trace_rows(boards: list[Board]) -> tuple[list[str], list[list[str]], str] | 
         places = "no trace" if standing.place is None else (f"{standing.places[0]}–{standing.places[1]}" if standing.places else "?")
         rows.append([standing.encoder, standing.family.upper(), place, places,
                      f"{standing.borda:.2f}", str(standing.contests), str(standing.marked), *entries])
-    legend = " ".join(f"c{number} = {contest.task.name} · {dataset_title(contest.dataset, _cells(boards, contest))} · "
-                      f"{contest.condition} ({contest.task.trace.label})." for number, contest in enumerate(found, start=1))
+    legend = " ".join(f"c{number} = {contest.title}." for number, contest in enumerate(found, start=1))
     pairs = ranking.inseparable(found, standings)
     apart = (" Cannot be told apart (the 95 % interval of their Borda difference holds 0): "
              + "; ".join(f"{first} and {second}" for first, second in pairs) + ".") if pairs else ""
-    unknown = " ranks ?: some cells keep no resamples (computed with --bootstrap 0 or by an older bench)." if any(
+    unknown = " ranks ?: some cells keep no resamples (computed with --bootstrap 0)." if any(
         s.place is not None and s.places is None for s in standings) else ""
-    return header, rows, f"{legend} {ranking.RULE}{apart}{unknown}"
-
-
-def _cells(boards: list[Board], contest: ranking.Contest) -> list[dict[str, Any]]:
-    wanted = (contest.task, contest.dataset, contest.condition)
-    return next(cells for task, dataset, condition, cells in boards if (task, dataset, condition) == wanted)
+    return header, rows, f"{legend} {TRACE_RULE}{apart}{unknown}"
 
 
 def trace_table(boards: list[Board]) -> Table | None:
@@ -128,10 +117,104 @@ def trace_table(boards: list[Board]) -> Table | None:
     return grid
 
 
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def as_records(boards: list[Board]) -> list[dict[str, Any]]:
+    """Every board with its numbers unrounded: each column's value, and for columns with an
+    interval its bounds and mark, per encoder, with the cell's identity and provenance."""
+    out = []
+    for board in boards:
+        task = board.task
+        rows = []
+        for cell in board.ordered():
+            values = {}
+            for column in task.columns:
+                found: dict[str, Any] = {"value": _number(cell.value(column.path))}
+                mark = marked(cell, column)
+                if mark is not None:
+                    low, high = cell.intervals[column.path]
+                    found |= {"low": low, "high": high, "marked": mark}
+                values[column.header] = found
+            rows.append({"encoder": cell.encoder, "family": cell.family, "values": values, "inputs": dict(cell.inputs),
+                         "dataset_identity": dict(cell.dataset_identity), "provenance": dict(cell.provenance)})
+        out.append({"task": task.name, "dataset": board.dataset, "dataset_title": board.title(), "condition": board.condition,
+                    "rule": views.of(task.name).rule(list(board.cells)),
+                    "columns": [{"header": column.header, "metric": column.path, "interval": column.interval,
+                                 "reference": column.baseline or ("0" if column.interval else None), "above": column.above}
+                                for column in task.columns],
+                    "rows": rows})
+    return out
+
+
+def as_csv(boards: list[Board]) -> str:
+    """One row per board and encoder; a column per leaderboard column (their union, in order), and
+    beside each column with an interval its low and high bound and whether it is marked."""
+    records = as_records(boards)
+    names: list[str] = []
+    for record in records:
+        for column in record["columns"]:
+            names += [column["header"]] + ([f"{column['header']} low", f"{column['header']} high", f"{column['header']} marked"]
+                                           if column["interval"] else [])
+    names = list(dict.fromkeys(names))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["task", "dataset", "dataset_title", "condition", "encoder", "family", *names])
+    for record in records:
+        for row in record["rows"]:
+            flat: dict[str, Any] = {}
+            for header, found in row["values"].items():
+                flat[header] = "" if found["value"] is None else repr(found["value"])
+                if "low" in found:
+                    flat |= {f"{header} low": repr(found["low"]), f"{header} high": repr(found["high"]), f"{header} marked": found["marked"]}
+            writer.writerow([record["task"], record["dataset"], record["dataset_title"], record["condition"], row["encoder"], row["family"],
+                             *(flat.get(name, "") for name in names)])
+    return out.getvalue()
+
+
+def as_markdown(boards: list[Board]) -> str:
+    """Each board as a Markdown table, the values as the terminal prints them, the rule below."""
+    lines = []
+    for board in boards:
+        task = board.task
+        lines += [f"### {title(board)}", "", "| encoder | family | " + " | ".join(column.header for column in task.columns) + " |",
+                  "|---|---|" + "---:|" * len(task.columns)]
+        for cell in board.ordered():
+            lines.append(f"| {cell.encoder} | {cell.family.upper()} | "
+                         + " | ".join(entry(cell, column, task.decimals) for column in task.columns) + " |")
+        lines += ["", views.of(task.name).rule(list(board.cells)), ""]
+    return "\n".join(lines)
+
+
+def _traces_as(form: str, found: tuple[list[str], list[list[str]], str]) -> str:
+    header, rows, note = found
+    if form == "json":
+        return json.dumps({"header": header, "rows": rows, "note": note}, indent=2, ensure_ascii=False)
+    if form == "csv":
+        out = io.StringIO()
+        csv.writer(out).writerows([header, *rows])
+        return out.getvalue()
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |" for row in rows), "",
+                      note, ""])
+
+
+def export(boards: list[Board], form: str, view: str = "tasks") -> str | None:
+    """The boards (or their trace ranking) as CSV, Markdown or JSON; None where there is nothing to rank."""
+    if view == "traces":
+        found = trace_rows(boards)
+        return None if found is None else _traces_as(form, found)
+    if form == "csv":
+        return as_csv(boards)
+    if form == "markdown":
+        return as_markdown(boards)
+    return json.dumps({"boards": as_records(boards)}, indent=2, ensure_ascii=False, allow_nan=False)
+
+
 def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Console | None = None,
-         errors: Console | None = None, view: str = "tasks") -> int:
+         errors: Console | None = None, view: str = "tasks", form: str = "table", out: Path | None = None) -> int:
     """Print the leaderboards, or the trace ranking across them (and a line per damaged result
-    file); return how many tables there were."""
+    file), as rich tables or in `form` (to `out` when given); return how many tables there were."""
     console = console or Console()
     boards, damaged = collect(results_dir, task_names)
     for bad in damaged:
@@ -140,13 +223,21 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
     if not boards:
         console.print(f"No results{which} under {results_dir}. Run a task first, e.g. `python -m bench run knn-influence`.")
         return 0
+    if view == "traces" and ranking.contests(boards) == []:
+        console.print(f"No trace ranking{which}: it needs a stored leaderboard of knn-influence, paircams, probe-processing or "
+                      "probe-acquisition with at least two encoders.")
+        return 0
+    if form != "table":
+        text = export(boards, form, view)
+        assert text is not None
+        if out is not None:
+            out.write_text(text, encoding="utf-8")
+            (errors or console).print(f"wrote {len(boards) if view == 'tasks' else 1} table(s) to {out}")
+        else:
+            console.print(text, markup=False, highlight=False, soft_wrap=True)
+        return len(boards)
     if view == "traces":
-        ranked = trace_table(boards)
-        if ranked is None:
-            console.print(f"No trace ranking{which}: it needs a stored leaderboard of knn-influence, paircams, probe-processing or "
-                          "probe-acquisition with at least two encoders.")
-            return 0
-        console.print(ranked)
+        console.print(trace_table(boards))
         return 1
-    console.print(Group(*(table(*board) for board in boards)))
+    console.print(Group(*(table(board) for board in boards)))
     return len(boards)

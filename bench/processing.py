@@ -152,6 +152,7 @@ PROCESSINGS: dict[str, Processing] = registry.build(
 )
 
 # Label order inside a group is the class index (docs/protocol.md#groups-and-classes).
+DEFAULT_GROUP = "jpeg"
 GROUPS: dict[str, tuple[str, ...]] = {
     "jpeg": ("jpeg75_420", "jpeg75_444", "jpeg85_420", "jpeg85_444", "jpeg95_420", "jpeg95_444"),
     "sharpening": ("jpeg95_444", "sharpen2", "sharpen4"),

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from bench import data, index, invocation
+from bench import data, exact_search, invocation, vector_index
 from bench.errors import BenchError
 from bench.store import MissingEmbeddingsError, Store, table_name, vector_matrix
 from bench.vectors import normalise
@@ -102,6 +102,7 @@ def select(store: Store, dataset: str, encoder: str, where: str | None, columns:
 def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndarray:
     """The image's embedding under the encoder that made the table (checked by fingerprint),
     decoded and prepared by extraction's own stages, as the file is (processing `original`)."""
+    # torch and the encoders load only when an image is embedded: plain queries stay fast to start
     from bench import encoders, processing
     from bench.data import ImageRecord
     from bench.extraction.embed import Embedder
@@ -148,12 +149,10 @@ def like(
     columns: Sequence[str] | None = None, backend: str = "auto", exact: bool = False,
 ) -> pa.Table:
     """The k rows (under the filter) nearest to an image, best first, with their cosine `score`:
-    through the table's vector index when it covers every row (see `bench.ann`), else exactly."""
-    from bench import ann
-
+    through the table's vector index when it covers every row (see `bench.vector_index`), else exactly."""
     valid = _check(store, dataset, encoder, columns)
     chosen = list(columns) if columns else [column for column in valid if column not in UNSHOWN]
-    indexed, why = (False, "asked for --exact") if exact else ann.usable(store, dataset, encoder)
+    indexed, why = (False, "asked for --exact") if exact else vector_index.usable(store, dataset, encoder)
     if indexed:
         query = normalise(embed_image(encoder, image, store, dataset)[None])[0]
         try:
@@ -167,7 +166,7 @@ def like(
         return candidates.select(chosen).append_column("score", pa.array([], pa.float32())).replace_schema_metadata(method)
     query = embed_image(encoder, image, store, dataset)
     matrix = vector_matrix(candidates)
-    found = index.search(normalise(query[None]), normalise(matrix), min(k, len(matrix)), backend=backend)
+    found = exact_search.search(normalise(query[None]), normalise(matrix), min(k, len(matrix)), backend=backend)
     rows = found.rows[0][found.rows[0] >= 0]
     result = candidates.select(chosen).take(pa.array(rows)).append_column("score", pa.array(found.scores[0][: len(rows)]))
     return result.replace_schema_metadata(method)

@@ -5,34 +5,18 @@ with the range of ranks each encoder takes over the bootstrap resamples."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from bench import bootstrap, results
+from bench.boards import Board
 from bench.tasks.spec import TaskSpec
-
-RULE = (
-    "Trace ranking: every stored leaderboard (task × dataset × condition) of a task with a trace measure is one contest: "
-    "knn-influence pos−neg, paircams different − same recall, probe-processing accuracy − chance, probe-acquisition mean "
-    "per-class accuracy − chance (a probe that always names the largest class scores chance). "
-    "In a contest of m encoders, the encoder with the r-th strongest trace scores (m − r) / (m − 1) (ties share the mean rank); "
-    "Borda = the mean of its scores over the contests it appears in (1 = the strongest trace everywhere, 0 = the weakest). "
-    "Contests with one encoder rank nothing and are left out. Each contest column shows the trace strength and the rank; "
-    f"{bootstrap.MARK}: its 95 % bootstrap interval excludes no trace (0, or chance for probes). "
-    "ranks: the 95 % range of the encoder's place over the bootstrap resamples (each resample redraws the test units of every "
-    "contest, the same units for every encoder). An encoder with no marked trace in any contest is not ranked (—): its order "
-    "among the others is noise."
-)
-
 
 @dataclass(frozen=True)
 class Contest:
     """One leaderboard's trace strengths, per encoder (larger = stronger trace)."""
 
-    task: TaskSpec
-    dataset: str
-    condition: str
+    board: Board
     strengths: dict[str, float]
     certain: dict[str, bool]  # the strength's interval excludes "no trace"
     ranks: dict[str, float]  # 1 = strongest; ties share the mean rank
@@ -40,8 +24,9 @@ class Contest:
 
     @property
     def title(self) -> str:
-        assert self.task.trace is not None
-        return f"{self.task.name} · {self.dataset} · {self.condition} ({self.task.trace.label})"
+        trace = self.board.task.trace
+        assert trace is not None
+        return f"{self.board.task.name} · {self.board.title()} · {self.board.condition} ({trace.label})"
 
 
 @dataclass(frozen=True)
@@ -55,18 +40,18 @@ class Standing:
     places: tuple[int, int] | None = None  # the 95 % range of places over the resamples, where known
 
 
-def strength(task: TaskSpec, cell: dict[str, Any]) -> tuple[float, bool, np.ndarray | None] | None:
+def strength(task: TaskSpec, cell: results.Cell) -> tuple[float, bool, np.ndarray | None] | None:
     """The cell's trace strength, whether its interval excludes no trace, and the strength in each
-    resample it keeps; None without a value."""
+    resample it keeps; None where the measure is undefined (NaN)."""
     trace = task.trace
     assert trace is not None
-    value = results.metric(cell, trace.path)
-    baseline = results.metric(cell, trace.baseline) if trace.baseline else 0.0
-    if value is None or baseline is None or np.isnan(value):
+    value = cell.value(trace.path)
+    baseline = cell.value(trace.baseline) if trace.baseline else 0.0
+    if np.isnan(value) or np.isnan(baseline):
         return None
-    kept = cell.get("metrics", {}).get(results.RESAMPLES, {}).get(trace.path)
-    resampled = trace.sign * (np.asarray(kept, dtype=np.float64) - baseline) if isinstance(kept, list) and kept else None
-    return trace.sign * (value - baseline), bootstrap.excludes(results.interval(cell, trace.path), baseline, trace.above), resampled
+    kept = cell.resamples.get(trace.path)
+    resampled = trace.sign * (np.asarray(kept, dtype=np.float64) - baseline) if kept else None
+    return trace.sign * (value - baseline), bootstrap.excludes(cell.interval(trace.path), baseline, trace.above), resampled
 
 
 def mean_ranks(strengths: dict[str, float]) -> dict[str, float]:
@@ -75,19 +60,20 @@ def mean_ranks(strengths: dict[str, float]) -> dict[str, float]:
     return {name: float(rank) for name, rank in zip(strengths, ranks)}
 
 
-def contests(boards: list[tuple[TaskSpec, str, str, list[dict[str, Any]]]]) -> list[Contest]:
+def contests(boards: list[Board]) -> list[Contest]:
     """The boards of tasks with a trace measure and at least two encoders with a value."""
     found = []
-    for task, dataset, condition, cells in boards:
+    for board in boards:
+        task = board.task
         if task.trace is None:
             continue
-        measured = {cell["encoder"]: got for cell in cells if (got := strength(task, cell)) is not None}
+        measured = {cell.encoder: got for cell in board.cells if (got := strength(task, cell)) is not None}
         if len(measured) < 2:
             continue
         strengths = {name: value for name, (value, _, _) in measured.items()}
         certain = {name: sure for name, (_, sure, _) in measured.items()}
         resampled = {name: samples for name, (_, _, samples) in measured.items() if samples is not None}
-        found.append(Contest(task, dataset, condition, strengths, certain, mean_ranks(strengths), resampled))
+        found.append(Contest(board, strengths, certain, mean_ranks(strengths), resampled))
     return found
 
 

@@ -1,4 +1,6 @@
-"""Result cells: one JSON per (task, dataset, encoder, condition), written atomically."""
+"""Result cells: one JSON per (task, dataset, encoder, condition), written atomically and read
+back through one typed schema. A metric a reader asks for that the cell does not hold is an
+error naming the cell and the metrics it has, never a blank."""
 
 from __future__ import annotations
 
@@ -8,19 +10,31 @@ import os
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import bench
 from bench.encoders.spec import FAMILIES
+from bench.errors import BenchError
 from bench.naming import encoder_slug
+from bench.picks import Picks
+from bench.runtime import package_versions
+
+SCHEMA = 2  # 2: flat metrics, intervals and resamples beside them, the gallery's picks, the cell's inputs
+
+
+class MissingMetricError(BenchError, KeyError):
+    """A reader asked a cell for a metric it does not hold (a column naming a field that does not exist)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
-class Cell:
+class CellKey:
     task: str
-    dataset: str
+    dataset: str  # the dataset's key in the store
     encoder: str
     condition: str  # e.g. "group=jpeg,k=10": what distinguishes cells of one task
 
@@ -28,15 +42,106 @@ class Cell:
         return results_dir / self.task / self.dataset / encoder_slug(self.encoder) / f"{self.condition}.json"
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One task's numbers for one encoder on one dataset under one condition, and what made them."""
+
+    key: CellKey
+    family: str
+    metrics: Mapping[str, float]  # flat names, e.g. "knn_acc1.all_same"
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # 95 % paired bootstrap intervals
+    resamples: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # the trace measure in every resample
+    detail: Mapping[str, Any] = field(default_factory=dict)  # the task's own record (per-triple accuracies, histograms, …)
+    picks: Picks | None = None  # what its gallery shows
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # bench.identity.CellInputs, as JSON
+    dataset_identity: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.key.task
+
+    @property
+    def dataset(self) -> str:
+        return self.key.dataset
+
+    @property
+    def encoder(self) -> str:
+        return self.key.encoder
+
+    @property
+    def condition(self) -> str:
+        return self.key.condition
+
+    def value(self, name: str) -> float:
+        """The metric `name`; one the cell does not hold is an error (NaN is a value: a measure that is undefined here)."""
+        try:
+            return self.metrics[name]
+        except KeyError:
+            raise MissingMetricError(f"{self.task} cell of {self.encoder} on {self.dataset} ({self.condition}) has no metric {name!r}; "
+                                     f"it has {', '.join(self.metrics)}") from None
+
+    def interval(self, name: str) -> tuple[float, float] | None:
+        """The 95 % interval of the metric `name`, or None where the cell was computed without intervals."""
+        self.value(name)
+        return self.intervals.get(name)
+
+    def setting(self, name: str) -> str:
+        """A part of the cell's condition ("?" where it has none)."""
+        return dict(part.split("=", 1) for part in self.condition.split(",") if "=" in part).get(name, "?")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, "task": self.task, "dataset": self.dataset, "encoder": self.encoder, "condition": self.condition,
+            "family": self.family, "metrics": dict(self.metrics), "intervals": {name: list(bounds) for name, bounds in self.intervals.items()},
+            "resamples": {name: list(values) for name, values in self.resamples.items()}, "detail": dict(self.detail),
+            "picks": self.picks.as_json() if self.picks is not None else None, "inputs": dict(self.inputs),
+            "dataset_identity": dict(self.dataset_identity), "provenance": dict(self.provenance),
+        }
+
+    @classmethod
+    def from_json(cls, document: Any) -> "Cell":
+        """The cell a JSON document holds; one that does not fit the schema raises ValueError saying why."""
+        if not isinstance(document, dict):
+            raise ValueError("not a result cell (a JSON object is expected)")
+        if document.get("schema") != SCHEMA:
+            raise ValueError(f"written by another bench (schema {document.get('schema', 1)}, this bench reads {SCHEMA})")
+        for name in ("task", "dataset", "encoder", "condition", "family"):
+            if not isinstance(document.get(name), str):
+                raise ValueError(f"not a result cell (no {name!r} text)")
+        metrics = _mapping(document, "metrics")
+        if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in metrics.values()):
+            raise ValueError("metrics must be numbers")
+        intervals = _mapping(document, "intervals")
+        if not all(isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)
+                   for bounds in intervals.values()):
+            raise ValueError("intervals must be [low, high] pairs")
+        picks = document.get("picks")
+        return cls(
+            CellKey(document["task"], document["dataset"], document["encoder"], document["condition"]), document["family"],
+            {name: float(value) for name, value in metrics.items()},
+            {name: (float(low), float(high)) for name, (low, high) in intervals.items()},
+            {name: tuple(float(value) for value in values) for name, values in _mapping(document, "resamples").items()},
+            _mapping(document, "detail"), Picks.from_json(picks) if picks is not None else None, _mapping(document, "inputs"),
+            _mapping(document, "dataset_identity"), _mapping(document, "provenance"),
+        )
+
+
+def _mapping(document: dict[str, Any], name: str) -> dict[str, Any]:
+    value = document.get(name, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"{name!r} must be an object")
+    return value
+
+
 def condition(**parts: object) -> str:
     """A stable, readable condition string from keyword parts."""
     return ",".join(f"{key}={value}" for key, value in sorted(parts.items()))
 
 
-def setting(cells: list[dict[str, Any]], name: str) -> str:
+def setting(cells: list[Cell], name: str) -> str:
     """A part of the cells' condition as they record it ("30"; "2 or 30" if the cells differ)."""
-    values = sorted({dict(part.split("=", 1) for part in cell["condition"].split(",") if "=" in part).get(name, "?") for cell in cells})
-    return " or ".join(values)
+    return " or ".join(sorted({cell.setting(name) for cell in cells}))
 
 
 def git_sha() -> str | None:
@@ -51,8 +156,6 @@ def git_sha() -> str | None:
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
-    from bench.runtime import package_versions
-
     return {
         "bench_version": bench.__version__,
         "git_sha": git_sha(),
@@ -62,16 +165,15 @@ def provenance(**extra: Any) -> dict[str, Any]:
     }
 
 
-def write(cell: Cell, results_dir: Path, payload: dict[str, Any]) -> Path:
+def write(cell: Cell, results_dir: Path) -> Path:
     """Write the cell's JSON atomically: readers see the old file or the whole new one."""
-    path = cell.path(results_dir)
+    path = cell.key.path(results_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"task": cell.task, "dataset": cell.dataset, "encoder": cell.encoder, "condition": cell.condition, **payload}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; results are as shareable as any file the user writes
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2, sort_keys=True, allow_nan=True)
+            json.dump(cell.as_json(), out, indent=2, sort_keys=True, allow_nan=True)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
@@ -81,15 +183,21 @@ def write(cell: Cell, results_dir: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def supersede(cell: Cell, results_dir: Path, superseded_dir: Path, inputs: dict[str, Any]) -> Path | None:
+def supersede(key: CellKey, results_dir: Path, superseded_dir: Path, inputs: Mapping[str, Any]) -> Path | None:
     """Move the cell's stored file aside, under the same relative path with its creation time
-    added, when it was computed from other inputs than `inputs`: its numbers stay readable, out
-    of the leaderboards. A cell of the same inputs (--overwrite) is simply replaced."""
-    path = cell.path(results_dir)
-    stored_cell = stored(cell, results_dir)
-    if stored_cell is None or stored_cell.get("inputs") == inputs:
+    added, when it was computed from other inputs than `inputs` or written by another version of
+    the cell format: its numbers stay readable, out of the leaderboards. A cell of the same
+    inputs (--overwrite) is simply replaced."""
+    path = key.path(results_dir)
+    if not path.is_file():
         return None
-    created = str(stored_cell.get("provenance", {}).get("created", "")).replace(":", "") or str(int(path.stat().st_mtime))
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = None  # damaged: replaced, not kept
+    if not isinstance(document, dict) or (document.get("inputs") == dict(inputs) and document.get("schema") == SCHEMA):
+        return None
+    created = str((document.get("provenance") or {}).get("created", "")).replace(":", "") or str(int(path.stat().st_mtime))
     target = superseded_dir / path.relative_to(results_dir).with_name(f"{path.stem}@{created}.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)
@@ -113,79 +221,48 @@ class Damaged:
         return f"skipped {self.path}: {self.reason}; `run` recomputes it (or delete the file)"
 
 
-REQUIRED = {"task": str, "dataset": str, "encoder": str, "condition": str, "metrics": dict}
-
-
-def load(path: Path, expected: Cell | None = None) -> dict[str, Any]:
-    """The cell stored at `path`; a file that does not parse or validate raises ValueError."""
+def load(path: Path, expected: CellKey | None = None) -> Cell:
+    """The cell stored at `path`; a file that does not parse or fit the schema raises ValueError."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ValueError("not text") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(document, dict):
-        raise ValueError("not a result cell (a JSON object is expected)")
-    for key, kind in REQUIRED.items():
-        if not isinstance(document.get(key), kind):
-            raise ValueError(f"not a result cell (no {key!r} {kind.__name__})")
-    if expected is not None and (document["task"], document["dataset"], document["encoder"], document["condition"]) != (
-        expected.task, expected.dataset, expected.encoder, expected.condition
-    ):
+    cell = Cell.from_json(document)
+    if expected is not None and cell.key != expected:
         raise ValueError("holds another cell than its path says")
-    return document
+    return cell
 
 
-def stored(cell: Cell, results_dir: Path) -> dict[str, Any] | None:
-    """The cell's stored document, or None when it is absent or damaged (then it is recomputed)."""
-    path = cell.path(results_dir)
+def stored(key: CellKey, results_dir: Path) -> tuple[Cell | None, str | None]:
+    """The cell stored under `key`, or None with why a file there cannot be read as it (None when
+    there is no file): an unreadable cell is recomputed."""
+    path = key.path(results_dir)
     if not path.is_file():
-        return None
+        return None, None
     try:
-        return load(path, cell)
-    except (OSError, ValueError):
-        return None
+        return load(path, key), None
+    except (OSError, ValueError) as error:
+        return None, str(error)
 
 
-def read_cells(results_dir: Path, task: str | None = None) -> tuple[list[dict[str, Any]], list[Damaged]]:
+def read_cells(results_dir: Path, task: str | None = None) -> tuple[list[Cell], list[Damaged]]:
     """Every readable cell (optionally of one task) in a stable order, and the damaged files."""
     root = results_dir / task if task else results_dir
-    cells: list[dict[str, Any]] = []
+    cells: list[Cell] = []
     damaged: list[Damaged] = []
     for path in sorted(root.glob("**/*.json")):
         try:
-            document = load(path)
+            found = load(path)
         except (OSError, ValueError) as error:
             damaged.append(Damaged(path, str(error)))
             continue
-        if task is not None and document["task"] != task:
-            damaged.append(Damaged(path, f"a {document['task']!r} cell in the {task!r} folder"))
+        if task is not None and found.task != task:
+            damaged.append(Damaged(path, f"a {found.task!r} cell in the {task!r} folder"))
             continue
-        cells.append(document)
+        cells.append(found)
     return cells, damaged
-
-
-def metric(cell: dict[str, Any], dotted: str) -> float | None:
-    """The number at a dotted path of the cell's metrics, or None."""
-    value: Any = cell.get("metrics", {})
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-INTERVALS = "ci95"  # metrics key: {dotted metric path: [low, high]}, the paired bootstrap's 95 % intervals
-RESAMPLES = "resamples"  # metrics key: {dotted metric path: [value in resample r]} for the trace measure
-
-
-def interval(cell: dict[str, Any], dotted: str) -> tuple[float, float] | None:
-    """The stored 95 % interval of the metric at `dotted`, or None (no bootstrap, or an older cell)."""
-    found = cell.get("metrics", {}).get(INTERVALS, {})
-    bounds = found.get(dotted) if isinstance(found, dict) else None
-    if isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds):
-        return float(bounds[0]), float(bounds[1])
-    return None
 
 
 def format_value(value: float | None, decimals: int = 2) -> str:
@@ -194,17 +271,21 @@ def format_value(value: float | None, decimals: int = 2) -> str:
     return f"{value + 0.0 if round(value, decimals) else 0.0:.{decimals}f}"  # no "-0.00"
 
 
-def by_family(primary: str, cells: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+def by_family(primary: str, cells: list[Cell]) -> list[tuple[str, list[Cell]]]:
     """Cells grouped by family (CVL, SSL, SUP, others), each group best first by `primary`."""
-    families = sorted({cell.get("family", "?") for cell in cells}, key=lambda f: (FAMILIES.index(f) if f in FAMILIES else 99, f))
+    families = sorted({cell.family for cell in cells}, key=lambda f: (FAMILIES.index(f) if f in FAMILIES else 99, f))
     groups = []
     for family in families:
-        members = [cell for cell in cells if cell.get("family", "?") == family]
-        members.sort(key=lambda cell: (-(metric(cell, primary) or float("-inf")), cell["encoder"]))
+        members = [cell for cell in cells if cell.family == family]
+        members.sort(key=lambda cell: (-_sortable(cell.value(primary)), cell.encoder))
         groups.append((family, members))
     return groups
 
 
-def ordered(primary: str, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _sortable(value: float) -> float:
+    return float("-inf") if math.isnan(value) else value
+
+
+def ordered(primary: str, cells: list[Cell]) -> list[Cell]:
     """Cells in leaderboard order: by family, best first within each."""
     return [cell for _, members in by_family(primary, cells) for cell in members]

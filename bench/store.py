@@ -16,6 +16,7 @@ from bench.data.record import METADATA_COLUMNS
 from bench import identity, invocation
 from bench.errors import BenchError
 from bench.naming import encoder_slug, safe_part
+from bench.vectors import SplitVectors
 
 T = TypeVar("T")
 KEY_COLUMNS = ("image_id", "split", "processing")
@@ -207,15 +208,6 @@ def vector_matrix(table: pa.Table) -> np.ndarray:
     """The `vector` column of scanned rows as a (rows, dim) float32 matrix."""
     flat = table.column("vector").combine_chunks()
     return flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), -1)
-
-
-@dataclass(frozen=True)
-class SplitVectors:
-    """Embeddings of one split under several processings, rows aligned by image_id."""
-
-    image_ids: np.ndarray  # (N,) str, sorted
-    labels: np.ndarray  # (N,) int64
-    vectors: dict[str, np.ndarray]  # processing -> (N, dim) float32
 
 
 class Store:

@@ -1,5 +1,5 @@
 """Where embeddings and results live: a workspace root (--home / BENCH_HOME / cwd). Vector indexes
-for interactive queries live inside the embedding tables (`bench index build`)."""
+for interactive queries live inside the embedding tables (`python -m bench vector-index build`)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ Run from a checkout (bench need not be installed; this script puts the checkout 
 
 It prints one table (rich when installed, plain text otherwise). Parts, in the order they run:
 
-  search      bench.index's torch backend on CUDA against the same search on the CPU (torch with
+  search      bench.exact_search's torch backend on CUDA against the same search on the CPU (torch with
               CUDA hidden, in a child process, and FAISS CPU when installed) on the same vectors;
               FAISS GPU against torch CUDA too when FAISS sees a GPU. Neighbour lists must be
               identical except where float32 rounding reorders near-equal scores.
@@ -135,7 +135,7 @@ EPILOG = f"""rows and their baselines (every baseline is timed in the same run, 
               round of batches are timed apart ("start" in the notes).
   knn         knn_influence.run (every (test, pos, neg) triple and every uniform seed) on synthetic
               ImageNet-shaped vectors (class centre + processing shift + noise) against the floor:
-              the fastest of bench.index.plain_top_k (torch; FAISS GPU when present) and torch mm+topk
+              the fastest of bench.exact_search.plain_top_k (torch; FAISS GPU when present) and torch mm+topk
               in large blocks, one search of every val query over one version's train vectors, times
               K^2 + K x seeds. Goal <= {KNN_GOAL}x. Peak device memory: torch.cuda.max_memory_allocated.
 
@@ -347,8 +347,8 @@ def compare_neighbours(first, second, queries: np.ndarray, database: np.ndarray)
 
 
 def torch_search_on_cpu(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[Any, float]:
-    """bench.index's torch backend in a child process that sees no GPU: (neighbours, search seconds)."""
-    from bench.index import Neighbours
+    """bench.exact_search's torch backend in a child process that sees no GPU: (neighbours, search seconds)."""
+    from bench.exact_search import Neighbours
 
     with tempfile.TemporaryDirectory(prefix="bench-gpu-search-") as folder:
         given, found = Path(folder) / "in.npz", Path(folder) / "out.npz"
@@ -365,7 +365,7 @@ def cpu_search_child(given: str, found: str) -> int:
     """The child side of `torch_search_on_cpu`."""
     import torch
 
-    from bench import index
+    from bench import exact_search
 
     if torch.cuda.is_available():
         print("error: the CPU search child sees a GPU (CUDA_VISIBLE_DEVICES was not honoured)", file=sys.stderr)
@@ -373,16 +373,16 @@ def cpu_search_child(given: str, found: str) -> int:
     with np.load(given) as data:
         queries, database, k = data["queries"], data["database"], int(data["k"])
     started = time.perf_counter()
-    result = index.search(queries, database, k, backend="torch")
+    result = exact_search.search(queries, database, k, backend="torch")
     np.savez(found, rows=result.rows, scores=result.scores, seconds=np.float64(time.perf_counter() - started))
     return 0
 
 
 def timed_search(queries: np.ndarray, database: np.ndarray, k: int, backend: str) -> tuple[Any, float]:
-    from bench import index
+    from bench import exact_search
 
     started = time.perf_counter()
-    found = index.search(queries, database, k, backend=backend)
+    found = exact_search.search(queries, database, k, backend=backend)
     return found, time.perf_counter() - started
 
 
@@ -395,7 +395,7 @@ def agreement(first, second, queries: np.ndarray, database: np.ndarray) -> tuple
 
 def search_part(sizes: Sizes, device, arguments: argparse.Namespace, board: Board) -> None:
     """torch CUDA against the CPU searches (on a CPU: torch against FAISS, as a stand-in)."""
-    from bench import index
+    from bench import exact_search
 
     queries, database = search_vectors(sizes.search_database, sizes.search_queries, sizes.dim)
     k = arguments.k
@@ -427,7 +427,7 @@ def search_part(sizes: Sizes, device, arguments: argparse.Namespace, board: Boar
                   baseline="; ".join(baselines),
                   check="; ".join(checks) + f" (goal: differences only at ties) {'met' if every_tie else 'NOT met'}", goal_met=every_tie,
                   notes=shape + ("" if have_faiss else "; faiss-cpu: not installed here")))
-    if index._faiss_gpus() == 0:
+    if exact_search.faiss_gpus() == 0:
         board.add(Row("search · FAISS GPU vs torch CUDA", measured='skipped: FAISS sees no GPU here (pip install -e ".[gpu]")'))
         return
     found, seconds = timed_search(queries, database, k, "faiss-gpu")
@@ -709,7 +709,7 @@ def imagenet_shaped(sizes: Sizes, device) -> tuple[Any, Any, list[str]]:
     per-version shift and 0.3 x noise; drawn on the device (fast at full size), kept as numpy."""
     import torch
 
-    from bench.store import SplitVectors
+    from bench.vectors import SplitVectors
 
     names = [f"p{v}" for v in range(sizes.versions)]
     generator = torch.Generator(device=device).manual_seed(7)
@@ -726,30 +726,28 @@ def imagenet_shaped(sizes: Sizes, device) -> tuple[Any, Any, list[str]]:
         ids = np.asarray([f"c{label:04d}/{name}/{i:05d}" for label in range(sizes.classes) for i in range(per_class)])
         return SplitVectors(ids, labels, vectors)
 
-    train, val = split(sizes.train_per_class, "train"), split(sizes.val_per_class, "val")
-    del centres, shifts
-    return train, val, names
+    return split(sizes.train_per_class, "train"), split(sizes.val_per_class, "val"), names
 
 
 def floor_searches(database: np.ndarray, k: int, device) -> dict[str, Callable[[np.ndarray], Callable[[], object]]]:
     """Ways to run one flat top-k search of a query matrix over `database`, each a factory that
-    prepares the search and returns it: bench.index.plain_top_k per backend present, and torch
+    prepares the search and returns it: bench.exact_search.plain_top_k per backend present, and torch
     mm + topk over large query blocks (the bare device work)."""
     import torch
 
-    from bench import index, versioned_index
+    from bench import exact_search, versioned_search
 
     found: dict[str, Callable[[np.ndarray], Callable[[], object]]] = {
-        "plain_top_k torch": lambda queries: index.plain_top_k(queries, database, k, "torch")}
-    if device.type == "cuda" and index._faiss_gpus() > 0:
-        found["plain_top_k faiss-gpu"] = lambda queries: index.plain_top_k(queries, database, k, "faiss-gpu")
+        "plain_top_k torch": lambda queries: exact_search.plain_top_k(queries, database, k, "torch")}
+    if device.type == "cuda" and exact_search.faiss_gpus() > 0:
+        found["plain_top_k faiss-gpu"] = lambda queries: exact_search.plain_top_k(queries, database, k, "faiss-gpu")
     if device.type != "cuda" and importlib.util.find_spec("faiss") is not None:
-        found["plain_top_k faiss-cpu"] = lambda queries: index.plain_top_k(queries, database, k, "faiss-cpu")
+        found["plain_top_k faiss-cpu"] = lambda queries: exact_search.plain_top_k(queries, database, k, "faiss-cpu")
     base = torch.from_numpy(database).to(device)
     if device.type == "cuda":
-        budget = int(torch.cuda.mem_get_info(device)[0] * versioned_index.BLOCK_FRACTION_GPU)
+        budget = int(torch.cuda.mem_get_info(device)[0] * versioned_search.BLOCK_FRACTION_GPU)
     else:
-        budget = versioned_index.BLOCK_BYTES_CPU
+        budget = versioned_search.BLOCK_BYTES_CPU
     block = max(1, min(4096, budget // (4 * len(database))))
 
     def blocked(queries: np.ndarray) -> Callable[[], object]:

@@ -9,7 +9,7 @@ Run from the project root:
 
 The table is written through bench's Store (1,000 class centres, unit-variance noise around
 them, L2-normalised: neighbours are the same class's nearest images, as with real embeddings).
-Then bench.ann.build builds LanceDB's IVF-PQ index and compares it, on sampled rows used as
+Then bench.vector_index.build builds LanceDB's IVF-PQ index and compares it, on sampled rows used as
 queries, with bench's exact search. Goals: recall@10 >= 0.95, median query latency < 100 ms.
 """
 
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--home", help="folder for the store (default: a temporary folder)")
     arguments = parser.parse_args(argv)
 
-    from bench import ann
+    from bench import vector_index
     from bench.store import Store
 
     with tempfile.TemporaryDirectory(prefix="bench-index-") as scratch:
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.drop("index", ENCODER)
         seconds = write_table(store, arguments.rows, arguments.dim)
         print(f"table: {arguments.rows} rows of {arguments.dim}-d written in {seconds:.1f} s")
-        report = ann.build(store, "index", ENCODER, sample=arguments.sample)
+        report = vector_index.build(store, "index", ENCODER, sample=arguments.sample)
         print(report.line())
         met = report.recall_at_10 >= 0.95 and report.latency_ms < 100
         print(f"goals (recall@10 >= 0.95, median latency < 100 ms): {'met' if met else 'NOT met'}")

@@ -17,9 +17,9 @@ semantic label equals the query's and under `neg` otherwise). The uniform setup 
     over all queries and merges them for the K x K (pos, neg) pairs: 2K^2 searches in all.
 (b) naive: for every triple (t, p, n) and every semantic class c, the mixed database seen by
     class-c queries (rows labelled c under p, every other row under n) is materialised and
-    searched with bench.index.search(queries_c, mixed_c, k, backend=backend); the neighbours
+    searched with bench.exact_search.search(queries_c, mixed_c, k, backend=backend); the neighbours
     vote with bench.knn.accuracy. That is K^3 searches of the full database
-    (K^3 x C index.search calls). To be fair to it the mixed database is not rebuilt from
+    (K^3 x C exact_search.search calls). To be fair to it the mixed database is not rebuilt from
     scratch for each class: one buffer holds the database under n, the class-c rows are swapped
     to p for the class-c queries of all K test processings, then swapped back.
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-# faiss-cpu and torch each bring their own OpenMP runtime; with both loaded (bench.index's
+# faiss-cpu and torch each bring their own OpenMP runtime; with both loaded (bench.exact_search's
 # resolve_backend imports torch to look for CUDA) their busy-waiting worker threads fight over
 # the cores and small faiss searches get ~10x slower. Must be set before either library loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -46,9 +46,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(PROJECT))
 
-from bench import index, knn  # noqa: E402
+from bench import exact_search, knn  # noqa: E402
 from bench.arguments import positive_int  # noqa: E402
-from bench.store import SplitVectors  # noqa: E402
+from bench.vectors import SplitVectors  # noqa: E402
 from bench.tasks import knn_influence  # noqa: E402
 from bench.vectors import normalise  # noqa: E402
 
@@ -64,7 +64,7 @@ EPILOG = """synthetic embeddings (float32, seeded):
 what is timed:
   decomposition  the whole knn_influence.run(..., seeds=()) call (normalising, 2K^2 restricted
                  searches, K^3 merges and votes).
-  naive          normalising, building the mixed databases, K^3 x C per-class index.search calls,
+  naive          normalising, building the mixed databases, K^3 x C per-class exact_search.search calls,
                  and the votes (knn.accuracy) for every triple.
   With --naive-limit N only the first N (pos, neg) pairs (N x K triples) of the naive baseline
   run; its full time is extrapolated from the measured time per triple and the speedup is marked
@@ -72,7 +72,7 @@ what is timed:
 
 threads:
   The script sets OMP_WAIT_POLICY=PASSIVE unless the environment already sets it. faiss-cpu and
-  torch ship separate OpenMP runtimes and bench.index.resolve_backend("auto") imports torch; with
+  torch ship separate OpenMP runtimes and bench.exact_search.resolve_backend("auto") imports torch; with
   both loaded and the default (spinning) wait policy, every small faiss search pays for the other
   runtime's busy threads (about 10x slower per-class searches on a 2-core machine). Run with
   OMP_WAIT_POLICY=ACTIVE to measure that default behaviour instead.
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(explicit --database/--queries/--dim still win)",
     )
     parser.add_argument("--k", type=positive_int, default=10, help="neighbours per query (default: 10)")
-    parser.add_argument("--backend", default="auto", choices=index.BACKENDS, help="bench.index search backend for both methods (default: auto)")
+    parser.add_argument("--backend", default="auto", choices=exact_search.BACKENDS, help="bench.exact_search search backend for both methods (default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic embeddings (default: 0)")
     parser.add_argument(
         "--naive-limit", type=positive_int, metavar="N",
@@ -157,7 +157,7 @@ def naive(
 ) -> tuple[dict[tuple[str, str, str], float], int]:
     """Accuracy of every (t, p, n) with (p, n) in `pairs`, by searching each mixed database.
 
-    Returns the accuracies and the number of index.search calls made.
+    Returns the accuracies and the number of exact_search.search calls made.
     """
     num_classes = knn.class_count(train, val)
     database = {name: normalise(train.vectors[name]) for name in classes}
@@ -172,7 +172,7 @@ def naive(
         for _, members, same in semantic:
             mixed[same] = database[p][same]  # ... except class c's own rows, under p
             for t in classes:
-                found = index.search(queries[t][members], mixed, k, backend=backend)
+                found = exact_search.search(queries[t][members], mixed, k, backend=backend)
                 rows[t][members] = found.rows
                 calls += 1
             mixed[same] = database[n][same]
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     queries = args.queries or size["queries"]
     dim = args.dim or size["dim"]
     K, k, C = args.processings, args.k, args.classes
-    backend = index.resolve_backend(args.backend)
+    backend = exact_search.resolve_backend(args.backend)
     all_pairs = list(itertools.product(range(K), range(K)))
     limit = min(args.naive_limit or len(all_pairs), len(all_pairs))
 
@@ -205,12 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"built in {time.perf_counter() - started:.1f}s")
 
     warm = normalise(train.vectors[classes[0]][: min(database, 256)])
-    index.search(warm[:8], warm, k, backend=backend)  # untimed: imports, thread pools
+    exact_search.search(warm[:8], warm, k, backend=backend)  # untimed: imports, thread pools
 
     # A floor no naive method reaches: one batched search of every query, K^3 times. (The mixed
     # database differs by query class, so a real naive search cannot batch all queries at once.)
     started = time.perf_counter()
-    index.search(normalise(val.vectors[classes[0]]), normalise(train.vectors[classes[0]]), k, backend=args.backend)
+    exact_search.search(normalise(val.vectors[classes[0]]), normalise(train.vectors[classes[0]]), k, backend=args.backend)
     full_search_s = time.perf_counter() - started
 
     print("(a) decomposition: knn_influence.run(..., seeds=()) ...", flush=True)
@@ -232,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
 
     semantic_classes = len(np.unique(val.labels))
     print()
-    print(f"searches of all {queries} queries over the database (each split by bench.index into one pass per semantic class):")
+    print(f"searches of all {queries} queries over the database (each split by bench.exact_search into one pass per semantic class):")
     print(f"  decomposition: 2*K^2 = {2 * K * K} ({K * K} over same-label rows + {K * K} over other-label rows), "
-          f"in {2 * K * K} index.search calls")
+          f"in {2 * K * K} exact_search.search calls")
     print(f"  naive:         K^3   = {total} over full mixed databases, in K^3 x {semantic_classes} = "
-          f"{total * semantic_classes} per-class index.search calls" + ("" if ran == total else f" ({calls} made)"))
+          f"{total * semantic_classes} per-class exact_search.search calls" + ("" if ran == total else f" ({calls} made)"))
 
     compared = [key for key in baseline]
     differing = [key for key in compared if decomposed[key] != baseline[key]]

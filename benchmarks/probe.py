@@ -37,7 +37,7 @@ if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
 
 from bench import processing  # noqa: E402
 from bench.arguments import positive_int  # noqa: E402
-from bench.store import SplitVectors  # noqa: E402
+from bench.vectors import SplitVectors  # noqa: E402
 from bench.tasks import probes  # noqa: E402
 from bench.tasks.linear_probe import ProbeSettings  # noqa: E402
 from bench.vectors import normalise  # noqa: E402

@@ -48,14 +48,13 @@ def test_paircams_resamples_subjects_and_its_units_average_to_the_reported_recal
     cameras = np.tile([0, 1], 60)
     vectors = rng.normal(size=(60, 16))[subjects] + 0.8 * rng.normal(size=(120, 16)) + 1.5 * np.eye(16)[cameras]
     found = paircams.recall_at_1(vectors, subjects, cameras)
-    metrics = found.metrics(bootstrap.Resampling(500))
+    metrics = found.metrics()
+    intervals = bootstrap.resample_means(found.per_subject(), bootstrap.Resampling(500)).intervals()
     for path, values in found.per_subject().items():
-        group, _, name = path.partition(".")
-        reported = metrics[group][name] if name else metrics[group]
-        assert np.mean(values) == pytest.approx(reported, abs=1e-9)
-        low, high = metrics["ci95"][path]
-        assert low <= reported <= high
-    assert metrics["gap_same_minus_different"] < 0 and bootstrap.excludes(metrics["ci95"]["gap_same_minus_different"], 0.0)
+        assert np.mean(values) == pytest.approx(metrics[path], abs=1e-9)
+        low, high = intervals[path]
+        assert low <= metrics[path] <= high
+    assert metrics["gap_same_minus_different"] < 0 and bootstrap.excludes(intervals["gap_same_minus_different"], 0.0)
 
 
 def test_similarity_shift_intervals_resample_queries_as_ratios_of_sums() -> None:
@@ -67,11 +66,11 @@ def test_similarity_shift_intervals_resample_queries_as_ratios_of_sums() -> None
     same = centres[labels] + rng.normal(size=(80, 12)) + offset
     other = centres[labels] + rng.normal(size=(80, 12))
     found = similarity.distributions(queries, labels[:20], same, other, labels)
-    metrics = found.metrics(bootstrap.Resampling(500))
+    metrics, intervals = found.metrics(), found.resample(bootstrap.Resampling(500)).intervals()
     for part in similarity.PARTS:
         assert found.query_sums[part].sum() / found.query_sizes[part].sum() == pytest.approx(found.mean(part))
     for name in ("shift_semantic_same", "shift_semantic_diff"):
-        low, high = metrics["ci95"][name]
+        low, high = intervals[name]
         assert low < metrics[name] < high and low > 0  # the planted offset raises every same-processing cosine
 
 
@@ -110,6 +109,14 @@ def test_a_constant_predictor_is_never_marked_on_unbalanced_classes() -> None:
     top1 = bootstrap.mean_intervals({"acc": 100.0 * hits}, bootstrap.Resampling(1000))["acc"]
     assert not bootstrap.excludes(top1, majority)
     assert bootstrap.excludes(top1, chance)  # which is why top-1 is judged against the majority share
+
+
+def test_a_zero_width_interval_a_rounding_error_off_chance_is_not_marked() -> None:
+    chance = 100 / 11
+    hair = [chance * (1 + 4e-16), chance * (1 + 6e-16)]  # what float sums of a constant statistic can give
+    assert hair[0] > chance and not bootstrap.excludes(hair, chance, above=True) and not bootstrap.excludes(hair, chance)
+    assert bootstrap.excludes([chance + 1e-6, chance + 2e-6], chance, above=True)  # a real, if small, distance still counts
+    assert not bootstrap.excludes([-1e-13, -1e-14], 0.0) and bootstrap.excludes([-3e-9, -2e-9], 0.0)
 
 
 @pytest.mark.parametrize("units", [2, 3, 5, 9])

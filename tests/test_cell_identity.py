@@ -126,6 +126,15 @@ def test_an_unchanged_run_is_served_from_its_cell(setup: Setup, capsys) -> None:
     assert time.perf_counter() - began < 30  # reading a cell, not recomputing it
     assert not superseded(setup.home)
 
+    # a cell in another version of the format is not read as numbers: it is recomputed, and kept aside
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "schema": 1}))
+    status, err = bench(capsys, *setup.knn())
+    assert status == 0 and "stale:" in err and "schema 1" in " ".join(err.split())
+    assert the_cell(setup.home)["metrics"] == document["metrics"]
+    (kept,) = superseded(setup.home)
+    assert json.loads(kept.read_text())["schema"] == 1
+
 
 def test_another_precision_is_stale_and_the_named_fix_rebuilds_it(setup: Setup, capsys) -> None:
     assert bench(capsys, *setup.knn())[0] == 0

@@ -19,7 +19,8 @@ def test_run_then_cached_rerun_then_leaderboard_from_result_files_alone(tmp_path
     assert len(cells) == 1
     cell = json.loads(cells[0].read_text())
     assert cell["encoder"] == "effnet/lite0.random" and cell["family"] == "sup"
-    assert set(cell["metrics"]["knn_acc1"]) == {"all_same", "all_diff", "pos_same", "neg_same", "uniform"}
+    assert {name for name in cell["metrics"] if name.startswith("knn_acc1.")} == {
+        f"knn_acc1.{name}" for name in ("all_same", "all_diff", "pos_same", "neg_same", "uniform")}
     assert len(cell["detail"]["triples"]) == 27 and len(cell["detail"]["uniform"]) == 6
     assert cell["provenance"]["fingerprint"]["weights"].startswith("random-init")
     assert "effnet/lite0.random" in first.stdout and "pos−neg" in first.stdout
@@ -35,7 +36,7 @@ def test_run_then_cached_rerun_then_leaderboard_from_result_files_alone(tmp_path
     shutil.rmtree(tmp_path / "embeddings")  # the leaderboard needs nothing but the result files
     board = run_bench(tmp_path, "leaderboard")
     assert board.returncode == 0, board.stderr
-    all_same = f"{cell['metrics']['knn_acc1']['all_same']:.2f}"
+    all_same = f"{cell['metrics']['knn_acc1.all_same']:.2f}"
     assert "effnet/lite0.random" in board.stdout and all_same in board.stdout
 
 
@@ -73,13 +74,13 @@ def test_paircams_runs_offline_on_its_simulation_and_refuses_unpaired_data(tmp_p
     (path,) = (tmp_path / "reports" / "results" / "paircams").glob("**/*.json")
     cell = json.loads(path.read_text())
     assert cell["dataset"] == "paircams-sim" and cell["detail"]["pairs"] == 242
-    entries = cell["detail"]["gallery"]["entries"]  # what the report's gallery redraws
+    entries = cell["picks"]["entries"]  # what the report's gallery redraws
     assert len(entries) == 3 and all(Path(entry["query"]["path"]).is_file() and entry["target"]["target"] for entry in entries)
     rows = Store(tmp_path / "embeddings").scan("paircams-sim", "effnet/lite0.random", columns=["subject_id", "camera_class", "vector"])
     vectors = np.stack(rows.column("vector").to_numpy(zero_copy_only=False))
     again = recall_at_1(vectors, rows.column("subject_id").to_numpy(), rows.column("camera_class").to_numpy())
-    assert cell["metrics"]["recall_at_1"]["same"] == np.mean(list(again.same.values()))
-    assert cell["metrics"]["recall_at_1"]["different"] == np.mean(list(again.different.values()))
+    assert cell["metrics"]["recall_at_1.same"] == np.mean(list(again.same.values()))
+    assert cell["metrics"]["recall_at_1.different"] == np.mean(list(again.different.values()))
     assert "same−diff" in done.stdout and "effnet/lite0.random" in done.stdout
 
     wrong = run_bench(tmp_path, "run", "paircams", "--dataset", "demo-mini", "--encoders", "effnet/lite0.random")

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import data, report, results
-from bench.gallery import Gallery, Shot, ordinal, pick
-from bench.report import galleries
-from bench.store import SplitVectors
+from bench import data, encoders, results, runner, tasks
+from bench.data.record import ImageRecord
+from bench.picks import Picks, Shot, pick
+from bench.report import galleries, writer
+from bench.report.captions import ordinal
 from bench.tasks import knn_influence, paircams
+from bench.vectors import SplitVectors
 from tests.test_paircams import reference, shuffled_pairs
 
 
@@ -39,26 +41,36 @@ def brute_ranking(unit: np.ndarray, query: int, members: list[int], top: int) ->
     return sorted(members, key=lambda row: (-float(unit[query] @ unit[row]), row))[:top]
 
 
+SPEC = encoders.get("effnet/lite0.random")
+
+
 @pytest.mark.parametrize("noise,camera_shift", [(0.05, 0.0), (1.0, 0.0), (1.0, 3.0)])  # no miss, some, all
-def test_paircams_retrievals_match_a_plain_ranking_and_include_a_miss(noise: float, camera_shift: float) -> None:
+def test_paircams_picks_match_a_plain_ranking_and_include_a_miss(noise: float, camera_shift: float) -> None:
     vectors, subjects, cameras = shuffled_pairs(np.random.default_rng(3), 40, 16, noise, camera_shift)
     ids = [f"s{s}/c{c}" for s, c in zip(subjects, cameras)]
-    found = paircams.retrievals(vectors, subjects, cameras, ids)
-    assert [one.query for one in found] == [one.query for one in paircams.retrievals(vectors, subjects, cameras, ids)]
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    records = [ImageRecord(image_id, "test", 0, "", f"/photos/{image_id}.jpg") for image_id in ids]
+    unit = paircams.normalise(vectors)
+    sides = paircams.pair_rows(subjects, cameras)
+    recall = paircams.recall_of(unit, sides)
+    shown = paircams.picks(unit, sides, recall, records, subjects, cameras, SPEC)
+    assert shown == paircams.picks(unit, sides, recall, records, subjects, cameras, SPEC)
+    assert Picks.from_json(shown.as_json()) == shown  # what the cell stores is what the report reads
     same_misses = reference(vectors, subjects, cameras)["same"]
-    for one in found:
-        camera = cameras[one.query]
-        assert subjects[one.target] == subjects[one.query] and cameras[one.target] != camera
-        own = [row for row in range(len(ids)) if cameras[row] == camera and row != one.query] + [one.target]
+    for entry in shown.entries:
+        query, target = ids.index(entry.query.image_id), ids.index(entry.target.image_id)
+        camera = cameras[query]
+        assert subjects[target] == subjects[query] and cameras[target] != camera and entry.target.target
+        own = [row for row in range(len(ids)) if cameras[row] == camera and row != query] + [target]
         other = [row for row in range(len(ids)) if cameras[row] != camera]
-        for ranked, members in ((one.same, own), (one.different, other)):
-            assert ranked.rows.tolist() == brute_ranking(unit, one.query, members, paircams.GALLERY_TOP)
-            target_score = unit[one.query] @ unit[one.target]
-            assert ranked.target_rank == 1 + sum(unit[one.query] @ unit[row] >= target_score for row in members if row != one.target)
+        for strip, members in zip(entry.strips, (own, other)):
+            assert [ids.index(shot.image_id) for shot in strip.shots] == brute_ranking(unit, query, members, paircams.GALLERY_TOP)
+            assert [shot.target for shot in strip.shots] == [ids.index(shot.image_id) == target for shot in strip.shots]
+            target_score = unit[query] @ unit[target]
+            rank = 1 + sum(unit[query] @ unit[row] >= target_score for row in members if row != target)
+            assert strip.fact == str(rank) and strip.hit == (rank == 1)
     any_miss = min(same_misses.values()) < 100.0
-    assert any(one.same.target_rank > 1 for one in found) == any_miss
-    assert len(found) == paircams.GALLERY_QUERIES
+    assert any(not entry.strips[0].hit for entry in shown.entries) == any_miss
+    assert len(shown.entries) == paircams.GALLERY_QUERIES
 
 
 def demo_records(name: str) -> list:
@@ -86,9 +98,9 @@ def test_knn_gallery_shows_the_merged_neighbours_and_a_flipped_vote() -> None:
     records, classes, train, val = knn_setup(np.random.default_rng(0))
     outcome = knn_influence.run(train, val, classes, k=3, seeds=(0,), backend="faiss-cpu", keep=knn_influence.gallery_triples(classes))
     by_key = {(r.split, r.image_id): r for r in records}
-    shown = knn_influence.gallery(outcome, train, val, by_key, 224, "bicubic", 0)
-    assert shown == knn_influence.gallery(outcome, train, val, by_key, 224, "bicubic", 0)
-    assert Gallery.from_json(shown.as_json()) == shown  # what the cell stores is what the report reads
+    shown = knn_influence.picks(outcome, train, val, by_key, SPEC)
+    assert shown == knn_influence.picks(outcome, train, val, by_key, SPEC)
+    assert Picks.from_json(shown.as_json()) == shown  # what the cell stores is what the report reads
     pos_same, neg_same = knn_influence.gallery_triples(classes)
     flips = outcome.triple_hits[pos_same] != outcome.triple_hits[neg_same]
     assert flips.any(), "the synthetic data should make some votes flip"
@@ -113,24 +125,25 @@ def test_knn_gallery_shows_the_merged_neighbours_and_a_flipped_vote() -> None:
 def knn_cell(results_dir: Path, encoder: str, seed: int, break_path: bool = False) -> None:
     records, classes, train, val = knn_setup(np.random.default_rng(seed))
     outcome = knn_influence.run(train, val, classes, k=3, seeds=(0,), backend="faiss-cpu", keep=knn_influence.gallery_triples(classes))
-    shown = knn_influence.gallery(outcome, train, val, {(r.split, r.image_id): r for r in records}, 224, "bicubic", 0)
+    shown = knn_influence.picks(outcome, train, val, {(r.split, r.image_id): r for r in records}, SPEC)
     if break_path:  # the first neighbour's source file is gone
         entry = shown.entries[0]
         strip = entry.strips[0]
         gone = dataclasses.replace(strip.shots[0], path="/nonexistent/photo.png")
         strip = dataclasses.replace(strip, shots=(gone, *strip.shots[1:]))
         shown = dataclasses.replace(shown, entries=(dataclasses.replace(entry, strips=(strip, *entry.strips[1:])), *shown.entries[1:]))
-    setups = outcome.setups()
-    results.write(results.Cell("knn-influence", "demo-mini", encoder, "group=toy"), results_dir, {
-        "family": "sup", "metrics": {"knn_acc1": setups, "gap_pos_minus_neg": 0.0, "chance": 100 / 11},
-        "detail": {"gallery": shown.as_json()}})
+    settings = knn_influence.Settings(classes, 3, (0,), "versioned", "faiss-cpu")
+    key = results.CellKey("knn-influence", "demo-mini", encoder, "group=toy")
+    cell, _ = runner.assemble(key, "sup", knn_influence.KnnOutcome(outcome, settings, (len(train.image_ids), len(val.image_ids)), shown),
+                              None, tasks.get("knn-influence"))
+    results.write(cell, results_dir)
 
 
 def test_report_draws_each_gallery_image_beside_the_page_and_a_placeholder_for_a_missing_file(tmp_path: Path) -> None:
     knn_cell(tmp_path / "results", "toy/a", 0, break_path=True)
     knn_cell(tmp_path / "results", "toy/b", 1)
     warnings: list[str] = []
-    page, markdown, _ = report.write(tmp_path / "results", tmp_path / "out", "toy", warnings.append)
+    page, markdown, _ = writer.write(tmp_path / "results", tmp_path / "out", "toy", warnings.append)
     html_text, markdown_text = page.read_text(), markdown.read_text()
     drawn = sorted((tmp_path / "out" / galleries.FOLDER).glob("*.png"))
     assert drawn, "no thumbnails were written"
@@ -148,7 +161,7 @@ def test_report_draws_each_gallery_image_beside_the_page_and_a_placeholder_for_a
 
 def test_a_thumbnail_shows_the_processing_the_encoder_saw() -> None:
     record = demo_records("demo-mini")[0]
-    view = Gallery(224, "bicubic", 0, "", ())
+    view = Picks(224, "bicubic", ())
     plain = np.asarray(galleries.draw(Shot.of(record, "original", ("x",)), view), dtype=np.int16)
     masked = np.asarray(galleries.draw(Shot.of(record, "mask75", ("x",)), view), dtype=np.int16)
     squeezed = np.asarray(galleries.draw(Shot.of(record, "jpeg75_420", ("x",)), view), dtype=np.int16)

@@ -207,7 +207,7 @@ def test_decoder_warnings_go_to_the_rejects_file_not_the_terminal(tmp_path: Path
 def test_result_files_follow_the_umask(tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:
-        path = results.write(results.Cell("t", "d", "f/e", "c=1"), tmp_path, {"metrics": {}})
+        path = results.write(results.Cell(results.CellKey("t", "d", "f/e", "c=1"), "sup", {}), tmp_path)
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
@@ -288,7 +288,7 @@ def test_a_damaged_table_is_one_line_naming_the_table_and_a_rebuild_that_works(h
         "similarity": ("run", "similarity", *where, "--encoders", RANDOM, "--group", "sharpening"),
         "query": ("query", *where, "--encoder", RANDOM),
         "query --like": ("query", *where, "--encoder", RANDOM, "--like", image),
-        "index build": ("index", "build", *where, "--encoder", RANDOM),
+        "vector-index build": ("vector-index", "build", *where, "--encoder", RANDOM),
     }
     for verb, command in commands.items():
         assert bench(home, *command) == 2, verb

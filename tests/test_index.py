@@ -1,4 +1,4 @@
-"""`bench.index`: exact top-k search agrees with a brute-force reference on every backend, ties included."""
+"""`bench.exact_search`: exact top-k search agrees with a brute-force reference on every backend, ties included."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import index
+from bench import exact_search
 from bench.vectors import normalise
 
 DIM = 12
@@ -143,7 +143,7 @@ def test_planted_scores_are_exact_and_tie_at_the_boundary() -> None:
 def other_strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run "other" searches both ways: one over-fetching pass, or one search per query label."""
     if request.param == "per-label":
-        monkeypatch.setattr(index, "OVERFETCH_MAX", 0)
+        monkeypatch.setattr(exact_search, "OVERFETCH_MAX", 0)
     return request.param
 
 
@@ -156,7 +156,7 @@ def test_search_matches_brute_force(backend: str, restrict: str, k: int, other_s
         pytest.skip("the strategy only applies to restrict='other'")
     queries, database, query_labels, database_labels = planted_data()
     before = [array.copy() for array in (queries, database, query_labels, database_labels)]
-    found = index.search(
+    found = exact_search.search(
         queries, database, k, restrict=restrict, query_labels=query_labels, database_labels=database_labels, backend=backend
     )
     want_scores, want_rows = planted_reference(k, restrict)
@@ -187,15 +187,15 @@ def tie_database(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.n
 def test_wide_tie_at_kth_score_goes_to_lowest_rows(backend: str, restrict: str, other_strategy: str) -> None:
     """With 40 rows tied at the k-th score (more than k + TIE_MARGIN), the lowest tied rows win."""
     k = 5
-    assert 40 > k + index.TIE_MARGIN
+    assert 40 > k + exact_search.TIE_MARGIN
     query, database, labels, order = tie_database(np.random.default_rng(7))
     query_labels = np.array([1])
-    found = index.search(query, database, k, restrict=restrict, query_labels=query_labels, database_labels=labels, backend=backend)
+    found = exact_search.search(query, database, k, restrict=restrict, query_labels=query_labels, database_labels=labels, backend=backend)
     allowed = np.ones(len(database), bool) if restrict == "none" else (labels == 1) if restrict == "same" else (labels != 1)
     exact = np.flatnonzero((order < 2) & allowed)
     tied = np.flatnonzero((order >= 2) & (order < 42) & allowed)
     expected = np.concatenate([exact, tied])[:k]
-    assert len(exact) < k < len(exact) + len(tied) - index.TIE_MARGIN
+    assert len(exact) < k < len(exact) + len(tied) - exact_search.TIE_MARGIN
     assert found.rows.tolist() == [expected.tolist()]
     assert found.scores.tolist() == [[1.0] * len(exact) + [0.5] * (k - len(exact))]
     want_scores, want_rows = reference_search(query, database, k, restrict, query_labels, labels)
@@ -215,28 +215,28 @@ def test_exact_top_k_widens_when_a_raw_search_returns_the_worst_ties() -> None:
         rows = np.array(picked, dtype=np.int64)
         return np.take_along_axis(scores, rows, axis=1).astype(np.float32), rows
 
-    scores, rows = index._exact_top_k(lambda positions, width: adversarial(query[positions], width), len(query), k, len(database))
+    scores, rows = exact_search._exact_top_k(lambda positions, width: adversarial(query[positions], width), len(query), k, len(database))
     want_scores, want_rows = reference_search(query, database, k, "none")
     assert np.array_equal(rows, want_rows) and np.array_equal(scores, want_scores)
-    assert len(widths) > 1 and widths[0] == k + index.TIE_MARGIN
+    assert len(widths) > 1 and widths[0] == k + exact_search.TIE_MARGIN
 
 
 def test_unknown_backend_names_the_choices() -> None:
     """An unknown backend raises ValueError listing every valid name."""
     with pytest.raises(ValueError) as caught:
-        index.resolve_backend("cuda")
+        exact_search.resolve_backend("cuda")
     message = str(caught.value)
     assert "cuda" in message
     for name in ("auto", "faiss-gpu", "torch", "faiss-cpu"):
         assert name in message
     with pytest.raises(ValueError):
-        index.search(np.zeros((1, DIM), np.float32), np.zeros((2, DIM), np.float32), 1, backend="gpu")
+        exact_search.search(np.zeros((1, DIM), np.float32), np.zeros((2, DIM), np.float32), 1, backend="gpu")
 
 
 def test_explicit_backends_are_returned_unchanged() -> None:
     """A named backend is used as given (faiss-gpu only where FAISS sees a GPU)."""
     for name in ("torch", "faiss-cpu") + (("faiss-gpu",) if faiss_gpu_count() > 0 else ()):
-        assert index.resolve_backend(name) == name
+        assert exact_search.resolve_backend(name) == name
 
 
 @pytest.mark.skipif(faiss_gpu_count() > 0, reason="FAISS sees a GPU here, so faiss-gpu is not refused")
@@ -246,16 +246,16 @@ def test_faiss_gpu_without_a_gpu_build_is_refused_up_front() -> None:
     from bench.errors import UsageError
 
     with pytest.raises(UsageError) as caught:
-        index.resolve_backend("faiss-gpu")
+        exact_search.resolve_backend("faiss-gpu")
     message = str(caught.value)
     assert 'pip install -e ".[gpu]"' in message
     for name in ("torch", "faiss-cpu", "auto"):
         assert name in message
     queries, database, _, _ = planted_data()
     for start in (
-        lambda: index.build(database, backend="faiss-gpu"),
-        lambda: index.search(queries, database, 3, backend="faiss-gpu"),
-        lambda: index.plain_top_k(queries, database, 3, backend="faiss-gpu"),
+        lambda: exact_search.build(database, backend="faiss-gpu"),
+        lambda: exact_search.search(queries, database, 3, backend="faiss-gpu"),
+        lambda: exact_search.plain_top_k(queries, database, 3, backend="faiss-gpu"),
     ):
         with pytest.raises(UsageError, match=r"pip install -e"):
             start()
@@ -264,11 +264,11 @@ def test_faiss_gpu_without_a_gpu_build_is_refused_up_front() -> None:
 @pytest.mark.skipif(not HAS_FAISS and not cuda_available(), reason="auto picks faiss-cpu here, and faiss is not installed")
 def test_auto_never_refuses_for_want_of_faiss_gpu() -> None:
     """auto keeps choosing a backend that runs here, whatever FAISS build is installed."""
-    chosen = index.resolve_backend("auto")
+    chosen = exact_search.resolve_backend("auto")
     assert chosen in ("faiss-gpu", "torch", "faiss-cpu")
     queries, database, _, _ = planted_data()
     want_scores, want_rows = planted_reference(7, "none")
-    found = index.search(queries, database, 7, backend="auto")
+    found = exact_search.search(queries, database, 7, backend="auto")
     assert np.array_equal(found.rows, want_rows) and np.array_equal(found.scores, want_scores)
 
 
@@ -287,7 +287,7 @@ def test_faiss_gpu_and_torch_cuda_give_identical_neighbours(restrict: str) -> No
     query_labels = rng.integers(0, 50, size=len(queries))
     found = {}
     for backend in ("faiss-gpu", "torch"):
-        found[backend] = index.search(
+        found[backend] = exact_search.search(
             queries, database, 10, restrict=restrict, query_labels=query_labels, database_labels=database_labels, backend=backend
         )
     assert np.array_equal(found["faiss-gpu"].rows, found["torch"].rows)
@@ -308,8 +308,8 @@ def test_auto_backend_picks_faiss_cpu_without_a_gpu() -> None:
         expected = "torch"
     else:
         expected = "faiss-cpu"
-    assert index.resolve_backend("auto") == expected
-    assert index.resolve_backend() == expected
+    assert exact_search.resolve_backend("auto") == expected
+    assert exact_search.resolve_backend() == expected
 
 
 def test_normalise_gives_unit_rows_and_keeps_zero_rows_zero() -> None:
@@ -336,14 +336,14 @@ def test_normalise_gives_unit_rows_and_keeps_zero_rows_zero() -> None:
 def test_mismatched_shapes_raise(query_shape: tuple[int, ...], database_shape: tuple[int, ...]) -> None:
     """Queries and database of different widths, or not 2-D, raise ValueError."""
     with pytest.raises(ValueError):
-        index.search(np.zeros(query_shape, np.float32), np.zeros(database_shape, np.float32), 1, backend="torch")
+        exact_search.search(np.zeros(query_shape, np.float32), np.zeros(database_shape, np.float32), 1, backend="torch")
 
 
 def test_restricted_search_needs_labels() -> None:
     """restrict='same'/'other' without labels raises ValueError."""
     for restrict in ("same", "other"):
         with pytest.raises(ValueError):
-            index.search(np.zeros((1, DIM), np.float32), np.zeros((2, DIM), np.float32), 1, restrict=restrict, backend="torch")
+            exact_search.search(np.zeros((1, DIM), np.float32), np.zeros((2, DIM), np.float32), 1, restrict=restrict, backend="torch")
 
 
 GPU_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"

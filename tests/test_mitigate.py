@@ -12,10 +12,11 @@ import pytest
 from rich.console import Console
 
 from bench import bootstrap
-from bench.store import SplitVectors
 from bench.tasks import erasure, knn_influence, mitigate
 from bench.tasks.linear_probe import ProbeSettings
-from bench.tasks.request import RunRequest
+from bench.runner import RunRequest, run
+from bench.tasks.spec import Inputs
+from bench.vectors import SplitVectors
 from bench.workspace import Workspace
 from tests.conftest import run_bench
 
@@ -55,7 +56,7 @@ def planted(strength: float) -> tuple[SplitVectors, SplitVectors]:
 def gap(train: SplitVectors, val: SplitVectors) -> tuple[float, list[float], knn_influence.KnnInfluence]:
     outcome = knn_influence.run(train, val, CLASSES, k=K, seeds=(0, 1), backend="torch")
     setups = outcome.setups()
-    return setups["pos_same"] - setups["neg_same"], outcome.intervals(RESAMPLING)["gap_pos_minus_neg"], outcome
+    return setups["pos_same"] - setups["neg_same"], outcome.resample(RESAMPLING).intervals()["gap_pos_minus_neg"], outcome
 
 
 def test_the_planted_gap_interval_excludes_zero_and_the_control_interval_includes_it() -> None:
@@ -75,17 +76,16 @@ def test_mitigation_removes_the_planted_trace_at_little_semantic_cost() -> None:
     assert found.reached_chance and 1 <= found.directions <= 2
     assert abs(found.basis[TRACE]).max() > 0.95  # the first direction found is the planted one
 
-    options = dict(k=K, seeds=range(2), backend="torch", settings=PROBE, device="cpu")
-    before = mitigate.measure(train, val, CLASSES, **options)
-    after = mitigate.measure(found.apply(train), found.apply(val), CLASSES, **options)
-    metrics = mitigate.summary(before, after, RESAMPLING)
-    assert metrics["before"]["gap_pos_minus_neg"] > 5.0 and metrics["before"]["probe_acc1"] > 90.0
+    settings = mitigate.Settings(knn_influence.Settings(CLASSES, K, (0, 1), "versioned", "torch"), PROBE)
+    outcome = mitigate.measure(Inputs(None, None, {"train": train, "val": val}, settings))  # type: ignore[arg-type]
+    assert outcome.erased.directions == found.directions
+    metrics = outcome.metrics()
+    assert metrics["before.gap_pos_minus_neg"] > 5.0 and metrics["before.probe_acc1"] > 90.0
     assert metrics["gap_removed"] >= 90.0
-    assert abs(metrics["after"]["probe_acc1"] - found.chance) <= 2.0
-    assert metrics["before"]["all_same"] - metrics["after"]["all_same"] < 1.0
-    gaps = {stage: metrics[stage]["gap_pos_minus_neg"] for stage in ("before", "after", "change")}
-    assert gaps["change"] == pytest.approx(gaps["after"] - gaps["before"])
-    assert bootstrap.excludes(metrics["ci95"]["change.gap_pos_minus_neg"], 0.0)
+    assert abs(metrics["after.probe_acc1"] - found.chance) <= 2.0
+    assert metrics["before.all_same"] - metrics["after.all_same"] < 1.0
+    assert metrics["change.gap_pos_minus_neg"] == pytest.approx(metrics["after.gap_pos_minus_neg"] - metrics["before.gap_pos_minus_neg"])
+    assert bootstrap.excludes(outcome.resample(RESAMPLING).intervals()["change.gap_pos_minus_neg"], 0.0)
 
 
 def test_the_control_has_nothing_to_remove_and_projection_leaves_the_store_vectors_alone() -> None:
@@ -105,8 +105,9 @@ def test_run_mitigate_then_knn_influence_whose_cells_follow_the_bootstrap_settin
     assert mitigated.returncode == 0, mitigated.stderr
     cell = json.loads(next((tmp_path / "reports" / "results" / "mitigate").glob("**/*.json")).read_text())
     for stage in ("before", "after", "change"):
-        assert set(cell["metrics"][stage]) == {"gap_pos_minus_neg", "probe_acc1", "all_same"}
-        assert all(f"{stage}.{name}" in cell["metrics"]["ci95"] for name in cell["metrics"][stage])
+        measured = {name for name in cell["metrics"] if name.startswith(f"{stage}.")}
+        assert measured == {f"{stage}.{name}" for name in ("gap_pos_minus_neg", "probe_acc1", "all_same")}
+        assert measured <= set(cell["intervals"])
     assert cell["provenance"]["bootstrap"]["resamples"] == 200 and cell["detail"]["rounds"]
     assert "gap after" in mitigated.stdout and "effnet/lite0.random" in mitigated.stdout
 
@@ -114,10 +115,10 @@ def test_run_mitigate_then_knn_influence_whose_cells_follow_the_bootstrap_settin
     console = Console(stderr=True, record=True, width=300)
     request = functools.partial(RunRequest, workspace=Workspace.at(tmp_path), dataset="demo-mini", encoders=("effnet/lite0.random",),
                                 console=console)
-    [path] = knn_influence.execute(request(values={**options, "bootstrap": 200}))
-    intervals = json.loads(path.read_text())["metrics"]["ci95"]
+    [path] = run(request(values={**options, "bootstrap": 200}), knn_influence.TASK)
+    intervals = json.loads(path.read_text())["intervals"]
     assert set(intervals) == {"gap_pos_minus_neg", *(f"knn_acc1.{name}" for name in knn_influence.SETUPS)}
-    assert knn_influence.execute(request(values={**options, "bootstrap": 200})) == []
-    assert knn_influence.execute(request(values={**options, "bootstrap": 0})) == [path]
-    assert json.loads(path.read_text())["metrics"]["ci95"] == {}
+    assert run(request(values={**options, "bootstrap": 200}), knn_influence.TASK) == []
+    assert run(request(values={**options, "bootstrap": 0}), knn_influence.TASK) == [path]
+    assert json.loads(path.read_text())["intervals"] == {}
     assert "other bootstrap settings" in console.export_text()

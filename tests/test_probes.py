@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.store import SplitVectors
+from bench.vectors import SplitVectors
 from bench.tasks import linear_probe, probe_acquisition, probe_processing
 from bench.tasks.linear_probe import ProbeSettings
 from bench.vectors import normalise
@@ -204,7 +204,7 @@ def test_probe_processing_cli_writes_a_cell_and_a_leaderboard(tmp_path: Path) ->
     assert cell["detail"]["test_rows"] == 3 * 22  # demo-mini: 11 photos x 2 val crops, under each of 3 classes
     assert cell["metrics"]["chance"] == pytest.approx(100 / 3)
     accuracies = [seed["probe_acc1"] for seed in cell["detail"]["seeds"]]
-    assert cell["metrics"]["probe_acc1"]["mean"] == pytest.approx(np.mean(accuracies))
+    assert cell["metrics"]["probe_acc1.mean"] == pytest.approx(np.mean(accuracies))
     assert "probe acc" in first.stdout and "± std" in first.stdout and "chance" in first.stdout
     again = run_bench(tmp_path, *arguments)
     assert again.returncode == 0 and "cached" in again.stderr
@@ -227,7 +227,7 @@ def test_probe_acquisition_on_real_camera_photos_by_make(tmp_path: Path, shared_
     cells = {json.loads(path.read_text())["encoder"]: json.loads(path.read_text())
              for path in (tmp_path / "reports" / "results" / "probe-acquisition").glob("**/*.json")}
     for found in cells.values():
-        for name, (low, high) in found["metrics"]["ci95"].items():
+        for name, (low, high) in found["intervals"].items():
             assert low <= found["metrics"][name] <= high
     cell = cells["effnet/lite0.in1k"]
     makes = cell["detail"]["classes"]

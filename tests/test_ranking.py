@@ -8,36 +8,44 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import leaderboard, ranking, results
+from bench import boards as stored, leaderboard, ranking, results
 from tests.conftest import run_bench
 
 FAMILIES = {"toy/a": "cvl", "toy/b": "ssl", "toy/c": "sup"}
 
 
-def write(results_dir: Path, task: str, dataset: str, condition: str, encoder: str, metrics: dict) -> None:
-    results.write(results.Cell(task, dataset, encoder, condition), results_dir, {"family": FAMILIES[encoder], "metrics": metrics})
+def write(results_dir: Path, task: str, dataset: str, condition: str, encoder: str, metrics: dict[str, float],
+          intervals: dict[str, list[float]] | None = None, resamples: dict[str, list[float]] | None = None) -> None:
+    key = results.CellKey(task, dataset, encoder, condition)
+    results.write(results.Cell(key, FAMILIES[encoder], metrics, intervals or {}, resamples or {}), results_dir)
+
+
+def knn_metrics(gap: float) -> dict[str, float]:
+    """Every metric a knn-influence board shows."""
+    return {**{f"knn_acc1.{name}": 50.0 for name in ("all_same", "all_diff", "pos_same", "neg_same", "uniform")},
+            "gap_pos_minus_neg": gap, "chance": 10.0}
 
 
 def stored_cells(results_dir: Path) -> None:
     """Three contests with known ranks, one leaderboard with a single encoder, and tasks without a trace measure."""
     for encoder, gap, interval in (("toy/a", 3.0, [1.0, 5.0]), ("toy/b", 1.0, [-0.5, 2.5]), ("toy/c", -1.0, [-2.0, 0.1])):
         write(results_dir, "knn-influence", "toy", "group=jpeg", encoder,
-              {"knn_acc1": {"all_same": 50.0}, "gap_pos_minus_neg": gap, "ci95": {"gap_pos_minus_neg": interval}})
+              knn_metrics(gap), {"gap_pos_minus_neg": interval})
     for encoder, gap in (("toy/a", -10.0), ("toy/b", -20.0), ("toy/c", 0.0)):
         write(results_dir, "paircams", "toy-pairs", "processing=original", encoder,
-              {"recall_at_1": {"same": 50.0 + gap, "different": 50.0}, "gap_same_minus_different": gap})
+              {"recall_at_1.same": 50.0 + gap, "recall_at_1.different": 50.0, "gap_same_minus_different": gap})
     for encoder, accuracy in (("toy/a", 50.0), ("toy/b", 45.0), ("toy/c", 30.0)):
-        write(results_dir, "probe-processing", "toy", "group=jpeg", encoder, {"probe_acc1": {"mean": accuracy, "std": 1.0}, "chance": 20.0})
-    write(results_dir, "knn-influence", "other", "group=jpeg", "toy/c", {"gap_pos_minus_neg": 9.0})  # alone: ranks nothing
+        write(results_dir, "probe-processing", "toy", "group=jpeg", encoder, {"probe_acc1.mean": accuracy, "probe_acc1.std": 1.0, "chance": 20.0})
+    write(results_dir, "knn-influence", "other", "group=jpeg", "toy/c", knn_metrics(9.0))  # alone: ranks nothing
     for encoder in FAMILIES:
         write(results_dir, "similarity", "toy", "group=jpeg", encoder, {"shift_semantic_same": 0.1, "shift_semantic_diff": 0.1})
 
 
 def test_borda_count_by_hand(tmp_path: Path) -> None:
     stored_cells(tmp_path)
-    boards, _ = leaderboard.collect(tmp_path)
+    boards, _ = stored.collect(tmp_path)
     found = ranking.contests(boards)
-    assert [contest.task.name for contest in found] == ["knn-influence", "paircams", "probe-processing"]
+    assert [contest.board.task.name for contest in found] == ["knn-influence", "paircams", "probe-processing"]
     assert found[1].strengths == {"toy/a": 10.0, "toy/b": 20.0, "toy/c": 0.0}  # a more negative same−diff is a stronger trace
     assert found[2].strengths == {"toy/a": 30.0, "toy/b": 25.0, "toy/c": 10.0}  # accuracy above chance
     assert found[0].certain == {"toy/a": True, "toy/b": False, "toy/c": False}
@@ -72,10 +80,9 @@ def test_rank_ranges_come_from_the_resamples_and_noise_is_not_ranked(tmp_path: P
         for encoder, gap, own in (("toy/a", 5.0, 0.2), ("toy/b", 2.0, 0.6), ("toy/c", 2.1, 0.6), ("toy/d", 0.1, 0.3)):
             samples = gap + 0.3 * shared[number] + own * rng.normal(size=400)
             low, high = np.percentile(samples, [2.5, 97.5])
-            write(tmp_path, "knn-influence", dataset, "group=jpeg", encoder,
-                  {"gap_pos_minus_neg": gap, "ci95": {"gap_pos_minus_neg": [min(low, gap), max(high, gap)]},
-                   "resamples": {"gap_pos_minus_neg": samples.tolist()}})
-    boards, _ = leaderboard.collect(tmp_path)
+            write(tmp_path, "knn-influence", dataset, "group=jpeg", encoder, knn_metrics(gap),
+                  {"gap_pos_minus_neg": [min(low, gap), max(high, gap)]}, {"gap_pos_minus_neg": samples.tolist()})
+    boards, _ = stored.collect(tmp_path)
     found = ranking.contests(boards)
     standings = {s.encoder: s for s in ranking.borda(found, FAMILIES)}
     assert standings["toy/a"].place == 1 and standings["toy/a"].places == (1, 1)

@@ -8,14 +8,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench import bootstrap, report, results
-from bench.store import SplitVectors
-from bench.tasks import knn_influence, masking, mitigate, paircams, probe_processing, similarity
+from bench import bootstrap, processing, results, runner, tasks
+from bench.picks import Picks
+from bench.report import writer
+from bench.tasks import erasure, knn_influence, masking, mitigate, paircams, probe_acquisition, probe_processing, similarity
 from bench.tasks.linear_probe import ProbeSettings
+from bench.vectors import SplitVectors
 from tests.conftest import run_bench
 
 ENCODERS = (("toy/a", "cvl"), ("toy/b", "ssl"), ("toy/c", "sup"))
 RESAMPLING = bootstrap.Resampling(200)
+PROBE = ProbeSettings(trials=2, epochs=3)
+NO_PICKS = Picks(224, "bicubic", ())
 
 
 def synthetic_splits(rng: np.random.Generator, names: tuple[str, ...]) -> tuple[SplitVectors, SplitVectors]:
@@ -29,54 +33,54 @@ def synthetic_splits(rng: np.random.Generator, names: tuple[str, ...]) -> tuple[
     return split(40, "t"), split(12, "v")
 
 
+def store(results_dir: Path, task: str, encoder: str, family: str, condition: str, outcome: tasks.spec.Outcome) -> None:
+    """The cell the runner makes of the outcome (its intervals from RESAMPLING), written."""
+    key = results.CellKey(task, "toy", encoder, condition)
+    cell, _ = runner.assemble(key, family, outcome, RESAMPLING, tasks.get(task))
+    results.write(cell, results_dir)
+
+
 def write_cells(results_dir: Path) -> None:
-    """One cell per task and encoder, computed by each task's own functions on synthetic vectors."""
+    """One cell per task and encoder, measured by each task's own functions on synthetic vectors."""
     rng = np.random.default_rng(0)
     for encoder, family in ENCODERS:
         classes = ("jpeg75_420", "jpeg95_444")
         train, val = synthetic_splits(rng, classes)
-        outcome = knn_influence.run(train, val, classes, k=3, seeds=(0, 1), backend="faiss-cpu")
-        setups = outcome.setups()
-        results.write(results.Cell("knn-influence", "toy", encoder, "group=jpeg"), results_dir, {
-            "family": family, "metrics": {"knn_acc1": setups, "gap_pos_minus_neg": setups["pos_same"] - setups["neg_same"], "chance": 25.0,
-                                          "ci95": outcome.intervals(RESAMPLING)}})
+        knn_settings = knn_influence.Settings(classes, 3, (0, 1), "versioned", "faiss-cpu")
+        found = knn_influence.run(train, val, classes, k=3, seeds=(0, 1), backend="faiss-cpu")
+        store(results_dir, "knn-influence", encoder, family, "group=jpeg", knn_influence.KnnOutcome(found, knn_settings, (40, 12), NO_PICKS))
 
         subjects = np.repeat(np.arange(20), 2)
         cameras = np.tile([0, 1], 20)
         pair = paircams.recall_at_1(rng.normal(size=(20, 8))[subjects] + rng.normal(size=(40, 8)), subjects, cameras)
-        results.write(results.Cell("paircams", "toy", encoder, "processing=original"), results_dir,
-                      {"family": family, "metrics": pair.metrics(RESAMPLING), "detail": {"pairs": pair.pairs}})
+        store(results_dir, "paircams", encoder, family, "processing=original", paircams.PairCamsOutcome(pair, NO_PICKS))
 
         found = similarity.distributions(val.vectors[classes[1]], val.labels, train.vectors[classes[1]], train.vectors[classes[0]], train.labels)
-        results.write(results.Cell("similarity", "toy", encoder, "group=jpeg"), results_dir, {
-            "family": family, "metrics": found.metrics(RESAMPLING),
-            "detail": {"query_processing": classes[1], "other_processing": classes[0], "edges": similarity.EDGES.tolist(),
-                       "counts": {part.replace(".", "/"): found.counts[part].tolist() for part in similarity.PARTS}}})
+        store(results_dir, "similarity", encoder, family, "group=jpeg", found)
 
-        sweep = ("mask0", "mask50", "mask95")
+        sweep = processing.MASK_SWEEP
         train, val = synthetic_splits(rng, sweep)
-        results.write(results.Cell("masking", "toy", encoder, "k=3"), results_dir, {
-            "family": family, "metrics": {"knn_acc1": masking.curve(train, val, sweep, 3, "faiss-cpu"), "chance": 25.0},
-            "detail": {"ratios": {"mask0": 0.0, "mask50": 0.5, "mask95": 0.95}}})
+        curve = masking.MaskingCurve(masking.curve(train, val, sweep, 3, "faiss-cpu"), 4, masking.Settings(sweep, 3, "faiss-cpu"))
+        store(results_dir, "masking", encoder, family, "k=3", curve)
 
-        outcome = probe_processing.processing_probe(train, val, sweep, seeds=(0, 1), settings=ProbeSettings(trials=2, epochs=3))
-        results.write(results.Cell("probe-processing", "toy", encoder, "group=toy"), results_dir, {
-            "family": family, "metrics": {"probe_acc1": {"mean": float(outcome.acc1.mean()), "std": float(outcome.acc1.std())},
-                                          "chance": 100 / 3, "ci95": outcome.resampled(len(val.image_ids), "probe_acc1.mean", RESAMPLING).intervals()}})
-        results.write(results.Cell("probe-acquisition", "toy", encoder, "processing=mask95"), results_dir, {
-            "family": family, "metrics": {"probe_acc1": float(outcome.acc1[0]), "chance": 25.0,
-                                          "ci95": {"probe_acc1": [float(outcome.acc1[0]) - 5.0, float(outcome.acc1[0]) + 5.0]}}})
+        outcome = probe_processing.processing_probe(train, val, sweep, seeds=(0, 1), settings=PROBE)
+        probe = probe_processing.ProcessingProbe(outcome, probe_processing.Settings(sweep, (0, 1), PROBE), len(val.image_ids), "cpu")
+        store(results_dir, "probe-processing", encoder, family, "group=toy", probe)
+        found = probe_acquisition.acquisition_probe(train, val, val, "mask95", settings=PROBE)
+        acquired = probe_acquisition.AcquisitionProbe(found, val.labels, ("a", "b", "c", "d"),
+                                                      probe_acquisition.Settings("mask95", PROBE, {"train": (40, 4)}), "cpu")
+        store(results_dir, "probe-acquisition", encoder, family, "processing=mask95", acquired)
 
-        rng_values = rng.normal(size=(3, len(val.image_ids)))
-        before = {name: 50.0 + 10.0 * values for name, values in zip(("gap_pos_minus_neg", "probe_acc1", "all_same"), rng_values)}
-        after = {name: values - 5.0 for name, values in before.items()}
-        results.write(results.Cell("mitigate", "toy", encoder, "group=toy"), results_dir, {
-            "family": family, "metrics": {**mitigate.summary(before, after, RESAMPLING), "directions": 2, "chance": 100 / 3}})
+        measured = {name: 50.0 + 10.0 * rng.normal(size=len(val.image_ids)) for name in ("gap_pos_minus_neg", "probe_acc1", "all_same")}
+        erased = erasure.Erasure(np.eye(16)[:, :2], (erasure.Round(80.0, 1), erasure.Round(60.0, 1), erasure.Round(34.0, 0)), 100 / 3, 2.0)
+        mitigation = mitigate.Mitigation(measured, {name: values - 5.0 for name, values in measured.items()}, erased,
+                                         mitigate.Settings(knn_influence.Settings(sweep, 3, (0, 1), "versioned", "faiss-cpu"), PROBE), 4, (40, 12), 0.1, "cpu")
+        store(results_dir, "mitigate", encoder, family, "group=toy", mitigation)
 
 
 def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path) -> None:
     write_cells(tmp_path / "results")
-    page, markdown, figures = report.write(tmp_path / "results", tmp_path / "out", "toy report")
+    page, markdown, figures = writer.write(tmp_path / "results", tmp_path / "out", "toy report")
     html_text, markdown_text = page.read_text(), markdown.read_text()
     assert len(figures) == 10  # knn, paircams, similarity: two each; masking; two probes; mitigate
     for figure in figures:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.store import SplitVectors
+from bench.vectors import SplitVectors
 from bench.tasks import similarity
 from bench.tasks.masking import curve
 
@@ -27,8 +27,8 @@ def test_distributions_match_every_pair_scored_one_by_one(monkeypatch: pytest.Mo
     for i in range(len(q)):
         for j in range(len(s)):
             semantic = "semantic_same" if query_labels[i] == database_labels[j] else "semantic_diff"
-            want[f"{semantic}.processing_same"].append(float(q[i] @ s[j]))
-            want[f"{semantic}.processing_diff"].append(float(q[i] @ o[j]))
+            want[f"{semantic}/processing_same"].append(float(q[i] @ s[j]))
+            want[f"{semantic}/processing_diff"].append(float(q[i] @ o[j]))
     for part in similarity.PARTS:
         assert found.sizes[part] == len(want[part])
         assert found.sums[part] == pytest.approx(sum(want[part]), abs=1e-4)
@@ -49,8 +49,7 @@ def test_a_shared_processing_offset_shows_as_a_positive_shift() -> None:
     other = centres[database_labels] + offsets[1] + noise(60)
     metrics = similarity.distributions(queries, query_labels, same, other, database_labels).metrics()
     assert metrics["shift_semantic_same"] > 0.05 and metrics["shift_semantic_diff"] > 0.05
-    means = metrics["mean_cosine"]
-    assert means["semantic_same/processing_diff"] > means["semantic_diff/processing_same"]
+    assert metrics["mean_cosine.semantic_same/processing_diff"] > metrics["mean_cosine.semantic_diff/processing_same"]
 
 
 def test_masking_curve_equals_a_full_sort_vote_per_ratio() -> None:

@@ -5,47 +5,69 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 import pytest
 
 from bench import __main__ as cli
-from bench import plots, results, tasks
+from bench import results, tasks
 from bench.arguments import positive_int
-from bench.tasks.cells import Computed, run_cells
-from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskOption, TaskSpec
+from bench.boards import Board
+from bench.report import plots, views
+from bench.report.captions import View
+from bench.tasks.spec import Column, Inputs, TaskOption, TaskSpec, Work
 
 POWER = TaskOption("power", "the norm's exponent (default: 2)", default=2, parse=positive_int)
 
 
-def _execute(request: RunRequest) -> list[Path]:
-    power = request.value(POWER)
+@dataclass(frozen=True)
+class MeanNorm:
+    value: float
+    power: int
 
-    def compute(spec, store, key) -> Computed:
-        vectors = store.split_vectors(key, spec.name, "val", ["jpeg95_444"]).vectors["jpeg95_444"]
-        return Computed("mean_norm", {"mean_norm": float(np.mean(np.linalg.norm(vectors, ord=power, axis=1)))}, {"power": power})
+    def metrics(self) -> dict[str, float]:
+        return {"mean_norm": self.value}
 
-    return run_cells(request, task="toy-norm", condition=results.condition(power=power), processings=["jpeg95_444"],
-                     splits=("val",), compute=compute)
+    def resample(self, resampling: Any) -> Any:
+        raise AssertionError("the toy task has no bootstrap unit")
+
+    def detail(self) -> dict[str, Any]:
+        return {"power": self.power}
+
+    def provenance(self) -> dict[str, Any]:
+        return {}
+
+    def picks(self) -> None:
+        return None
 
 
-def _figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
-    figure = plots.family_bars(plt, cells, "mean_norm", "mean norm")
+def _plan(options: Mapping[str, Any], dataset: Any) -> Work:
+    return Work(results.condition(power=options["power"]), ("jpeg95_444",), ("val",), options["power"])
+
+
+def _measure(inputs: Inputs) -> MeanNorm:
+    vectors = inputs.vectors["val"].vectors["jpeg95_444"]
+    return MeanNorm(float(np.mean(np.linalg.norm(vectors, ord=inputs.settings, axis=1))), inputs.settings)
+
+
+def _figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
+    figure = plots.family_bars(plt, board.ordered(), "mean_norm", "mean norm")
     return [plots.Figure(plots.save(plt, figure, folder, "toy.png"), "toy figure")]
 
 
 TOY = TaskSpec(
-    name="toy-norm", description="mean vector norm (a toy)", execute=_execute,
-    columns=(Column("mean norm", "mean_norm"),), rule=lambda cells: "mean over val images of the vector's p-norm",
-    options=(POWER,), figures=_figures, default_dataset="demo-mini",
+    name="toy-norm", description="mean vector norm (a toy)", plan=_plan, measure=_measure,
+    columns=(Column("mean norm", "mean_norm"),), options=(POWER,), default_dataset="demo-mini",
 )
+TOY_VIEW = View(rule=lambda cells: "mean over val images of the vector's p-norm", figures=_figures)
 
 
 @pytest.fixture
 def toy_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(tasks.TASKS, TOY.name, TOY)  # the one registry line
+    monkeypatch.setitem(tasks.TASKS, TOY.name, TOY)  # the task's registry line
+    monkeypatch.setitem(views.VIEWS, TOY.name, TOY_VIEW)  # and its pictures' line
 
 
 def test_a_registered_task_runs_with_its_own_option_and_reaches_leaderboard_and_report(
@@ -70,7 +92,7 @@ def test_an_option_the_task_does_not_take_is_refused(toy_registered: None, tmp_p
 
 
 def test_two_different_options_under_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    clash = TaskSpec(name="clash", description="", execute=_execute, columns=(Column("x", "x"),), rule=lambda cells: "",
+    clash = TaskSpec(name="clash", description="", plan=_plan, measure=_measure, columns=(Column("x", "x"),),
                      options=(TaskOption("k", "another k"),))
     monkeypatch.setitem(tasks.TASKS, clash.name, clash)
     with pytest.raises(ValueError, match="two different options named 'k'"):

@@ -1,4 +1,4 @@
-"""`bench index build` and `query --like` through the index: measured against exact search, used
+"""`bench vector-index build` and `query --like` through the index: measured against exact search, used
 only while it covers every row."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def test_index_build_reports_recall_and_like_uses_it_only_while_fresh(tmp_path: 
     home = tmp_path / "home"
     assert cli.main(["--home", str(home), "extract", "--dataset", "demo-mini", "--encoders", ENCODER, "--group", "jpeg"]) == 0
     capsys.readouterr()
-    assert cli.main(["--home", str(home), "index", "build", "--dataset", "demo-mini", "--encoder", ENCODER, "--sample", "30"]) == 0
+    assert cli.main(["--home", str(home), "vector-index", "build", "--dataset", "demo-mini", "--encoder", ENCODER, "--sample", "30"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "396 rows indexed" in out and "recall@10 against exact search" in out
     recall = float(out.split("exact search ")[1].split(",")[0])

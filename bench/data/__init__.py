@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import registry
-from bench.data import annotated, cameras, demo, folders, hub
+from bench.data import annotated, cameras, demo, folders, hub, hub_rows
 from bench.data.files import file_state
 from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
@@ -38,10 +38,10 @@ class DatasetSpec:
         self.check(options)
         key = f"{self.name}@{options.attribute}" if options.attribute else self.name
         if options.source is not None:
-            source = hub.canonical(options.source)
+            source = hub_rows.canonical(options.source)
             which = "|".join(map(str, (source, options.revision, options.image_column, options.label_column, options.id_column,
                                         options.hf_splits)))
-            name = safe_part(Path(source).name if hub.is_local(options.source) else source.replace("/", "-"))[:32] or "source"
+            name = safe_part(Path(source).name if hub_rows.is_local(options.source) else source.replace("/", "-"))[:32] or "source"
             return f"{key}.{name}-{hashlib.blake2b(which.encode(), digest_size=4).hexdigest()}"
         if options.root is None:
             return key

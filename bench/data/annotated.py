@@ -80,7 +80,8 @@ def flickrexif(options: DatasetOptions) -> Listing:
         for flickr_id, label in zip(document[ids_key], document[labels_key]):
             path = files.get(str(flickr_id))
             if path is None:
-                rejects.append({"path": f"{options.root}/{flickr_id}.*", "reason": f"{split_file.name} names Flickr ID {flickr_id} ({split}) but no such image file exists"})
+                rejects.append({"path": f"{options.root}/{flickr_id}.*", "reason": f"{split_file.name} names Flickr ID {flickr_id} ({split}) but no such image file exists",
+                                "split": split, "label_name": classes[int(label)]})
                 continue
             records.append(ImageRecord(str(flickr_id), split, int(label), classes[int(label)], str(path)))
     return Listing(records, rejects)

@@ -7,86 +7,15 @@ once it has."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
+from bench.data.hub_rows import PAIRCAMS_REPO, canonical, load_split, load_splits, locator
 from bench.data.record import DatasetOptions, ImageRecord, Listing
-from bench.errors import DataError, DependencyError
+from bench.errors import DataError
 
 PREFIX = "hf:"  # --dataset hf:<repo or path>
-LOCATOR = "hf://"  # a record's path: hf://<quoted source>/<quoted revision>/<split>/<quoted image column>/<row>
 SPLIT_NAMES = {"train": ("train",), "val": ("validation", "valid", "val", "dev"), "test": ("test",)}
-PAIRCAMS_REPO = "CTU-OU/PairCams"
-
-
-def library():
-    """The `datasets` module, or a one-line error saying how to install it. (The project's own
-    `datasets/` folder of cards can shadow an absent library as an empty namespace package.)"""
-    try:
-        import datasets
-    except ImportError:
-        datasets = None
-    if datasets is None or not hasattr(datasets, "load_dataset"):
-        raise DependencyError('reading Hugging Face datasets needs the `datasets` library: pip install -e ".[hf]"')
-    return datasets
-
-
-def is_local(source: str) -> bool:
-    return Path(source).expanduser().exists()
-
-
-def canonical(source: str) -> str:
-    """A local path made absolute (so one folder is one dataset), a repo id as given."""
-    return str(Path(source).expanduser().resolve()) if is_local(source) else source
-
-
-@lru_cache(maxsize=16)
-def _splits(source: str, revision: str | None) -> Any:
-    """The dataset's splits (a `DatasetDict`), loaded once per process."""
-    datasets = library()
-    path = Path(source)
-    try:
-        if path.is_file():
-            return datasets.load_dataset(path.suffix.lstrip(".") or "parquet", data_files=str(path))
-        return datasets.load_dataset(source, revision=revision)
-    except FileNotFoundError as error:
-        raise DataError(f"hf:{source}: not found ({error}); give a Hub repo id (e.g. {PAIRCAMS_REPO}) or a local folder in the "
-                        "Hub's format (data/<split>-*.parquet)") from None
-    except Exception as error:  # the library's errors for unreachable repos, bad files, offline mode are many
-        if "offline" in str(error).lower() or "connect" in str(error).lower():
-            raise DataError(f"hf:{source}: not in the local Hugging Face cache and the Hub cannot be reached ({type(error).__name__}); "
-                            "download it once with internet, or give a local copy") from None
-        raise DataError(f"hf:{source}: cannot be read as a dataset ({type(error).__name__}: {error})") from None
-
-
-def _split(source: str, revision: str | None, name: str) -> Any:
-    return _splits(source, revision)[name]
-
-
-@lru_cache(maxsize=64)
-def _undecoded(source: str, revision: str | None, split: str, column: str) -> Any:
-    """The split with its image column left as bytes, for decoding by bench's own decoder."""
-    datasets = library()
-    return _split(source, revision, split).cast_column(column, datasets.Image(decode=False))
-
-
-def locator(source: str, revision: str | None, split: str, column: str, row: int) -> str:
-    return f"{LOCATOR}{quote(source, safe='')}/{quote(revision or '', safe='')}/{split}/{quote(column, safe='')}/{row}"
-
-
-def image_file(path: str) -> io.BytesIO | str:
-    """What PIL opens for a record's path: the image bytes of a Hub row (or the file it names)."""
-    source, revision, split, column, row = path[len(LOCATOR):].split("/")
-    value = _undecoded(unquote(source), unquote(revision) or None, split, unquote(column))[int(row)][unquote(column)]
-    if value.get("bytes"):
-        return io.BytesIO(value["bytes"])
-    if value.get("path"):
-        return value["path"]
-    raise OSError(f"{path}: the row holds no image")
 
 
 @dataclass(frozen=True)
@@ -141,7 +70,7 @@ def listing(options: DatasetOptions) -> Listing:
     """Every row of the mapped splits, labelled by the label column, in split and row order."""
     assert options.source is not None
     source, revision = canonical(options.source), options.revision
-    splits = _splits(source, revision)
+    splits = load_splits(source, revision)
     mapping = _split_map(options, list(splits), source)
     features = _features(splits[mapping["train"]])
     columns = Columns(
@@ -182,7 +111,7 @@ def paircams(options: DatasetOptions, camera_class: dict[str, int]) -> Listing:
     a local copy in the Hub's format (`--root`); camera class from the paper's model mapping."""
     source = canonical(str(options.root)) if options.root is not None else PAIRCAMS_REPO
     split_name = "train"
-    split = _split(source, options.revision, split_name)
+    split = load_split(source, options.revision, split_name)
     missing = [column for column in ("image", "subject_idx", "model") if column not in split.features]
     if missing:
         raise DataError(f"paircams: {source} has no column {', '.join(missing)}; PairCams has image, subject_idx and model")

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench import processing
+from bench.data import hub_rows
+
 ORIENTATION_TAG = 0x0112  # Exif Orientation
-HUB_LOCATOR = "hf://"  # the path of a record that is a row of a Hugging Face dataset (bench.data.hub)
 
 # Metadata columns every store table has; datasets fill what they know, the rest stays null.
 METADATA_COLUMNS: dict[str, str] = {
@@ -52,13 +54,11 @@ class ImageRecord:
     def load(self) -> Image.Image:
         """Decode to 8-bit RGB (see `to_rgb`), rotate by Exif orientation if the dataset says so,
         crop, then apply the simulated capture op if any; undecodable files raise OSError."""
-        state = self.file_state if self.path.startswith(HUB_LOCATOR) else _file_state(self.path)
+        state = self.file_state if self.path.startswith(hub_rows.LOCATOR) else _file_state(self.path)
         decoded = _decode_rgb_cached(self.path, state, self.orient)
         image = decoded.copy() if self.crop is None else decoded.crop(self.crop)  # copies: the cache stays intact
         if self.capture is None:
             return image
-        from bench import processing
-
         return processing.apply(processing.get(self.capture), image, image_id=self.image_id)
 
     def metadata(self) -> dict[str, object]:
@@ -85,10 +85,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _decode_rgb(path: str, orient: bool = False) -> Image.Image:
-    if path.startswith(HUB_LOCATOR):  # a row of a Hugging Face dataset
-        from bench.data import hub
-
-        path = hub.image_file(path)
+    if path.startswith(hub_rows.LOCATOR):  # a row of a Hugging Face dataset
+        path = hub_rows.image_file(path)
     with Image.open(path) as handle:
         if orient and handle.getexif().get(ORIENTATION_TAG, 1) != 1:
             from PIL import ImageOps

@@ -164,6 +164,7 @@ OFFLINE_ENCODERS: tuple[EncoderSpec, ...] = (
 )
 
 ENCODERS: dict[str, EncoderSpec] = registry.build("encoder", [*PAPER_ENCODERS, *OFFLINE_ENCODERS])
+DEFAULT_ENCODERS = tuple(spec.name for spec in OFFLINE_ENCODERS)  # what `run` uses without --encoders: offline, a model and its control
 
 SETS: dict[str, EncoderSet] = registry.build("encoder set", [
     EncoderSet("paper", "the paper's 47 encoders, in its order (CVL, SUP, SSL)", tuple(spec.name for spec in PAPER_ENCODERS)),

@@ -16,7 +16,6 @@ import os
 import pickle
 import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator

@@ -11,11 +11,14 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from bench import gallery as recorded
-from bench import results
+from bench import processing
 from bench.errors import BenchError
+from bench.extraction.prepare import View, prepare
+from bench.picks import Entry, Picks, Shot
+from bench.report.captions import GalleryWords
+from bench.results import Cell
 
 FOLDER = "gallery"  # beside index.html
 PIXELS = 112  # a thumbnail's side on disk; the page shows it at DISPLAY css pixels (sharp on dense screens)
@@ -69,7 +72,7 @@ class Drawer:
     warn: Callable[[str], None] | None = None
     drawn: dict[str, tuple[str | None, str]] = field(default_factory=dict)
 
-    def __call__(self, shot: recorded.Shot, view: recorded.Gallery) -> tuple[str | None, str]:
+    def __call__(self, shot: Shot, view: Picks) -> tuple[str | None, str]:
         """(file relative to the report, "") or (None, why it could not be drawn)."""
         identity = json.dumps([shot.image_id, shot.path, shot.crop, shot.capture, shot.orient, shot.processing,
                                view.size, view.interpolation])
@@ -86,13 +89,10 @@ class Drawer:
         return self.drawn[name]
 
 
-def draw(shot: recorded.Shot, view: recorded.Gallery):
+def draw(shot: Shot, view: Picks):
     """The shot as the encoder saw it (extraction's own prepare stage: decode, processing,
     resize and centre crop, after-crop ops), scaled down to a PIXELS-wide PNG image."""
     from PIL import Image
-
-    from bench import processing
-    from bench.extraction.prepare import View, prepare
 
     seen = View(view.size, view.interpolation)
     pixels = prepare(shot.record(), processing.get(shot.processing), [seen]).pixels[seen]
@@ -104,55 +104,48 @@ def reset(folder: Path) -> None:
     shutil.rmtree(folder / FOLDER, ignore_errors=True)
 
 
-def _thumb(drawer: Drawer, shot: recorded.Shot, view: recorded.Gallery, query: recorded.Shot, heading: str, kind: str = "") -> Thumb:
+def _thumb(drawer: Drawer, shot: Shot, view: Picks, query: Shot, heading: str, kind: str = "") -> Thumb:
     file, problem = drawer(shot, view)
     shown = "" if shot.processing == "original" else shot.processing
     return Thumb(file, heading, " · ".join(shot.labels), shown, shown != "" and shot.processing == query.processing and kind != "query",
                  kind or ("target" if shot.target else ""), problem, shot.path if problem else "")
 
 
-def _heading(shot: recorded.Shot) -> str:
+def _heading(shot: Shot) -> str:
     return f"#{shot.rank} · {shot.score:.3f}" if shot.rank is not None and shot.score is not None else ""
 
 
-def panels(cells: list[dict[str, Any]], primary: str, folder: Path, warn: Callable[[str], None] | None = None) -> list[Panel]:
-    """The galleries the cells hold, as one panel: a block per query, a row per encoder that shows it."""
-    found: list[tuple[str, recorded.Gallery]] = []
-    for cell in results.ordered(primary, cells):
-        stored = (cell.get("detail") or {}).get("gallery")
-        if stored is None:
-            continue
-        try:
-            found.append((cell["encoder"], recorded.Gallery.from_json(stored)))
-        except ValueError as error:
-            if warn is not None:
-                warn(f"gallery of {cell['encoder']} on {cell['dataset']} skipped: {error}")
+def panels(cells: list[Cell], words: GalleryWords, folder: Path, warn: Callable[[str], None] | None = None) -> list[Panel]:
+    """The galleries the cells hold (in the order given), as one panel: a block per query, a row
+    per encoder and database that shows it, captioned by the task's `words`."""
+    found = [(cell, cell.picks) for cell in cells if cell.picks is not None]
     if not found:
         return []
     (folder / FOLDER).mkdir(parents=True, exist_ok=True)
     drawer = Drawer(folder, warn)
-    order: dict[tuple[str, str, str], list[tuple[str, recorded.Gallery, recorded.Entry]]] = {}
-    for encoder, view in found:
+    order: dict[tuple[str, str, str], list[tuple[Cell, Picks, Entry]]] = {}
+    for cell, view in found:
         for entry in view.entries:
             key = (entry.query.image_id, entry.query.processing, entry.target.image_id if entry.target else "")
-            order.setdefault(key, []).append((encoder, view, entry))
+            order.setdefault(key, []).append((cell, view, entry))
     blocks = []
     for shown in order.values():
         _, view, entry = shown[0]
         rows = tuple(
-            Row(encoder, strip.title, strip.outcome, strip.hit,
+            Row(cell.encoder, words.title(strip, own_entry, cell), words.outcome(strip), strip.hit,
                 tuple(_thumb(drawer, shot, own, entry.query, _heading(shot)) for shot in strip.shots))
-            for encoder, own, own_entry in shown for strip in own_entry.strips
+            for cell, own, own_entry in shown for strip in own_entry.strips
         )
-        showing = {encoder for encoder, _, _ in shown}
-        missing = [encoder for encoder, _ in found if encoder not in showing]
+        showing = {cell.encoder for cell, _, _ in shown}
+        missing = [cell.encoder for cell, _ in found if cell.encoder not in showing]
         blocks.append(Block(
             _thumb(drawer, entry.query, view, entry.query, "query", "query"),
             _thumb(drawer, entry.target, view, entry.query, "target", "target") if entry.target else None,
             rows, f"Not among the queries chosen for {', '.join(missing)}." if missing else "",
         ))
     bold = any(thumb.shares for block in blocks for row in block.rows for thumb in row.thumbs)
-    return [Panel(found[0][1].legend + (" A processing in bold is the query's." if bold else ""), tuple(blocks))]
+    legend = words.legend([cell for cell, _ in found])
+    return [Panel(legend + (" A processing in bold is the query's." if bold else ""), tuple(blocks))]
 
 
 STYLE = f"""

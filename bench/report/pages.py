@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from bench.plots import Figure, slug
+from bench.report.plots import Figure, slug
 from bench.report import galleries
 
 

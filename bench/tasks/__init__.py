@@ -1,7 +1,8 @@
-"""Task registry: each task is one module whose `TASK` spec says everything about it (name,
-options, how it runs, its leaderboard columns and aggregation rule, its figures).
+"""Task registry: each task is one module whose `TASK` spec says what it is (name, options, what
+it reads, how it measures, its leaderboard columns and trace measure).
 
-Adding a task: write `bench/tasks/<name>.py` with a `TASK = TaskSpec(...)` and add it below.
+Adding a task: write `bench/tasks/<name>.py` with a `TASK = TaskSpec(...)` and add it below; its
+pictures and captions go in `bench/report/<name>.py` (see bench.report.views).
 """
 
 from __future__ import annotations

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from bench.seeding import stable_int
-from bench.store import SplitVectors
 from bench.tasks.linear_probe import ProbeSettings, TrainingRows, predict, scores, train
 from bench.tasks.probes import ProbeDataError
-from bench.vectors import normalise
+from bench.vectors import SplitVectors, normalise
 
 if TYPE_CHECKING:
     import torch

@@ -9,30 +9,28 @@ independent, so K x K class-restricted neighbour lists are computed once and mer
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from bench import bootstrap, index, knn, plots, processing, results, versioned_index
+from bench import bootstrap, data, exact_search, knn, processing, results, versioned_search
 from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
-from bench.gallery import Entry, Gallery, Shot, Strip, pick
+from bench.exact_search import Neighbours
 from bench.knn import class_count, correct
+from bench.picks import Entry, Picks, Shot, Strip, pick
 from bench.seeding import uniform_choice
-from bench.store import SplitVectors, Store
-from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, SEEDS, K, knn_dataset, resampling
-from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec, Trace
+from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, SEARCH, SEEDS, K, knn_k
+from bench.tasks.spec import Column, Inputs, TaskSpec, Trace, Work
+from bench.vectors import SplitVectors
 
 NAME = "knn-influence"
 SETUPS = ("all_same", "all_diff", "pos_same", "neg_same", "uniform")
 UNIFORM_PURPOSE = "knn-uniform"
 GALLERY_QUERIES = 2  # queries shown per encoder in the report
 GALLERY_SEED = 0
+MERGE_ENTRIES = 1 << 22  # (lists × queries × k × k) comparisons held at once when merging
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class KnnInfluence:
     num_classes: int
     triple_hits: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)  # per query: voted right
     uniform_hits: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
-    neighbours: dict[tuple[str, str, str], index.Neighbours] = field(default_factory=dict)  # merged top-k of the kept triples
+    neighbours: dict[tuple[str, str, str], Neighbours] = field(default_factory=dict)  # merged top-k of the kept triples
 
     def members(self) -> dict[str, list[tuple]]:
         """The (test, pos, neg) triples, or for uniform the (test, seed) draws, each setup averages over."""
@@ -73,14 +71,19 @@ class KnnInfluence:
             out[name] = 100.0 * np.mean(hits, axis=0) if hits else np.full(queries, np.nan)
         return out
 
-    def intervals(self, resampling: bootstrap.Resampling) -> dict[str, list[float]]:
-        """95 % intervals of every setup and of pos−neg, resampling val images (an image keeps
-        its version under every query processing: those are not independent queries)."""
+    def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
+        """Every setup and pos−neg in every resample of val images (an image keeps its version
+        under every query processing: those are not independent queries)."""
         per_query = self.per_query()
-        return bootstrap.mean_intervals(
+        return bootstrap.resample_means(
             {**{f"knn_acc1.{name}": values for name, values in per_query.items()},
              "gap_pos_minus_neg": per_query["pos_same"] - per_query["neg_same"]}, resampling,
         )
+
+    def metrics(self) -> dict[str, float]:
+        setups = self.setups()
+        return {**{f"knn_acc1.{name}": value for name, value in setups.items()},
+                "gap_pos_minus_neg": setups["pos_same"] - setups["neg_same"], "chance": 100.0 / self.num_classes}
 
 
 def _mean(values) -> float:
@@ -88,17 +91,77 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def merge(positives: index.Neighbours, negatives: index.Neighbours, k: int) -> np.ndarray:
+def merge(positives: Neighbours, negatives: Neighbours, k: int) -> np.ndarray:
     """Top-k rows of the union of two neighbour lists, by (score desc, row asc)."""
     return merge_scored(positives, negatives, k).rows
 
 
-def merge_scored(positives: index.Neighbours, negatives: index.Neighbours, k: int) -> index.Neighbours:
+def merge_scored(positives: Neighbours, negatives: Neighbours, k: int) -> Neighbours:
     """`merge` with the scores: what a gallery shows beside each neighbour."""
     scores = np.concatenate([positives.scores, negatives.scores], axis=1)
     rows = np.concatenate([positives.rows, negatives.rows], axis=1)
     order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)[:, :k]
-    return index.Neighbours(np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1))
+    return Neighbours(np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1))
+
+
+def merged_hits(same: Sequence[Neighbours], other: Sequence[Neighbours], database_labels: np.ndarray,
+                query_labels: np.ndarray, k: int) -> np.ndarray:
+    """(P, N, queries) bool: whether the vote of `merge(same[p], other[n], k)` names each query's
+    label (labels 0, 1, ...), for every pair at once and without building the merged lists.
+
+    Every row of a "same" list has the query's label and no row of an "other" list has it, so
+    the merged vote is settled by two numbers: a, the "same" rows among the merged top-k (their
+    label's count), and the best count among the first k - a rows of the "other" list, with the
+    lowest label that reaches it (the vote's ties go to the lowest label)."""
+    same_scores, same_rows = np.stack([found.scores for found in same]), np.stack([found.rows for found in same])
+    other_scores, other_rows = np.stack([found.scores for found in other]), np.stack([found.rows for found in other])
+    other_labels = np.where(other_rows >= 0, database_labels[np.maximum(other_rows, 0)], -1)
+    query_labels = np.asarray(query_labels)
+    hits = np.empty((len(same), len(other), len(query_labels)), dtype=bool)
+    step = max(1, MERGE_ENTRIES // max(1, len(other) * k * k))
+    for first in range(0, len(query_labels), step):
+        part = slice(first, first + step)
+        taken = _same_taken(same_scores[:, part], same_rows[:, part], other_scores[:, part], other_rows[:, part], k)
+        best, lowest = _prefix_votes(other_labels[:, part])
+        rest = (k - taken)[..., None]
+        best = np.take_along_axis(best[None], rest, axis=-1)[..., 0]
+        lowest = np.take_along_axis(lowest[None], rest, axis=-1)[..., 0]
+        labels = query_labels[part]
+        lowest = np.where(best > 0, lowest, np.where(labels == 0, 1, 0))  # no other label counted: each has 0
+        hits[:, :, part] = (taken > best) | ((taken == best) & (labels < lowest))
+    return hits
+
+
+def _same_taken(same_scores: np.ndarray, same_rows: np.ndarray, other_scores: np.ndarray, other_rows: np.ndarray, k: int) -> np.ndarray:
+    """(P, N, Q): how many rows of same[p] the merged top-k of (same[p], other[n]) takes. A row
+    of a list sorted by (score desc, row asc) is taken when its place in its own list plus the
+    rows of the other list ranked before it is below k."""
+    place = np.arange(same_scores.shape[-1])
+    taken = np.empty((len(same_scores), len(other_scores), same_scores.shape[1]), dtype=np.int64)
+    others, other_at = other_scores[:, :, None, :], other_rows[:, :, None, :]
+    for p in range(len(same_scores)):
+        scores, rows = same_scores[p][None, :, :, None], same_rows[p][None, :, :, None]
+        before = (others > scores) | ((others == scores) & (other_at < rows))  # (N, Q, k, k); padding is never before
+        kept = (rows[..., 0] >= 0) & (place + before.sum(axis=-1) < k)
+        taken[p] = kept.sum(axis=-1)
+    return taken
+
+
+def _prefix_votes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every prefix length j = 0..k of each list of neighbour labels (-1: none): the largest
+    count of one label among its first j entries and the lowest label with that count (-1 when
+    no label is counted)."""
+    k = labels.shape[-1]
+    valid = labels >= 0
+    equal = (labels[..., :, None] == labels[..., None, :]) & valid[..., :, None]  # [i, i']: entry i' has i's label
+    counts = np.cumsum(equal, axis=-1, dtype=np.int32).swapaxes(-1, -2)  # [j, i]: i's label among entries 0..j
+    counts = np.where(np.arange(k)[None, :] <= np.arange(k)[:, None], counts, 0)  # only entries inside the prefix
+    best = counts.max(axis=-1)
+    tied = (counts == best[..., None]) & (best[..., None] > 0)
+    lowest = np.where(tied, labels[..., None, :], np.iinfo(np.int64).max).min(axis=-1)
+    lowest = np.where(best > 0, lowest, -1)
+    start = np.zeros(labels.shape[:-1] + (1,), dtype=np.int64)
+    return np.concatenate([start, best], axis=-1), np.concatenate([start - 1, lowest], axis=-1)
 
 
 def run(
@@ -108,8 +171,10 @@ def run(
     *,
     k: int = 10,
     seeds: Sequence[int] = tuple(range(10)),
+    search: str = "versioned",
     backend: str = "auto",
     keep: Sequence[tuple[str, str, str]] = (),
+    in_place: bool = False,
 ) -> KnnInfluence:
     """All K^3 (test, pos, neg) triples and the uniform setup for one processing group.
 
@@ -117,20 +182,24 @@ def run(
     version among the query's class ("same") and among the other classes ("other"), and the
     top-k of every seed's mixed database; each (p, n) triple merges "same" under p with
     "other" under n, which is exactly the top-k of the per-query mixed database. The merged
-    neighbours (rows and scores) of the triples in `keep` are kept, for a gallery."""
+    neighbours (rows and scores) of the triples in `keep` are kept, for a gallery.
+    `in_place`: L2-normalise the train vectors where they lie instead of into a copy of all
+    K versions, for a caller that reads them no more (mitigate's processing probe normalises
+    the same vectors again afterwards, so it keeps the default)."""
     num_classes = class_count(train, val)
     seeds = list(seeds)
     mixes = [uniform_choice(seed, train.image_ids, len(classes), UNIFORM_PURPOSE) for seed in seeds]
-    database = versioned_index.build([train.vectors[name] for name in classes], train.labels, backend)
+    database = versioned_search.build([train.vectors[name] for name in classes], train.labels, search, backend, in_place=in_place)
     triple_hits: dict[tuple[str, str, str], np.ndarray] = {}
     uniform_hits: dict[tuple[str, int], np.ndarray] = {}
-    kept: dict[tuple[str, str, str], index.Neighbours] = {}
+    kept: dict[tuple[str, str, str], Neighbours] = {}
     for test in classes:
         found = database.search(val.vectors[test], val.labels, k, mixes)
-        for (p, positives), (n, negatives) in itertools.product(zip(classes, found.same), zip(classes, found.other)):
-            triple_hits[test, p, n] = correct(merge(positives, negatives, k), train.labels, val.labels, num_classes)
+        hits = merged_hits(found.same, found.other, train.labels, val.labels, k)
+        for (i, p), (j, n) in itertools.product(enumerate(classes), repeat=2):
+            triple_hits[test, p, n] = hits[i, j]
             if (test, p, n) in keep:
-                kept[test, p, n] = merge_scored(positives, negatives, k)
+                kept[test, p, n] = merge_scored(found.same[i], found.other[j], k)
         for seed, mixed in zip(seeds, found.mixed):
             uniform_hits[test, seed] = correct(mixed.rows, train.labels, val.labels, num_classes)
     return KnnInfluence(
@@ -150,10 +219,8 @@ def gallery_triples(classes: Sequence[str]) -> tuple[tuple[str, str, str], tuple
     return (test, test, other), (test, other, test)
 
 
-def gallery(
-    outcome: KnnInfluence, train: SplitVectors, val: SplitVectors, records: dict[tuple[str, str], ImageRecord],
-    size: int, interpolation: str, processing_seed: int, count: int = GALLERY_QUERIES,
-) -> Gallery:
+def picks(outcome: KnnInfluence, train: SplitVectors, val: SplitVectors, records: Mapping[tuple[str, str], ImageRecord],
+          spec: EncoderSpec, count: int = GALLERY_QUERIES) -> Picks:
     """A few queries with their k neighbours in the pos-same and neg-same databases of
     `gallery_triples`, chosen by (seed, image id), with one whose vote differs between the two
     when there is such a query. `records`: the dataset's records by (split, image_id)."""
@@ -163,7 +230,7 @@ def gallery(
     flips = outcome.triple_hits[pos_same] != outcome.triple_hits[neg_same]
     chosen = pick(list(val.image_ids), count, flips, GALLERY_SEED, "knn-gallery")
 
-    def strip(name: str, title: str, triple: tuple[str, str, str], query: int) -> Strip:
+    def strip(name: str, triple: tuple[str, str, str], query: int) -> Strip:
         found = outcome.neighbours[triple]
         label = val.labels[query]
         rows = [int(row) for row in found.rows[query] if row >= 0]
@@ -173,101 +240,85 @@ def gallery(
             for rank, (row, score) in enumerate(zip(rows, found.scores[query]), start=1)
         )
         voted = int(knn.vote(train.labels[rows][None], outcome.num_classes)[0])
-        hit = bool(outcome.triple_hits[triple][query])
-        return Strip(name, title, f"vote: {names[voted]}, {'right' if hit else 'wrong'}", hit, shots)
+        return Strip(name, bool(outcome.triple_hits[triple][query]), shots, fact=names[voted])
 
-    pos_title = f"pos-same: its class under {pos_same[1]} (as the query), the other classes under {pos_same[2]}"
-    neg_title = f"neg-same: its class under {neg_same[1]}, the other classes under {neg_same[2]} (as the query)"
     entries = tuple(
         Entry(Shot.of(records["val", val.image_ids[query]], test, (names[int(val.labels[query])],)), None,
-              (strip("pos-same", pos_title, pos_same, query), strip("neg-same", neg_title, neg_same, query)))
+              (strip("pos-same", pos_same, query), strip("neg-same", neg_same, query)))
         for query in chosen
     )
-    legend = (f"Each query (under {test}) with its {outcome.k} nearest train images in two databases, best first; a green frame "
-              "marks a neighbour of the query's class. Both databases hold the same images: only which ones share the query's "
-              "processing changes. An encoder that encodes the processing pulls whatever shares it closer, so the neighbours "
-              "switch class with the processing.")
-    return Gallery(size, interpolation, processing_seed, legend, entries)
+    return Picks(spec.input_size, spec.interpolation, entries)
 
 
-def execute(request: RunRequest) -> list[Path]:
-    """Extract what is missing, compute each encoder's cell, skip cells already stored."""
-    group, seeds, backend = request.value(GROUP), request.value(SEEDS), request.value(BACKEND)
-    resampled = resampling(request, "val image")
+@dataclass(frozen=True)
+class Settings:
+    classes: tuple[str, ...]
+    k: int
+    seeds: tuple[int, ...]
+    search: str
+    backend: str
+
+
+@dataclass(frozen=True)
+class KnnOutcome:
+    """One encoder's knn-influence: every triple and draw, and its gallery."""
+
+    found: KnnInfluence
+    settings: Settings
+    images: tuple[int, int]  # (train, val)
+    shown: Picks
+
+    def metrics(self) -> dict[str, float]:
+        return self.found.metrics()
+
+    def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
+        return self.found.resample(resampling)
+
+    def detail(self) -> dict[str, Any]:
+        found = self.found
+        return {
+            "classes": list(self.settings.classes),
+            "triples": [{"test": t, "pos": p, "neg": n, "knn_acc1": acc} for (t, p, n), acc in found.triples.items()],
+            "uniform": [{"test": t, "seed": s, "knn_acc1": acc} for (t, s), acc in found.uniform.items()],
+            "train_images": self.images[0],
+            "val_images": self.images[1],
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "backend": versioned_search.describe(self.settings.search, self.settings.backend),
+            "seeds": list(self.settings.seeds),
+            "uniform_assignment": f"uniform_choice(seed, image_id, {len(self.settings.classes)}, {UNIFORM_PURPOSE!r})",
+        }
+
+    def picks(self) -> Picks:
+        return self.shown
+
+
+def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+    group, seeds = options[GROUP.name], options[SEEDS.name]
     classes = processing.group(group)
-    dataset, k = knn_dataset(request, NAME)
-
-    records = {(record.split, record.image_id): record for record in dataset.listing.records}
-
-    def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
-        train = store.split_vectors(key, spec.name, "train", classes)
-        val = store.split_vectors(key, spec.name, "val", classes)
-        outcome = run(train, val, classes, k=k, seeds=range(seeds), backend=backend, keep=gallery_triples(classes))
-        seed = int(store.fingerprint(key, spec.name).get("processing_seed", 0))
-        shown = gallery(outcome, train, val, records, spec.input_size, spec.interpolation, seed)
-        setups = outcome.setups()
-        began = time.perf_counter()
-        intervals = outcome.intervals(resampled)
-        return Computed(
-            metric="knn_acc1",
-            metrics={
-                "knn_acc1": setups,
-                "gap_pos_minus_neg": setups["pos_same"] - setups["neg_same"],
-                "chance": 100.0 / outcome.num_classes,
-                results.INTERVALS: intervals,
-            },
-            detail={
-                "classes": list(classes),
-                "triples": [{"test": t, "pos": p, "neg": n, "knn_acc1": acc} for (t, p, n), acc in outcome.triples.items()],
-                "uniform": [{"test": t, "seed": s, "knn_acc1": acc} for (t, s), acc in outcome.uniform.items()],
-                "train_images": int(len(train.image_ids)),
-                "val_images": int(len(val.image_ids)),
-                "gallery": shown.as_json(),
-            },
-            provenance={
-                "backend": versioned_index.describe(backend),
-                "seeds": list(range(seeds)),
-                "uniform_assignment": f"uniform_choice(seed, image_id, {len(classes)}, {UNIFORM_PURPOSE!r})",
-                "bootstrap_s": time.perf_counter() - began,
-            },
-        )
-
-    return run_cells(
-        request, task=NAME, condition=results.condition(group=group, k=k, seeds=seeds),
-        processings=classes, splits=("train", "val"), compute=compute, dataset=dataset,
-        resampling=resampled,
-    )
+    k = knn_k(NAME, options, dataset)
+    settings = Settings(classes, k, tuple(range(seeds)), options[SEARCH.name], exact_search.resolve_backend(options[BACKEND.name]))
+    return Work(results.condition(group=group, k=k, seeds=seeds), classes, ("train", "val"), settings, unit="val image")
 
 
-def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
-    """Accuracy per encoder by family, and the pos−neg gap per encoder with its interval."""
-    cells = results.ordered(task.primary, cells)
-    out = []
-    figure = plots.family_bars(plt, cells, "knn_acc1.all_same", "kNN accuracy, all-same (%)")
-    out.append(plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('knn-accuracy', dataset, condition)}.png"),
-                            f"Semantic kNN accuracy (all-same) per encoder on {dataset}, by family; dotted: chance."))
-    figure = plots.interval_chart(plt, cells, [("gap_pos_minus_neg", "pos−neg")], "pos-same − neg-same (points of kNN accuracy)")
-    out.append(plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('knn-gap', dataset, condition)}.png"),
-                            f"kNN processing influence on {dataset} ({condition}): pos-same minus neg-same per encoder, with its 95 % "
-                            "bootstrap interval over val images. Right of 0: the encoder pulls same-processing images together; "
-                            "a filled point's interval excludes 0."))
-    return out
-
-
-def rule(cells: list[dict[str, Any]]) -> str:
-    """How the board's numbers were aggregated, with its own k, classes and seeds."""
-    count = len(cells[0].get("detail", {}).get("classes", ()))
-    classes, pairs = (str(count), str(count * (count - 1))) if count else ("K", "K(K−1)")
-    return (f"knn_acc1 (%): unweighted {results.setting(cells, 'k')}-NN vote, database = train, queries = val. all-same: mean "
-            f"over the {classes} query processings t; all-diff / pos-same / neg-same: mean over the {pairs} "
-            f"ordered pairs (t, o≠t); uniform: mean over {classes} query processings × {results.setting(cells, 'seeds')} seeds, "
-            "database images each under a random class. pos−neg = pos-same − neg-same. " + bootstrap.rule("val image", cells))
+def measure(inputs: Inputs) -> KnnOutcome:
+    """Every triple and uniform draw, and the gallery's queries."""
+    settings: Settings = inputs.settings
+    train, val = inputs.vectors["train"], inputs.vectors["val"]
+    found = run(train, val, settings.classes, k=settings.k, seeds=settings.seeds, search=settings.search, backend=settings.backend,
+                keep=gallery_triples(settings.classes), in_place=True)  # the train vectors are not read again
+    records = {(record.split, record.image_id): record for record in inputs.dataset.listing.records}
+    shown = picks(found, train, val, records, inputs.encoder)
+    return KnnOutcome(found, settings, (len(train.image_ids), len(val.image_ids)), shown)
 
 
 TASK = TaskSpec(
     name=NAME,
     description="kNN accuracy when the database is processed like / unlike the query (paper §7)",
-    execute=execute,
+    plan=plan,
+    measure=measure,
     columns=(
         Column("all-same", "knn_acc1.all_same"),
         Column("all-diff", "knn_acc1.all_diff"),
@@ -277,8 +328,6 @@ TASK = TaskSpec(
         Column("pos−neg", "gap_pos_minus_neg", interval=True),
         Column("chance", "chance"),
     ),
-    rule=rule,
-    options=(GROUP, K, SEEDS, BACKEND, BOOTSTRAP),
-    figures=figures,
+    options=(GROUP, K, SEEDS, SEARCH, BACKEND, BOOTSTRAP),
     trace=Trace("pos−neg", "gap_pos_minus_neg"),
 )

@@ -1,23 +1,48 @@
-"""Masking sweep (docs/protocol.md#masking, the paper's Fig. 5): semantic kNN accuracy when queries and
-database are both masked at each ratio, showing where semantic information is gone (the reason
-the acquisition probes mask 95 %)."""
+"""Masking sweep (docs/protocol.md#masking, the paper's Fig. 5): semantic kNN accuracy when queries
+and database are both masked at each ratio, showing where semantic information is gone (the
+reason the acquisition probes mask 95 %)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
-from bench import index, plots, processing, results
-from bench.encoders.spec import EncoderSpec
+from bench import bootstrap, data, exact_search, processing, results
 from bench.knn import accuracy, class_count
-from bench.store import SplitVectors, Store
-from bench.tasks.cells import Computed, run_cells
-from bench.tasks.options import BACKEND, K, knn_dataset
-from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec
-from bench.vectors import normalise
+from bench.tasks.options import BACKEND, K, knn_k
+from bench.tasks.spec import Column, Inputs, TaskSpec, Work
+from bench.vectors import SplitVectors, normalise
 
 NAME = "masking"
+
+
+@dataclass(frozen=True)
+class Settings:
+    ratios: tuple[str, ...]  # the masking ops, in order
+    k: int
+    backend: str
+
+
+@dataclass(frozen=True)
+class MaskingCurve:
+    accuracies: dict[str, float]  # masking op -> knn_acc1 (%)
+    classes: int
+    settings: Settings
+
+    def metrics(self) -> dict[str, float]:
+        return {**{f"knn_acc1.{name}": value for name, value in self.accuracies.items()}, "chance": 100.0 / self.classes}
+
+    def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
+        return bootstrap.Resampled({}, {}, 0)  # a curve, reported without intervals
+
+    def detail(self) -> dict[str, Any]:
+        return {"ratios": {name: float(processing.get(name).param("ratio")) for name in self.settings.ratios}, "k": self.settings.k}
+
+    def provenance(self) -> dict[str, Any]:
+        return {"backend": exact_search.resolve_backend(self.settings.backend)}
+
+    def picks(self) -> None:
+        return None
 
 
 def curve(train: SplitVectors, val: SplitVectors, ratios: Sequence[str], k: int, backend: str = "auto") -> dict[str, float]:
@@ -25,58 +50,29 @@ def curve(train: SplitVectors, val: SplitVectors, ratios: Sequence[str], k: int,
     num_classes = class_count(train, val)
     out: dict[str, float] = {}
     for name in ratios:
-        found = index.search(normalise(val.vectors[name]), normalise(train.vectors[name]), k, backend=backend)
+        found = exact_search.search(normalise(val.vectors[name]), normalise(train.vectors[name]), k, backend=backend)
         out[name] = accuracy(found.rows, train.labels, val.labels, num_classes)
     return out
 
 
-def execute(request: RunRequest) -> list[Path]:
+def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+    k = knn_k(NAME, options, dataset)
     ratios = processing.MASK_SWEEP
-    dataset, k = knn_dataset(request, NAME)
-    backend = request.value(BACKEND)
-
-    def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
-        train = store.split_vectors(key, spec.name, "train", ratios)
-        val = store.split_vectors(key, spec.name, "val", ratios)
-        accuracies = curve(train, val, ratios, k, backend)
-        num_classes = class_count(train, val)
-        return Computed(
-            metric="knn_acc1",
-            metrics={"knn_acc1": accuracies, "chance": 100.0 / num_classes},
-            detail={"ratios": {name: float(processing.get(name).param("ratio")) for name in ratios}, "k": k},
-            provenance={"backend": index.resolve_backend(backend)},
-        )
-
-    return run_cells(
-        request, task=NAME, condition=results.condition(k=k, ratios="-".join(ratios)),
-        processings=ratios, splits=("train", "val"), compute=compute, dataset=dataset,
-    )
+    settings = Settings(ratios, k, exact_search.resolve_backend(options[BACKEND.name]))
+    return Work(results.condition(k=k, ratios="-".join(ratios)), ratios, ("train", "val"), settings)
 
 
-def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
-    """Accuracy against the masked share, one line per encoder (line style by family)."""
-    figure, ax = plt.subplots(figsize=(5.6, 3.4))
-    styles = {"cvl": "-", "ssl": "--", "sup": "-."}
-    for cell in results.ordered(task.primary, cells):  # one colour per encoder, line style by family
-        ratios = cell["detail"]["ratios"]
-        names = sorted(ratios, key=ratios.get)
-        family = cell.get("family", "?")
-        ax.plot([100 * ratios[n] for n in names], [cell["metrics"]["knn_acc1"][n] for n in names], marker="o", markersize=3,
-                linestyle=styles.get(family, ":"), label=f"{cell['encoder']} ({family.upper()})")
-    plots.chance_line(ax, cells, "chance")
-    ax.set_xlabel("masked share of the crop (%)")
-    ax.set_ylabel("kNN accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7)
-    return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('masking', dataset, condition)}.png"),
-                         f"Semantic kNN accuracy against the masked share of each crop on {dataset}; where the curve meets "
-                         "chance, the visible frame carries no semantic information.")]
+def measure(inputs: Inputs) -> MaskingCurve:
+    settings: Settings = inputs.settings
+    train, val = inputs.vectors["train"], inputs.vectors["val"]
+    return MaskingCurve(curve(train, val, settings.ratios, settings.k, settings.backend), class_count(train, val), settings)
 
 
 TASK = TaskSpec(
     name=NAME,
     description="kNN accuracy with queries and database masked at 0-95 % of the crop (paper §9.2, Fig. 5)",
-    execute=execute,
+    plan=plan,
+    measure=measure,
     columns=(
         Column("0%", "knn_acc1.mask0"),
         Column("25%", "knn_acc1.mask25"),
@@ -86,11 +82,5 @@ TASK = TaskSpec(
         Column("95%", "knn_acc1.mask95"),
         Column("chance", "chance"),
     ),
-    rule=lambda cells: (
-        f"knn_acc1 (%): unweighted {results.setting(cells, 'k')}-NN vote, database = train, queries = val, both under the same "
-        "masking op (after the encoder's crop: JPEG q95 4:4:4, then a centred black square over that share of the area). "
-        "Where accuracy reaches chance, the masked images carry no semantic information."
-    ),
     options=(K, BACKEND),
-    figures=figures,
 )

@@ -8,19 +8,17 @@ train + val and is tested once on test.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
+from rich.table import Table
 
-from bench import bootstrap, data, processing, results
+from bench import bootstrap, data, results
 from bench.arguments import masking_op
-from bench.encoders.spec import EncoderSpec
 from bench.knn import class_count
-from bench.store import SplitVectors, Store
+from bench.runtime import pick_device
 from bench.tasks import probes
-from bench.tasks.cells import Computed, run_cells
 from bench.tasks.linear_probe import (
     ProbeSettings,
     Trial,
@@ -30,10 +28,9 @@ from bench.tasks.linear_probe import (
     single_version,
     train,
 )
-from bench.tasks.options import BOOTSTRAP, resampling
-from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskOption, TaskSpec, Trace
-from bench.vectors import normalise
+from bench.tasks.options import BOOTSTRAP
+from bench.tasks.spec import Column, Inputs, TaskOption, TaskSpec, Trace, Work
+from bench.vectors import SplitVectors, normalise
 
 if TYPE_CHECKING:  # torch loads only when a probe trains
     import torch
@@ -114,91 +111,118 @@ def _check_splits(dataset: data.ResolvedDataset) -> dict[str, tuple[int, int]]:
     return {split: (images, len(classes)) for split, (images, classes) in counts.items()}
 
 
-def _show_splits(console, dataset: data.ResolvedDataset, counts: dict[str, tuple[int, int]]) -> None:
-    from rich.table import Table
+def split_table(dataset: data.ResolvedDataset) -> Table:
+    """Images per split and class: present, and of how many its split files name where the
+    dataset lists what is missing (flickrexif)."""
+    present: dict[tuple[str, str], int] = {}
+    named: dict[tuple[str, str], int] = {}
+    for record in dataset.listing.records:
+        present[record.split, record.label_name] = present.get((record.split, record.label_name), 0) + 1
+        named[record.split, record.label_name] = named.get((record.split, record.label_name), 0) + 1
+    listed_missing = [reject for reject in dataset.listing.rejects if "split" in reject and "label_name" in reject]
+    for reject in listed_missing:
+        named[reject["split"], reject["label_name"]] = named.get((reject["split"], reject["label_name"]), 0) + 1
+    classes = sorted({name for _, name in named})
+    title = (f"{dataset.key}: photos present per split and class, of those its split files name" if listed_missing
+             else f"{dataset.key}: images per split and class")
+    grid = Table(title=title, title_justify="left")
+    grid.add_column("class")
+    for split in SPLITS:
+        grid.add_column(split, justify="right")
 
-    grid = Table(title=f"{dataset.key}: images and classes per split", title_justify="left")
-    for header in ("split", "images", "classes"):
-        grid.add_column(header, justify="left" if header == "split" else "right")
-    for split, (images, classes) in counts.items():
-        grid.add_row(split, str(images), str(classes))
-    console.print(grid)
+    def entry(split: str, name: str | None) -> str:
+        keys = [(split, name)] if name is not None else [(split, c) for c in classes]
+        here, of = sum(present.get(key, 0) for key in keys), sum(named.get(key, 0) for key in keys)
+        return f"{here} / {of}" if listed_missing else str(here)
+
+    for name in classes:
+        grid.add_row(name, *(entry(split, name) for split in SPLITS))
+    grid.add_section()
+    grid.add_row(f"all ({len(classes)} classes)", *(entry(split, None) for split in SPLITS))
+    return grid
 
 
-def _label_names(store: Store, key: str, encoder: str, version: str) -> dict[int, str]:
-    rows = store.scan(key, encoder, where=f"processing = '{version}'", columns=["label", "label_name"])
-    return dict(zip(rows.column("label").to_pylist(), rows.column("label_name").to_pylist()))
+@dataclass(frozen=True)
+class Settings:
+    version: str  # the processing op the images are embedded under (mask95 by default)
+    probe: ProbeSettings
+    splits: dict[str, tuple[int, int]]  # split -> (images, classes)
 
 
-def execute(request: RunRequest) -> list[Path]:
-    version = request.value(MASK)
-    settings = probes.settings_of(request)
-    resampled = resampling(request, "test image")
-    dataset = data.resolve(request.dataset, request.dataset_options)
+@dataclass(frozen=True)
+class AcquisitionProbe:
+    """The probe retrained on train + val and tested once on test, with its test labels."""
+
+    outcome: probes.ProbeOutcome
+    test_labels: np.ndarray
+    class_names: tuple[str, ...]
+    settings: Settings
+    device: str
+
+    def _counts(self) -> np.ndarray:
+        return np.bincount(self.test_labels, minlength=self.outcome.classes)
+
+    def metrics(self) -> dict[str, float]:
+        counts = self._counts()
+        return {
+            "probe_acc1": float(self.outcome.acc1[0]),
+            "probe_mean_class_acc": float(self.outcome.mean_class_acc[0]),
+            "chance": 100.0 / int(np.count_nonzero(counts)),  # uniform guessing over the classes the test holds
+            "majority": float(100.0 * counts.max() / counts.sum()),
+            **probes.search_metrics(self.outcome.search),
+        }
+
+    def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
+        top1 = self.outcome.resampled(len(self.test_labels), "probe_acc1", resampling)
+        per_class = class_mean_resampled(self.outcome.hits[0], self.test_labels, resampling)
+        return bootstrap.Resampled({**top1.samples, **per_class.samples}, {**top1.points, **per_class.points}, top1.units)
+
+    def detail(self) -> dict[str, Any]:
+        outcome = self.outcome
+        return {
+            "processing": self.settings.version,
+            "classes": list(self.class_names),
+            "test_counts": self._counts().tolist(),
+            "splits": {split: {"images": images, "classes": classes} for split, (images, classes) in self.settings.splits.items()},
+            "trials": probes.trials_record(outcome.search),
+            "train_rows": outcome.train_rows,
+            "test_rows": outcome.test_rows,
+            "search_rows": {"train": outcome.search_rows[0], "val": outcome.search_rows[1]},
+            "diverged": bool(outcome.diverged[0]),
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        return {"device": self.device, "settings": asdict(self.settings.probe), "seed": SEED}
+
+    def picks(self) -> None:
+        return None
+
+
+def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+    version = options[MASK.name]
+    settings = probes.settings_of(options)
     split_counts = _check_splits(dataset)
-    _show_splits(request.console, dataset, split_counts)
-
-    def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
-        splits = [store.split_vectors(key, spec.name, split, (version,)) for split in SPLITS]
-        names = _label_names(store, key, spec.name, version)
-        device = probes.probe_device(request)
-        with probes.TrialProgress(request.console, spec.name, settings.trials) as progress:
-            outcome = acquisition_probe(*splits, version, settings=settings, device=device, on_trial=progress.trial)
-            progress.finished()
-        test_labels = splits[2].labels
-        counts = np.bincount(test_labels, minlength=outcome.classes)
-        per_class = class_mean_resampled(outcome.hits[0], test_labels, resampled)
-        return Computed(
-            metric="probe_acc1",
-            metrics={
-                "probe_acc1": float(outcome.acc1[0]),
-                "probe_mean_class_acc": float(outcome.mean_class_acc[0]),
-                "chance": 100.0 / int(np.count_nonzero(counts)),  # uniform guessing over the classes the test holds
-                "majority": float(100.0 * counts.max() / counts.sum()),
-                "search": probes.search_record(outcome.search),
-                results.INTERVALS: {**outcome.resampled(len(test_labels), "probe_acc1", resampled).intervals(), **per_class.intervals()},
-                results.RESAMPLES: per_class.kept("probe_mean_class_acc"),
-            },
-            detail={
-                "processing": version,
-                "classes": [names.get(label, str(label)) for label in range(outcome.classes)],
-                "test_counts": counts.tolist(),
-                "splits": {split: {"images": images, "classes": classes} for split, (images, classes) in split_counts.items()},
-                "trials": probes.trials_record(outcome.search),
-                "train_rows": outcome.train_rows,
-                "test_rows": outcome.test_rows,
-                "search_rows": {"train": outcome.search_rows[0], "val": outcome.search_rows[1]},
-                "diverged": bool(outcome.diverged[0]),
-            },
-            provenance={"device": str(device), "settings": asdict(settings), "seed": SEED},
-        )
-
-    return run_cells(
-        request, task=NAME,
-        condition=results.condition(processing=version, **probes.settings_condition(settings)),
-        processings=(version,), splits=SPLITS, compute=compute, dataset=dataset,
-        resampling=resampled,
-    )
+    condition = results.condition(processing=version, **probes.settings_condition(settings))
+    return Work(condition, (version,), SPLITS, Settings(version, settings, split_counts), unit="test image", notes=(split_table(dataset),))
 
 
-def rule(cells: list[dict[str, Any]]) -> str:
-    """How the board's numbers were made, with its own mask, search and training settings."""
-    version = results.setting(cells, "processing")
-    seen = ("the files as they are (no mask)" if version == "original"
-            else f"the masked images ({round(100 * float(processing.get(version).param('ratio')))} % of each crop black)")
-    top1, per_class = bootstrap.rule("test image", cells, "the majority share (the best constant guess)", above=True), bootstrap.rule(
-        "test image", cells, "chance", within="test class", above=True)
-    return (f"probe_acc1 (%): one linear layer on L2-normalised embeddings of {seen}, lr and weight decay from a "
-            f"{results.setting(cells, 'trials')}-trial TPE search ({results.setting(cells, 'epochs')} epochs per probe) trained on "
-            "train and scored on val (search val), then retrained on train + val and tested once on test. mean class acc: per-class "
-            "accuracy averaged over the test classes; chance = 1 / classes present in test; majority = the largest test class's "
-            f"share. probe acc: {top1} mean class acc: {per_class}")
+def measure(inputs: Inputs) -> AcquisitionProbe:
+    settings: Settings = inputs.settings
+    splits = [inputs.vectors[split] for split in SPLITS]
+    names = {record.label: record.label_name for record in inputs.dataset.listing.records}
+    device = pick_device(inputs.device)  # --device (auto: CUDA when present)
+    with probes.TrialProgress(inputs.console, inputs.encoder.name, settings.probe.trials) as progress:
+        outcome = acquisition_probe(*splits, settings.version, settings=settings.probe, device=device, on_trial=progress.trial)
+        progress.finished()
+    return AcquisitionProbe(outcome, splits[2].labels, tuple(names.get(label, str(label)) for label in range(outcome.classes)),
+                            settings, str(device))
 
 
 TASK = TaskSpec(
     name=NAME,
     description="linear probe: recover the camera attribute (make, model, ISO, ...) from masked images (paper §6.2-6.3)",
-    execute=execute,
+    plan=plan,
+    measure=measure,
     columns=(
         Column("probe acc", "probe_acc1", interval=True, baseline="majority", above=True),
         Column("mean class acc", "probe_mean_class_acc", interval=True, baseline="chance", above=True),
@@ -206,9 +230,7 @@ TASK = TaskSpec(
         Column("majority", "majority"),
         Column("search val", "search.val_acc1"),
     ),
-    rule=rule,
     options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK, BOOTSTRAP),
-    figures=probes.figures,
     default_dataset="cameras",
     trace=Trace("mean class acc − chance", "probe_mean_class_acc", baseline="chance", above=True),
 )

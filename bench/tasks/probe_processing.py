@@ -9,18 +9,15 @@ is tested on every val image under every class. Mean ± std over seeds.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from bench import bootstrap, processing, results
-from bench.encoders.spec import EncoderSpec
+from bench import bootstrap, data, processing, results
+from bench.runtime import pick_device
 from bench.seeding import stable_int, uniform_choice
-from bench.store import SplitVectors, Store
 from bench.tasks import probes
-from bench.tasks.cells import Computed, run_cells
 from bench.tasks.linear_probe import (
     ProbeSettings,
     TrainingRows,
@@ -30,10 +27,9 @@ from bench.tasks.linear_probe import (
     search,
     train,
 )
-from bench.tasks.options import BOOTSTRAP, GROUP, SEEDS, resampling
-from bench.tasks.request import RunRequest
-from bench.tasks.spec import Column, TaskSpec, Trace
-from bench.vectors import normalise
+from bench.tasks.options import BOOTSTRAP, GROUP, SEEDS
+from bench.tasks.spec import Column, Inputs, TaskSpec, Trace, Work
+from bench.vectors import SplitVectors, normalise
 
 if TYPE_CHECKING:  # torch loads only when a probe trains
     import torch
@@ -112,74 +108,84 @@ def processing_probe(
                                (len(kept), len(held)), (predicted == test_labels[None, :]).cpu().numpy())
 
 
-def execute(request: RunRequest) -> list[Path]:
-    group, seed_count = request.value(GROUP), request.value(SEEDS)
+@dataclass(frozen=True)
+class Settings:
+    classes: tuple[str, ...]
+    seeds: tuple[int, ...]
+    probe: ProbeSettings
+
+
+@dataclass(frozen=True)
+class ProcessingProbe:
+    """The probe of one group: the search, the final probes' verdicts on every val image under every class."""
+
+    outcome: probes.ProbeOutcome
+    settings: Settings
+    val_images: int
+    device: str
+
+    def metrics(self) -> dict[str, float]:
+        return {"probe_acc1.mean": float(self.outcome.acc1.mean()), "probe_acc1.std": float(self.outcome.acc1.std()),
+                "chance": 100.0 / self.outcome.classes, **probes.search_metrics(self.outcome.search)}
+
+    def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
+        return self.outcome.resampled(self.val_images, "probe_acc1.mean", resampling)
+
+    def detail(self) -> dict[str, Any]:
+        outcome, seeds = self.outcome, self.settings.seeds
+        return {
+            "classes": list(self.settings.classes),
+            "seeds": [{"seed": seed, "probe_acc1": float(acc), "diverged": bool(bad)} for seed, acc, bad in zip(seeds, outcome.acc1, outcome.diverged)],
+            "trials": probes.trials_record(outcome.search),
+            "train_images": outcome.train_rows,
+            "test_rows": outcome.test_rows,
+            "search_rows": {"fit": outcome.search_rows[0], "held_out": outcome.search_rows[1]},
+            "std": "population standard deviation over the seeds (ddof = 0)",
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        classes = self.settings.classes
+        return {
+            "device": self.device,
+            "settings": asdict(self.settings.probe),
+            "assignment": f"uniform_choice(seed, image_id, {len(classes)}, {ASSIGNMENT_PURPOSE!r})",
+            "search_holdout": f"per class, order by stable_int('{SEARCH_SEED}|{HOLDOUT_PURPOSE}|<image_id>'), last {HOLDOUT_SHARE:.0%} held out",
+        }
+
+    def picks(self) -> None:
+        return None
+
+
+def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+    group, seed_count = options[GROUP.name], options[SEEDS.name]
+    settings = probes.settings_of(options)
+    condition = results.condition(group=group, seeds=seed_count, **probes.settings_condition(settings))
     classes = processing.group(group)
-    settings = probes.settings_of(request)
-    seeds = list(range(seed_count))
-    resampled = resampling(request, "val image")
+    return Work(condition, classes, ("train", "val"), Settings(classes, tuple(range(seed_count)), settings), unit="val image")
 
-    def compute(spec: EncoderSpec, store: Store, key: str) -> Computed:
-        train_split = store.split_vectors(key, spec.name, "train", classes)
-        val_split = store.split_vectors(key, spec.name, "val", classes)
-        device = probes.probe_device(request)
-        with probes.TrialProgress(request.console, spec.name, settings.trials) as progress:
-            outcome = processing_probe(train_split, val_split, classes, seeds=seeds, settings=settings, device=device, on_trial=progress.trial)
-            progress.finished()
-        accuracy = outcome.resampled(len(val_split.image_ids), "probe_acc1.mean", resampled)
-        return Computed(
-            metric="probe_acc1",
-            metrics={
-                "probe_acc1": {"mean": float(outcome.acc1.mean()), "std": float(outcome.acc1.std())},
-                "chance": 100.0 / outcome.classes,
-                "search": probes.search_record(outcome.search),
-                results.INTERVALS: accuracy.intervals(),
-                results.RESAMPLES: accuracy.kept("probe_acc1.mean"),
-            },
-            detail={
-                "classes": list(classes),
-                "seeds": [{"seed": seed, "probe_acc1": float(acc), "diverged": bool(bad)} for seed, acc, bad in zip(seeds, outcome.acc1, outcome.diverged)],
-                "trials": probes.trials_record(outcome.search),
-                "train_images": outcome.train_rows,
-                "test_rows": outcome.test_rows,
-                "search_rows": {"fit": outcome.search_rows[0], "held_out": outcome.search_rows[1]},
-                "std": "population standard deviation over the seeds (ddof = 0)",
-            },
-            provenance={
-                "device": str(device),
-                "settings": asdict(settings),
-                "assignment": f"uniform_choice(seed, image_id, {len(classes)}, {ASSIGNMENT_PURPOSE!r})",
-                "search_holdout": f"per class, order by stable_int('{SEARCH_SEED}|{HOLDOUT_PURPOSE}|<image_id>'), last {HOLDOUT_SHARE:.0%} held out",
-            },
-        )
 
-    return run_cells(
-        request, task=NAME,
-        condition=results.condition(group=group, seeds=seed_count, **probes.settings_condition(settings)),
-        processings=classes, splits=("train", "val"), compute=compute,
-        resampling=resampled,
-    )
+def measure(inputs: Inputs) -> ProcessingProbe:
+    settings: Settings = inputs.settings
+    train_split, val_split = inputs.vectors["train"], inputs.vectors["val"]
+    device = pick_device(inputs.device)  # --device (auto: CUDA when present)
+    with probes.TrialProgress(inputs.console, inputs.encoder.name, settings.probe.trials) as progress:
+        outcome = processing_probe(train_split, val_split, settings.classes, seeds=settings.seeds, settings=settings.probe, device=device,
+                                   on_trial=progress.trial)
+        progress.finished()
+    return ProcessingProbe(outcome, settings, len(val_split.image_ids), str(device))
 
 
 TASK = TaskSpec(
     name=NAME,
     description="linear probe: recover each image's processing class from its embedding (paper §6.1, Fig. 4)",
-    execute=execute,
+    plan=plan,
+    measure=measure,
     columns=(
         Column("probe acc", "probe_acc1.mean", interval=True, baseline="chance", above=True),
         Column("± std", "probe_acc1.std"),
         Column("chance", "chance"),
         Column("search val", "search.val_acc1"),
     ),
-    rule=lambda cells: (
-        f"probe_acc1 (%): one linear layer on L2-normalised embeddings (SGD, momentum 0.9, batch 1024, "
-        f"{results.setting(cells, 'epochs')} epochs, {results.setting(cells, 'schedule')} cosine schedule, final epoch). Each train "
-        "image under one processing class drawn at random; tested on every val image under every class. Mean ± std over the "
-        f"{results.setting(cells, 'seeds')} label seeds, with lr and weight decay from a {results.setting(cells, 'trials')}-trial "
-        "TPE search on an 80/20 split of train (its best held-out accuracy: search val). "
-        + bootstrap.rule("val image", cells, "chance", above=True) + " An image's rows under every class are drawn together; the label seeds are kept."
-    ),
     options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
-    figures=probes.figures,
     trace=Trace("probe − chance", "probe_acc1.mean", baseline="chance", above=True),
 )

@@ -1,12 +1,11 @@
-"""What the two probe tasks share (docs/protocol.md#linear-probe): their options,
-the outcome record, the search-progress bar, the cell entries, and the bar chart of accuracies.
-The tasks themselves are `probe_processing` and `probe_acquisition`."""
+"""What the two probe tasks share (docs/protocol.md#linear-probe): their options, the outcome
+record, the search-progress bar and the cell entries. The tasks themselves are
+`probe_processing` and `probe_acquisition`."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 from rich.console import Console
@@ -18,13 +17,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench import bootstrap, plots, results
+from bench import bootstrap
 from bench.arguments import positive_int
 from bench.errors import BenchError
 from bench.seeding import stable_int
 from bench.tasks.linear_probe import SCHEDULES, ProbeSettings, Search, Trial
-from bench.tasks.request import RunRequest
-from bench.tasks.spec import TaskOption, TaskSpec
+from bench.tasks.spec import TaskOption
 
 if TYPE_CHECKING:  # torch loads only when a probe trains
     import torch
@@ -79,8 +77,8 @@ def tensor(values: np.ndarray, device: "torch.device | str") -> "torch.Tensor":
     return torch.as_tensor(np.ascontiguousarray(values), device=device)
 
 
-def settings_of(request: RunRequest) -> ProbeSettings:
-    return ProbeSettings(epochs=request.value(EPOCHS), trials=request.value(TRIALS), schedule=request.value(SCHEDULE))
+def settings_of(options: Mapping[str, Any]) -> ProbeSettings:
+    return ProbeSettings(epochs=options[EPOCHS.name], trials=options[TRIALS.name], schedule=options[SCHEDULE.name])
 
 
 def settings_condition(settings: ProbeSettings) -> dict[str, object]:
@@ -88,26 +86,23 @@ def settings_condition(settings: ProbeSettings) -> dict[str, object]:
     return {"trials": settings.trials, "epochs": settings.epochs, "schedule": settings.schedule}
 
 
-def search_record(found: Search) -> dict[str, object]:
-    return {"lr": found.best.lr, "wd": found.best.wd, "val_acc1": found.best.val_acc1, "trial": found.best.number, "seed": found.seed}
+def search_metrics(found: Search) -> dict[str, float]:
+    """The search's best setting and its held-out accuracy, as the cell's `search.*` metrics."""
+    best = found.best
+    return {"search.lr": best.lr, "search.wd": best.wd, "search.val_acc1": best.val_acc1, "search.trial": best.number, "search.seed": found.seed}
 
 
 def trials_record(found: Search) -> list[dict[str, object]]:
     return [asdict(trial) for trial in found.trials]
 
 
-def probe_device(request: RunRequest) -> "torch.device":
-    from bench.runtime import pick_device
-
-    return pick_device(request.extraction.device)
-
-
 class TrialProgress:
     """A progress bar over the search trials and the final training."""
 
-    def __init__(self, console: Console, encoder: str, trials: int):
+    def __init__(self, console: Console | None, encoder: str, trials: int):
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("best val {task.fields[best]:.2f}%"), TimeElapsedColumn(), console=console)
+                                 TextColumn("best val {task.fields[best]:.2f}%"), TimeElapsedColumn(),
+                                 console=console or Console(quiet=True))
         self.task = self.progress.add_task(f"probe {encoder}: search", total=trials + 1, best=0.0)
         self.best = float("-inf")
 
@@ -125,15 +120,3 @@ class TrialProgress:
     def finished(self) -> None:
         self.progress.update(self.task, advance=1, description=self.progress.tasks[0].description.replace("search", "done"))
 
-
-def figures(plt, folder: Path, task: TaskSpec, dataset: str, condition: str, cells: list[dict[str, Any]]) -> list[plots.Figure]:
-    """Probe accuracy per encoder, grouped and coloured by family, ± std over seeds where there are seeds."""
-    cells = results.ordered(task.primary, cells)
-    spread = task.primary.replace(".mean", ".std") if task.primary.endswith(".mean") else None
-    figure = plots.family_bars(plt, cells, task.primary, "linear probe accuracy (%)", spread, interval=spread is None)
-    what = "processing class" if spread else "acquisition label"
-    bars = ("bars: mean over the label seeds, whiskers: ± std" if spread
-            else "one run, tested once on test; whiskers: 95 % bootstrap interval over test images")
-    return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug(task.name, dataset, condition)}.png"),
-                         f"Linear probe accuracy for the {what} on {dataset} ({condition}), per encoder, by family; {bars}; "
-                         "dotted: chance. Far above chance means the embedding encodes the trace linearly.")]

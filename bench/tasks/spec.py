@@ -1,26 +1,31 @@
-"""What a task is, in one object: its name, the options it takes, how it runs, how its cells
-become leaderboard columns, and its figures. Each task module defines one `TaskSpec`; the
-registry in `bench.tasks` collects them."""
+"""What a task is, in one object: its name, the options it takes, what it reads, how it measures,
+and which of its metrics a leaderboard shows. Each task module defines one `TaskSpec`; the
+registry in `bench.tasks` collects them. A task measures only: the runner (bench.runner) reads
+the store, keeps each cell's identity and writes it; the report (bench.report) draws."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 if TYPE_CHECKING:
-    from bench.plots import Figure
-    from bench.tasks.request import RunRequest
+    from rich.console import Console
+
+    from bench.bootstrap import Resampled, Resampling
+    from bench.data import ResolvedDataset
+    from bench.encoders.spec import EncoderSpec
+    from bench.picks import Picks
+    from bench.vectors import SplitVectors
 
 
 @dataclass(frozen=True)
 class Column:
-    """One leaderboard column: its header and the dotted path of the value in a cell's metrics."""
+    """One leaderboard column: its header and the name of a metric the task's cells hold."""
 
     header: str
     path: str
     interval: bool = False  # show the cell's 95 % bootstrap interval beside the value
-    baseline: str | None = None  # metric path the interval is judged against (None: 0); marked where it lies outside
+    baseline: str | None = None  # metric the interval is judged against (None: 0); marked where it lies outside
     above: bool = False  # marked only where the interval lies above the baseline (a probe below chance carries no trace)
     decimals: int | None = None  # None: the task's
 
@@ -42,29 +47,68 @@ class TaskOption:
 
 @dataclass(frozen=True)
 class Trace:
-    """What the trace ranking reads from a task's cells: (value at `path` − value at `baseline`) × sign,
+    """What the trace ranking reads from a task's cells: (metric `path` − metric `baseline`) × sign,
     larger = the encoder carries the trace more strongly."""
 
     label: str  # e.g. "pos−neg", printed with the ranking
     path: str
     sign: float = 1.0  # -1 where a more negative value is the stronger trace
-    baseline: str | None = None  # a metric path to subtract first (e.g. chance)
+    baseline: str | None = None  # a metric to subtract first (e.g. chance)
     above: bool = False  # a trace only where the interval lies above the baseline (probes)
 
 
-# figures(plt, folder, task, dataset, condition, cells) -> the figures written into `folder`
-FigureMaker = Callable[[Any, Path, "TaskSpec", str, str, list[dict[str, Any]]], list["Figure"]]
+@dataclass(frozen=True)
+class Work:
+    """What one run of a task does, decided from its options and the dataset before any extraction:
+    the cells' condition, the rows it reads, and the task's own settings for `measure`."""
+
+    condition: str
+    processings: tuple[str, ...]
+    splits: tuple[str, ...]
+    settings: Any
+    unit: str | None = None  # what the bootstrap resamples ("val image"); None: the task has no intervals
+    notes: tuple[Any, ...] = ()  # what the user should see before the run (text or rich renderables: images and classes per split)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What `measure` gets for one encoder: the vectors it reads, already loaded, and its settings."""
+
+    encoder: EncoderSpec
+    dataset: ResolvedDataset
+    vectors: Mapping[str, SplitVectors]  # split -> the split under every processing the work reads
+    settings: Any
+    device: str = "cpu"  # where probes train (--device)
+    console: Console | None = None  # for progress bars of long measurements
+
+
+class Outcome(Protocol):
+    """A task's typed, frozen record of what it measured for one encoder."""
+
+    def metrics(self) -> dict[str, float]:
+        """Every reported number, by flat name ("knn_acc1.all_same")."""
+
+    def resample(self, resampling: Resampling) -> Resampled:
+        """The metrics with intervals, in every bootstrap resample of the task's units."""
+
+    def detail(self) -> dict[str, Any]:
+        """The task's own record beside the metrics (per-triple accuracies, histograms, trials)."""
+
+    def provenance(self) -> dict[str, Any]:
+        """How it was measured (backend, seeds, assignments), for the cell's provenance."""
+
+    def picks(self) -> Picks | None:
+        """What its gallery shows, or None."""
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
     description: str
-    execute: Callable[["RunRequest"], list[Path]]  # extract what is missing, write a cell per encoder
+    plan: Callable[[Mapping[str, Any], "ResolvedDataset"], Work]  # the task's options (by name) and the dataset -> its work
+    measure: Callable[[Inputs], Outcome]
     columns: tuple[Column, ...]  # the first is the primary metric (the leaderboard's order)
-    rule: Callable[[list[dict[str, Any]]], str]  # how a board's numbers were aggregated, from its cells' own settings
     options: tuple[TaskOption, ...] = ()
-    figures: FigureMaker | None = None
     default_dataset: str = "patches"  # what `run` uses without --dataset: offline data that fits the task
     decimals: int = 2  # how the leaderboard prints the metrics
     trace: Trace | None = None  # how the task enters the trace ranking (`leaderboard --view traces`)

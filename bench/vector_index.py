@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench import index, invocation
+from bench import exact_search, invocation
 from bench.store import KEY_COLUMNS, MADE_FROM_COLUMNS, Store, item_keys, vector_matrix
 from bench.vectors import normalise
 
@@ -41,7 +41,7 @@ def build(store: Store, dataset: str, encoder: str, sample: int = 100, seed: int
     vectors = normalise(vector_matrix(rows))
     del rows
     chosen = np.random.default_rng(seed).choice(len(vectors), size=min(sample, len(vectors)), replace=False)
-    exact = index.search(vectors[chosen], vectors, min(10, len(vectors))).rows
+    exact = exact_search.search(vectors[chosen], vectors, min(10, len(vectors))).rows
     recalls, latencies = [], []
     for query, truth in zip(chosen, exact):
         began = time.perf_counter()
@@ -56,7 +56,7 @@ def build(store: Store, dataset: str, encoder: str, sample: int = 100, seed: int
 def usable(store: Store, dataset: str, encoder: str) -> tuple[bool, str]:
     """Whether `query --like` may use the index, and why not when it may not."""
     state = store.vector_index(dataset, encoder)
-    build = invocation.current().command("index", "build", "--encoder", encoder)
+    build = invocation.current().command("vector-index", "build", "--encoder", encoder)
     if state is None:
         return False, f"no vector index (build one with `{build}`)"
     if state.unindexed_rows:

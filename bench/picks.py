@@ -1,6 +1,6 @@
-"""Galleries: the images behind a retrieval result (a query, its target, its nearest images in
-each database), recorded in the result cell with what it takes to draw each one again from its
-source file, so the report shows them without the store or the model."""
+"""What a gallery shows: the images a task picked behind its numbers (a query, its target, its
+nearest images in each database), recorded in the result cell with what it takes to draw each one
+again from its source file. Choices, not pixels and not words: the report draws and captions them."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Shot:
     capture: str | None  # the record's simulated capture op, if any
     orient: bool
     processing: str
-    labels: tuple[str, ...]  # what the image is, for its caption: class, or subject and camera class
+    labels: tuple[str, ...]  # what the image is: class, or subject and camera class
     rank: int | None = None  # 1 = nearest; None for a query or a target shown on its own
     score: float | None = None  # cosine similarity to the query
     target: bool = False  # what the query should find: its target, or a neighbour of its class
@@ -48,11 +48,10 @@ class Shot:
 class Strip:
     """A query's nearest images in one database, best first, and how the query fared there."""
 
-    name: str  # e.g. "same", "pos-same"
-    title: str  # what the database holds
-    outcome: str  # e.g. "miss: the target ranks 3rd"
+    name: str  # which database: e.g. "same", "pos-same"
     hit: bool
     shots: tuple[Shot, ...]
+    fact: str = ""  # what decided the outcome: the voted class, or the target's rank
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Strip:
@@ -75,25 +74,22 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Gallery:
-    """A cell's gallery, with the encoder's view (input size, resize kernel) and the processing
-    seed, which the pixels of each shot depend on."""
+class Picks:
+    """A cell's gallery: the queries shown, with the encoder's view (input size, resize kernel)
+    that the pixels of each shot depend on."""
 
     size: int
     interpolation: str
-    seed: int
-    legend: str  # how to read it
     entries: tuple[Entry, ...]
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, value: dict[str, Any]) -> Gallery:
-        """The gallery stored in a cell; a malformed one raises ValueError."""
+    def from_json(cls, value: dict[str, Any]) -> Picks:
+        """The picks stored in a cell; malformed ones raise ValueError."""
         try:
-            return cls(int(value["size"]), str(value["interpolation"]), int(value["seed"]), str(value["legend"]),
-                       tuple(Entry.from_json(entry) for entry in value["entries"]))
+            return cls(int(value["size"]), str(value["interpolation"]), tuple(Entry.from_json(entry) for entry in value["entries"]))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"malformed gallery ({type(error).__name__}: {error})") from None
 
@@ -111,8 +107,3 @@ def pick(image_ids: Sequence[str], count: int, wanted: np.ndarray, seed: int, pu
             chosen[-1] = first
     return chosen
 
-
-def ordinal(rank: int) -> str:
-    """1 -> 1st, 2 -> 2nd, 11 -> 11th, 23 -> 23rd."""
-    suffix = "th" if 10 <= rank % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(rank % 10, "th")
-    return f"{rank}{suffix}"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench import results
+from bench import bootstrap
 from bench.encoders.spec import FAMILY_TITLES
+from bench.results import Cell
 
 FAMILY_COLOURS = {"cvl": "#1f77b4", "ssl": "#2ca02c", "sup": "#d62728"}
 OTHER_COLOUR = "#7f7f7f"
@@ -25,8 +25,8 @@ def slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
 
 
-def colour(cell: dict[str, Any]) -> str:
-    return FAMILY_COLOURS.get(cell.get("family", ""), OTHER_COLOUR)
+def colour(cell: Cell) -> str:
+    return FAMILY_COLOURS.get(cell.family, OTHER_COLOUR)
 
 
 def pyplot():
@@ -39,10 +39,10 @@ def pyplot():
     return plt
 
 
-def family_legend(ax, cells: list[dict[str, Any]]) -> None:
+def family_legend(ax, cells: list[Cell]) -> None:
     from matplotlib.patches import Patch
 
-    families = sorted({cell.get("family", "?") for cell in cells})
+    families = sorted({cell.family for cell in cells})
     labelled, _ = ax.get_legend_handles_labels()  # e.g. the chance line
     ax.legend(handles=[Patch(color=FAMILY_COLOURS.get(f, OTHER_COLOUR), label=FAMILY_TITLES.get(f, f)) for f in families] + labelled,
               loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
@@ -54,25 +54,25 @@ def save(plt, figure, folder: Path, name: str) -> str:
     return name
 
 
-def chance_line(ax, cells: list[dict[str, Any]], label: str | None = None) -> None:
-    chance = results.metric(cells[0], "chance")
-    if chance is not None:
-        ax.axhline(chance, color="black", linestyle=":", linewidth=1, label=label or f"chance {chance:.1f}%")
+def chance_line(ax, cells: list[Cell], label: str | None = None) -> None:
+    chance = cells[0].value("chance")
+    ax.axhline(chance, color="black", linestyle=":", linewidth=1, label=label or f"chance {chance:.1f}%")
 
 
-def family_bars(plt, cells: list[dict[str, Any]], metric: str, ylabel: str, spread: str | None = None, interval: bool = False):
+def family_bars(plt, cells: list[Cell], metric: str, ylabel: str, spread: str | None = None, interval: bool = False):
     """One bar per encoder (in the cells' order) coloured by family, whiskers from `spread` if
-    given (± that metric) or the stored 95 % interval if `interval`, the chance line marked;
-    returns the matplotlib figure."""
+    given (± that metric) or the stored 95 % interval if `interval`, the chance line marked where
+    the cells record chance; returns the matplotlib figure."""
     figure, ax = plt.subplots(figsize=(max(4.5, 0.5 * len(cells) + 3), 3.2))
-    values = [results.metric(cell, metric) or 0.0 for cell in cells]
-    errors = [results.metric(cell, spread) or 0.0 for cell in cells] if spread else None
+    values = [cell.value(metric) for cell in cells]
+    errors = [cell.value(spread) for cell in cells] if spread else None
     if interval:
-        bounds = [results.interval(cell, metric) or (value, value) for cell, value in zip(cells, values)]
+        bounds = [cell.interval(metric) or (value, value) for cell, value in zip(cells, values)]
         errors = [[value - low for value, (low, _) in zip(values, bounds)], [high - value for value, (_, high) in zip(values, bounds)]]
     ax.bar(range(len(cells)), values, yerr=errors, capsize=3 if errors else 0, color=[colour(cell) for cell in cells])
-    chance_line(ax, cells)
-    ax.set_xticks(range(len(cells)), [cell["encoder"] for cell in cells], rotation=30, ha="right")
+    if "chance" in cells[0].metrics:
+        chance_line(ax, cells)
+    ax.set_xticks(range(len(cells)), [cell.encoder for cell in cells], rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
     family_legend(ax, cells)
@@ -82,36 +82,34 @@ def family_bars(plt, cells: list[dict[str, Any]], metric: str, ylabel: str, spre
 SERIES_MARKERS = ("o", "s", "^", "D")
 
 
-def interval_panel(ax, cells: list[dict[str, Any]], series: list[tuple[str, str]], xlabel: str, reference: float | None = 0.0) -> None:
-    """One row per encoder (in the cells' order, top down), a point per (metric path, label) in
+def interval_panel(ax, cells: list[Cell], series: list[tuple[str, str]], xlabel: str, reference: float | None = 0.0,
+                   above: bool = False) -> None:
+    """One row per encoder (in the cells' order, top down), a point per (metric, label) in
     `series` with its stored 95 % interval as whiskers, and a line at `reference`; a point is
-    hollow where its interval includes the reference."""
-    from bench import bootstrap
-
+    hollow where it is not marked (its interval includes the reference, or with `above` does not
+    lie above it)."""
     rows = len(cells)
     spacing = 0.7 / len(series)
     for row, cell in enumerate(cells):
         for position, ((path, _), marker) in enumerate(zip(series, SERIES_MARKERS)):
-            value = results.metric(cell, path)
-            if value is None:
-                continue
+            value = cell.value(path)
             y = row + (position - (len(series) - 1) / 2) * spacing
-            bounds = results.interval(cell, path)
+            bounds = cell.interval(path)
             if bounds is not None:
                 ax.plot(bounds, [y, y], color=colour(cell), linewidth=1.6, marker="|", markersize=7)
-            hollow = reference is not None and not bootstrap.excludes(bounds, reference)
+            hollow = reference is not None and not bootstrap.excludes(bounds, reference, above)
             face = "white" if hollow else colour(cell)
             ax.plot([value], [y], marker=marker, markersize=6, color=colour(cell), markerfacecolor=face, zorder=3)
     if reference is not None:
         ax.axvline(reference, color="black", linewidth=0.8)
-    ax.set_yticks(range(rows), [cell["encoder"] for cell in cells])
+    ax.set_yticks(range(rows), [cell.encoder for cell in cells])
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", color="#e5e5e5", linewidth=0.6)
     ax.set_axisbelow(True)
 
 
-def interval_legend(ax, cells: list[dict[str, Any]], labels: list[str]) -> None:
+def interval_legend(ax, cells: list[Cell], labels: list[str]) -> None:
     """The legend of interval panels: a marker per series, the hollow rule, a colour per family."""
     from matplotlib.lines import Line2D
 
@@ -119,12 +117,12 @@ def interval_legend(ax, cells: list[dict[str, Any]], labels: list[str]) -> None:
                for label, marker in zip(labels, SERIES_MARKERS)]
     handles.append(Line2D([], [], marker="o", color="#444444", markerfacecolor="white", linestyle="none",
                           label="hollow: the interval\nincludes the line"))
-    families = sorted({cell.get("family", "?") for cell in cells})
+    families = sorted({cell.family for cell in cells})
     handles += [Line2D([], [], color=FAMILY_COLOURS.get(f, OTHER_COLOUR), linewidth=2, label=FAMILY_TITLES.get(f, f)) for f in families]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
 
-def interval_chart(plt, cells: list[dict[str, Any]], series: list[tuple[str, str]], xlabel: str, reference: float = 0.0):
+def interval_chart(plt, cells: list[Cell], series: list[tuple[str, str]], xlabel: str, reference: float = 0.0):
     """A figure of one interval panel with its legend; returns the matplotlib figure."""
     figure, ax = plt.subplots(figsize=(6.4, 0.9 + 0.25 * len(cells) * (1 + len(series))))
     interval_panel(ax, cells, series, xlabel, reference)

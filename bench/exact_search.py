@@ -43,14 +43,14 @@ def resolve_backend(requested: str = "auto") -> str:
             raise UsageError(refusal)
     if requested != "auto":
         return requested
-    if _faiss_gpus() > 0:
+    if faiss_gpus() > 0:
         return "faiss-gpu"
     if _torch_cuda():
         return "torch"
     return "faiss-cpu"
 
 
-def _faiss_gpus() -> int:
+def faiss_gpus() -> int:
     try:
         import faiss
     except ImportError:
@@ -68,7 +68,7 @@ def _faiss_gpu_refusal() -> str | None:
     else:
         if not hasattr(faiss, "StandardGpuResources"):
             found = "the installed FAISS is a CPU-only build"
-        elif _faiss_gpus() == 0:
+        elif faiss_gpus() == 0:
             found = "FAISS has GPU support but sees no GPU"
         else:
             return None

@@ -1,0 +1,70 @@
+"""What the pictures of every task are made of: the View record (the rule printed under a table,
+the figures, the words of a gallery) and the captions several views share. Every caption is built
+from the cells' own settings, so it says what ran."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from bench import bootstrap
+from bench.boards import Board
+from bench.picks import Entry, Strip
+from bench.report.plots import Figure
+from bench.results import Cell
+
+# figures(pyplot, folder, board) -> the figures written into `folder`
+Figures = Callable[[Any, Path, Board], list[Figure]]
+
+
+@dataclass(frozen=True)
+class GalleryWords:
+    """The captions of a task's gallery: how to read it, what each database holds, how each query fared."""
+
+    legend: Callable[[list[Cell]], str]
+    title: Callable[[Strip, Entry, Cell], str]  # what the strip's database holds
+    outcome: Callable[[Strip], str]  # e.g. "miss: the target ranks 3rd"
+
+
+@dataclass(frozen=True)
+class View:
+    rule: Callable[[list[Cell]], str]  # how a board's numbers were made, printed under its table
+    figures: Figures | None = None
+    gallery: GalleryWords | None = None
+
+
+def interval_rule(unit: str, cells: list[Cell], versus: str = "0", within: str = "", above: bool = False) -> str:
+    """The sentence under a table whose columns carry intervals, with the resample count the cells
+    were computed with. `within`: what resampling is stratified by; `above`: the mark needs the
+    interval above the reference (a probe below chance is no trace)."""
+    recorded = [cell.provenance["bootstrap"] for cell in cells if isinstance(cell.provenance.get("bootstrap"), dict)]
+    counts = sorted({int(settings.get("resamples", 0)) for settings in recorded})
+    if counts == [0]:
+        return "No intervals: the cells were computed with --bootstrap 0."
+    how = f"{unit}s resampled with replacement" + (f" within each {within}" if within else "")
+    how += f", {' or '.join(map(str, counts))} resamples" if counts else ""
+    where = f"lies above {versus}" if above else f"excludes {versus}"
+    return (f"[low, high]: 95 % paired bootstrap interval (the value ± t × the bootstrap standard error; {how}); "
+            f"{bootstrap.MARK}: the interval {where}.")
+
+
+def ordinal(rank: int) -> str:
+    """1 -> 1st, 2 -> 2nd, 11 -> 11th, 23 -> 23rd."""
+    suffix = "th" if 10 <= rank % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(rank % 10, "th")
+    return f"{rank}{suffix}"
+
+
+TRACE_RULE = (
+    "Trace ranking: every stored leaderboard (task × dataset × condition) of a task with a trace measure is one contest: "
+    "knn-influence pos−neg, paircams different − same recall, probe-processing accuracy − chance, probe-acquisition mean "
+    "per-class accuracy − chance (a probe that always names the largest class scores chance). "
+    "In a contest of m encoders, the encoder with the r-th strongest trace scores (m − r) / (m − 1) (ties share the mean rank); "
+    "Borda = the mean of its scores over the contests it appears in (1 = the strongest trace everywhere, 0 = the weakest). "
+    "Contests with one encoder rank nothing and are left out. Each contest column shows the trace strength and the rank; "
+    f"{bootstrap.MARK}: its 95 % bootstrap interval excludes no trace (0; for probes it lies above chance). "
+    "ranks: the 95 % range of the encoder's place over the bootstrap resamples (each resample redraws the test units of every "
+    "contest, the same units for every encoder). An encoder with no marked trace in any contest is not ranked (—): its order "
+    "among the others is noise."
+)
+

@@ -1,0 +1,109 @@
+"""Leaderboards as files: CSV, Markdown and JSON carry the numbers the terminal prints (unrounded
+where the format allows), and a column naming a metric a cell lacks is an error, not a blank."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import bootstrap, leaderboard, results, runner, tasks
+from bench.boards import collect
+from bench.picks import Picks
+from bench.tasks import knn_influence
+from bench.vectors import SplitVectors
+from tests.conftest import run_bench
+
+CLASSES = ("jpeg75_420", "jpeg95_444")
+ENCODERS = (("toy/a", "cvl", 1.5), ("toy/b", "sup", 0.0))  # the second carries no planted trace
+
+
+def planted(rng: np.random.Generator, strength: float) -> tuple[SplitVectors, SplitVectors]:
+    """Five semantic classes plus an offset per processing of the given strength."""
+    centres, marks = rng.normal(size=(5, 16)), rng.normal(size=(2, 16)) * strength
+
+    def split(count: int, prefix: str) -> SplitVectors:
+        labels = np.arange(count) % 5
+        scenes = centres[labels] + 1.2 * rng.normal(size=(count, 16))
+        return SplitVectors(np.array([f"{prefix}{i:03d}" for i in range(count)]), labels,
+                            {name: (scenes + marks[j] + 0.3 * rng.normal(size=(count, 16))).astype(np.float32) for j, name in enumerate(CLASSES)})
+
+    return split(150, "t"), split(100, "v")
+
+
+def stored(results_dir: Path) -> None:
+    """knn-influence cells as the runner makes them, with intervals from 300 resamples."""
+    rng = np.random.default_rng(11)
+    task = tasks.get("knn-influence")
+    for encoder, family, strength in ENCODERS:
+        train, val = planted(rng, strength)
+        found = knn_influence.run(train, val, CLASSES, k=5, seeds=(0,), backend="torch")
+        outcome = knn_influence.KnnOutcome(found, knn_influence.Settings(CLASSES, 5, (0,), "versioned", "torch"), (150, 100),
+                                           Picks(224, "bicubic", ()))
+        cell, _ = runner.assemble(results.CellKey(task.name, "toy", encoder, "group=jpeg,k=5,seeds=1"), family, outcome,
+                                  bootstrap.Resampling(300), task)
+        results.write(cell, results_dir)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    stored(tmp_path / "reports" / "results")
+    return tmp_path
+
+
+def test_csv_and_json_hold_the_stored_numbers_and_markdown_prints_what_the_terminal_does(home: Path) -> None:
+    boards, damaged = collect(home / "reports" / "results")
+    assert not damaged and len(boards) == 1
+    board = boards[0]
+    cells = {cell.encoder: cell for cell in board.cells}
+    terminal = run_bench(home, "leaderboard", "--task", "knn-influence")
+    assert terminal.returncode == 0, terminal.stderr
+
+    exported = run_bench(home, "leaderboard", "--format", "csv", "--out", str(home / "board.csv"))
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO((home / "board.csv").read_text())))
+    assert [row["encoder"] for row in rows] == [cell.encoder for cell in board.ordered()]
+    for row in rows:
+        cell = cells[row["encoder"]]
+        for column in board.task.columns:
+            assert float(row[column.header]) == cell.value(column.path)  # unrounded: the cell's own float
+            if column.interval:
+                assert (float(row[f"{column.header} low"]), float(row[f"{column.header} high"])) == cell.intervals[column.path]
+                assert row[f"{column.header} marked"] == str(leaderboard.marked(cell, column))
+            # what the terminal prints is the CSV value rounded as the board rounds it
+            assert leaderboard.entry(cell, column, board.task.decimals) in terminal.stdout
+    gap = board.task.columns[5]
+    assert [row[f"{gap.header} marked"] for row in rows] == ["True", "False"]  # the planted trace is marked, the control is not
+
+    document = json.loads(run_bench(home, "leaderboard", "--format", "json").stdout)
+    (record,) = document["boards"]
+    for row in record["rows"]:
+        assert row["values"]["pos−neg"]["value"] == cells[row["encoder"]].value("gap_pos_minus_neg")
+        assert row["provenance"]["bootstrap"]["resamples"] == 300
+
+    markdown = run_bench(home, "leaderboard", "--format", "markdown").stdout
+    for cell in board.cells:
+        line = next(line for line in markdown.splitlines() if line.startswith(f"| {cell.encoder} |"))
+        assert line.split(" | ")[2] == leaderboard.entry(cell, board.task.columns[0], board.task.decimals)
+        assert leaderboard.entry(cell, gap, board.task.decimals) in line
+
+
+def test_a_column_naming_a_metric_the_cell_lacks_fails_loudly(home: Path) -> None:
+    path = next((home / "reports" / "results").glob("knn-influence/**/*.json"))
+    document = json.loads(path.read_text())
+    del document["metrics"]["knn_acc1.uniform"]
+    path.write_text(json.dumps(document))
+    for verb in (["leaderboard"], ["leaderboard", "--format", "csv"], ["report"]):
+        done = run_bench(home, *verb)
+        assert done.returncode == 2, verb
+        assert "has no metric 'knn_acc1.uniform'" in done.stderr and document["encoder"] in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_an_export_into_a_missing_folder_is_refused_before_anything_is_read(home: Path) -> None:
+    done = run_bench(home, "leaderboard", "--format", "csv", "--out", str(home / "nowhere" / "board.csv"))
+    assert done.returncode == 2 and "does not exist" in done.stderr
