@@ -113,7 +113,9 @@ def _download(plan: flickrexif.Plan, settings: DownloadSettings, scratch: Path, 
                 finished = downloaded + len(failed)
                 bar.update(task, advance=1, rate=finished / max(time.perf_counter() - started, 1e-9))
     except KeyboardInterrupt:
-        errors.print(f"interrupted: the {downloaded:,} photos saved so far are kept; the same command fetches the rest")
+        # Counted on disk: downloads that finished while the threads were stopping are kept too.
+        saved = sum(1 for download in plan.downloads.values() if download.target.exists())
+        errors.print(f"interrupted: the {saved:,} photos this fetch saved are kept; the same command fetches the rest")
         raise
     return downloaded, failed
 

@@ -227,37 +227,47 @@ def test_split_files_already_in_root_and_chosen_attribute(server: Server, tmp_pa
     assert listing.rejects == []
 
 
-def test_killed_fetch_resumes_without_partial_files_or_repeats(server: Server, tmp_path: Path, hub_cache: None) -> None:
+def held(server: Server, body: bytes) -> Callable[[BaseHTTPRequestHandler, int], None]:
+    def respond(handler: BaseHTTPRequestHandler, seen: int) -> None:  # half the body, then wait for the gate
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body[: len(body) // 2])
+        handler.wfile.flush()
+        server.gate.wait(20)
+        handler.wfile.write(body[len(body) // 2:])
+    return respond
+
+
+def held_fetch(server: Server, tmp_path: Path) -> tuple[dict[int, bytes], set[int], Path, tuple[str, ...]]:
+    """16 photos: 4 answer at once, the others send half their body and wait for the server's gate."""
     bodies = {1000 + i: photo(1000 + i) for i in range(16)}
     quick = set(list(bodies)[:4])
-
-    def held(body: bytes) -> Callable[[BaseHTTPRequestHandler, int], None]:
-        def respond(handler: BaseHTTPRequestHandler, seen: int) -> None:  # half the body, then wait for the gate
-            handler.send_response(200)
-            handler.send_header("Content-Type", "image/jpeg")
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            handler.wfile.write(body[: len(body) // 2])
-            handler.wfile.flush()
-            server.gate.wait(20)
-            handler.wfile.write(body[len(body) // 2:])
-        return respond
-
-    server.routes.update({f"/p/{i}.jpg": serve(body) if i in quick else held(body) for i, body in bodies.items()})
+    server.routes.update({f"/p/{i}.jpg": serve(body) if i in quick else held(server, body) for i, body in bodies.items()})
     source = write_table(tmp_path / "hub-copy", {i: server.url(f"/p/{i}.jpg") for i in bodies})
     root = tmp_path / "flickrexif"
     (root / "splits").mkdir(parents=True)
     (root / "splits" / MAKE).write_bytes(split_file(sorted(bodies), [], [], "Make"))
     command = ("fetch", "flickrexif", "--root", str(root), "--source", str(source), "--attributes", "Make",
                "--workers", "2", "--timeout", "30")
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return bodies, quick, root, command
 
-    process = subprocess.Popen(bench_command(tmp_path / "home", *command), cwd=PROJECT, env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+def start_until_held(tmp_path: Path, root: Path, command: tuple[str, ...], quick: int) -> subprocess.Popen[str]:
+    """The fetch started, returned once the quick photos are saved and both workers hold half a body."""
+    process = subprocess.Popen(bench_command(tmp_path / "home", *command), cwd=PROJECT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
-    while not (len(list(root.glob("*.jpg"))) == len(quick) and len(list((root / ".fetch-partial").glob("*.part"))) == 2):
-        assert process.poll() is None and time.monotonic() < deadline, "the fetch ended or stalled before it could be killed"
+    while not (len(list(root.glob("*.jpg"))) == quick and len(list((root / ".fetch-partial").glob("*.part"))) == 2):
+        assert process.poll() is None and time.monotonic() < deadline, "the fetch ended or stalled before it could be stopped"
         time.sleep(0.05)
+    return process
+
+
+def test_killed_fetch_resumes_without_partial_files_or_repeats(server: Server, tmp_path: Path, hub_cache: None) -> None:
+    bodies, quick, root, command = held_fetch(server, tmp_path)
+    process = start_until_held(tmp_path, root, command, len(quick))
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     in_flight = {int(path.name.split(".")[0]) for path in (root / ".fetch-partial").glob("*.part")}
@@ -279,6 +289,20 @@ def test_killed_fetch_resumes_without_partial_files_or_repeats(server: Server, t
     assert third.returncode == 0, third.stderr
     assert server.requests == before  # nothing requested at all
     assert "16 already present, 0 downloaded, 0 missing" in third.stdout
+
+
+def test_ctrl_c_says_how_many_photos_are_on_disk(server: Server, tmp_path: Path, hub_cache: None) -> None:
+    bodies, quick, root, command = held_fetch(server, tmp_path)
+    process = start_until_held(tmp_path, root, command, len(quick))
+    process.send_signal(signal.SIGINT)
+    server.gate.set()  # the held bodies finish arriving while the workers are being stopped
+    _, err = process.communicate(timeout=60)
+
+    saved = {int(path.stem) for path in root.glob("*.jpg")}
+    assert process.returncode == 130, err
+    assert f"interrupted: the {len(saved)} photos this fetch saved are kept" in err, err
+    assert quick <= saved and all((root / f"{i}.jpg").read_bytes() == bodies[i] for i in saved)
+    assert not list((root / ".fetch-partial").glob("*.part"))
 
 
 @pytest.mark.parametrize("options, expected", [
