@@ -163,7 +163,7 @@ def in_memory(arguments, split: str):
 
 def write_phase(arguments, store) -> dict:
     """Rows through extraction's own commit stage (Committer), each store write timed."""
-    from bench.extraction.commit import COMMIT_ROWS, Committer
+    from bench.extraction.commit import COMMIT_ROWS, Committer, Embedded
 
     names = processing_names(arguments)
     table_schema = store.prepare("scale", ENCODER, arguments.dim, {"synthetic": True, "dim": arguments.dim})
@@ -181,7 +181,7 @@ def write_phase(arguments, store) -> dict:
     rows, vectors = [], []
 
     def commit() -> None:
-        committer.add(list(rows), np.concatenate(vectors))
+        committer.add(Embedded(len(rows), list(rows), np.concatenate(vectors)))
         rows.clear()
         vectors.clear()
 

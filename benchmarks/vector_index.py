@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """The vector index for interactive queries on a big table: recall@10 against exact search and
-query latency, as `python -m bench index build` prints them.
+query latency, as `python -m bench vector-index build` prints them.
 
 Run from the project root:
 
-    python benchmarks/index.py                  # 1,000,000 rows of 768-d, clustered like embeddings
-    python benchmarks/index.py --rows 100000    # quicker
+    python benchmarks/vector_index.py                  # 1,000,000 rows of 768-d, clustered like embeddings
+    python benchmarks/vector_index.py --rows 100000    # quicker
 
 The table is written through bench's Store (1,000 class centres, unit-variance noise around
 them, L2-normalised: neighbours are the same class's nearest images, as with real embeddings).
@@ -56,7 +56,7 @@ def write_table(store, rows: int, dim: int) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/index.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/vector_index.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=positive_int, default=1_000_000, help="table rows (default: 1,000,000)")
     parser.add_argument("--dim", type=positive_int, default=768, help="vector dimension (default: 768)")
     parser.add_argument("--sample", type=positive_int, default=100, help="rows used as queries (default: 100)")
