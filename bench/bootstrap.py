@@ -1,5 +1,6 @@
 """Paired bootstrap over the units a task measures (query images, subjects, test images):
-percentile 95 % intervals for every effect, from per-unit outcomes already computed.
+95 % intervals for every effect (the value ± t × the bootstrap standard error), from per-unit
+outcomes already computed.
 
 Every statistic of a cell is resampled with the same draws, so a difference of two statistics
 (a gap) gets the interval of the difference, not two independent ones. Resample r is a pure
@@ -33,7 +34,8 @@ class Resampling:
 
     def provenance(self) -> dict[str, object]:
         return {"resamples": self.resamples, "seed": self.seed, "unit": self.unit, "level": LEVEL,
-                "method": "percentile; resample r draws its units i.i.d. with numpy default_rng([seed, r])"}
+                "method": "value ± t(0.975, units − 1) × bootstrap standard error; resample r draws its units i.i.d. "
+                          "with numpy default_rng([seed, r])"}
 
 
 def _draws(rng: np.random.Generator, units: int, strata: list[np.ndarray] | None) -> np.ndarray:

@@ -42,19 +42,43 @@ def test_paired_resampling_narrows_a_gap_between_correlated_statistics() -> None
     assert found["first"][1] > found["second"][0]  # unpaired, the two intervals overlap
 
 
-def test_paircams_resamples_subjects_and_its_units_average_to_the_reported_recalls() -> None:
-    rng = np.random.default_rng(3)
-    subjects = np.repeat(np.arange(60), 2)
-    cameras = np.tile([0, 1], 60)
-    vectors = rng.normal(size=(60, 16))[subjects] + 0.8 * rng.normal(size=(120, 16)) + 1.5 * np.eye(16)[cameras]
+def paircams_world(seed: int, pairs: int, camera_shift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    subjects = np.repeat(np.arange(pairs), 2)
+    cameras = np.tile([0, 1], pairs)
+    vectors = rng.normal(size=(pairs, 16))[subjects] + 0.8 * rng.normal(size=(2 * pairs, 16)) + camera_shift * np.eye(16)[cameras]
+    return vectors, subjects, cameras
+
+
+def test_paircams_resamples_redraw_queries_and_distractors_together() -> None:
+    vectors, subjects, cameras = paircams_world(3, 60, 1.5)
     found = paircams.recall_at_1(vectors, subjects, cameras)
     metrics = found.metrics()
-    intervals = bootstrap.resample_means(found.per_subject(), bootstrap.Resampling(500)).intervals()
-    for path, values in found.per_subject().items():
-        assert np.mean(values) == pytest.approx(metrics[path], abs=1e-9)
+    resampled = found.resample(bootstrap.Resampling(200))
+    intervals = resampled.intervals()
+    for path in ("recall_at_1.same", "recall_at_1.different", "gap_same_minus_different"):
+        assert resampled.points[path] == metrics[path]
         low, high = intervals[path]
         assert low <= metrics[path] <= high
     assert metrics["gap_same_minus_different"] < 0 and bootstrap.excludes(intervals["gap_same_minus_different"], 0.0)
+
+    # a literal recount of a few resamples: the drawn subjects form the collections, every draw is a query
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    by_camera = [unit[cameras == camera][np.argsort(subjects[cameras == camera])] for camera in (0, 1)]
+    drawn = next(bootstrap.counts(60, bootstrap.Resampling(200)))
+    for r in (0, 1, 7):
+        queries = np.repeat(np.arange(60), drawn[r].astype(int))
+        present = np.flatnonzero(drawn[r])
+        recalls = {}
+        for camera, direction in enumerate(paircams.DIRECTIONS):
+            own, partners = by_camera[camera], by_camera[1 - camera]
+            for collection, pool in (("same", own), ("different", partners)):
+                hits = [all(own[i] @ partners[i] > own[i] @ pool[j] for j in present if j != i) for i in queries]
+                recalls[f"recall_at_1.{collection}_{direction}"] = 100.0 * np.mean(hits)
+        for name, value in recalls.items():
+            assert resampled.samples[name][r] == pytest.approx(value, abs=1e-9), (r, name)
+        gap = np.mean([recalls[f"recall_at_1.same_{d}"] - recalls[f"recall_at_1.different_{d}"] for d in paircams.DIRECTIONS])
+        assert resampled.samples["gap_same_minus_different"][r] == pytest.approx(gap, abs=1e-9)
 
 
 def test_similarity_shift_intervals_resample_queries_as_ratios_of_sums() -> None:

@@ -19,7 +19,8 @@ def rule(cells: list[Cell]) -> str:
             "distractors are the query's own camera class; different: the target's class. same / different "
             "average the two query directions (dslr = DSLR/compact queries, phone = phone queries). A distractor "
             "tied with the target counts as a miss. " + interval_rule("subject", cells) + " A subject's two images (one query per "
-            "direction) are drawn together.")
+            "direction, and a distractor of every other query) are drawn together: a resample redraws the queries and "
+            "the collections, and a drawn query is a hit when no drawn distractor beats its target.")
 
 
 def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
