@@ -423,6 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(measures[arguments.measure](arguments)))
         return 0
     phases = {phase.strip() for phase in arguments.phases.split(",")}
+    if "memory" in phases:
+        sizes = [class_count(argparse.Namespace(classes=arguments.classes, fraction=f)) for f in arguments.memory_fractions]
+        if sizes[0] == sizes[1]:
+            build_parser().error(f"--memory-fractions {','.join(map(str, arguments.memory_fractions))}: both give {sizes[0]} "
+                                 "classes, so there is no slope to measure; choose sizes further apart")
     if arguments.in_memory:
         phases -= {"write", "read"}
     classes = class_count(arguments)
