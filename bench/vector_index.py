@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench import exact_search, invocation
-from bench.store import KEY_COLUMNS, MADE_FROM_COLUMNS, Store, item_keys, vector_matrix
+from bench.store import KEY_COLUMNS, Store, merge_keys, vector_matrix
 from bench.vectors import normalise
 
 
@@ -36,8 +36,9 @@ def build(store: Store, dataset: str, encoder: str, sample: int = 100, seed: int
     started = time.perf_counter()
     store.build_vector_index(dataset, encoder)
     build_seconds = time.perf_counter() - started
-    rows = store.scan(dataset, encoder, columns=[*KEY_COLUMNS, *MADE_FROM_COLUMNS, "vector"])
-    keys = item_keys(*(rows.column(name) for name in (*KEY_COLUMNS, *MADE_FROM_COLUMNS))).to_numpy(zero_copy_only=False)
+    rows = store.scan(dataset, encoder, columns=[*KEY_COLUMNS, "vector"])
+    # a row is named by its key alone: a table holds one row per key, and the made-from columns may be empty
+    keys = merge_keys(*(rows.column(name) for name in KEY_COLUMNS)).to_numpy(zero_copy_only=False)
     vectors = normalise(vector_matrix(rows))
     del rows
     chosen = np.random.default_rng(seed).choice(len(vectors), size=min(sample, len(vectors)), replace=False)
@@ -45,9 +46,9 @@ def build(store: Store, dataset: str, encoder: str, sample: int = 100, seed: int
     recalls, latencies = [], []
     for query, truth in zip(chosen, exact):
         began = time.perf_counter()
-        found = store.nearest_approximate(dataset, encoder, vectors[query], len(truth), columns=[*KEY_COLUMNS, *MADE_FROM_COLUMNS])
+        found = store.nearest_approximate(dataset, encoder, vectors[query], len(truth), columns=list(KEY_COLUMNS))
         latencies.append(1000 * (time.perf_counter() - began))
-        got = item_keys(*(found.column(name) for name in (*KEY_COLUMNS, *MADE_FROM_COLUMNS))).to_pylist()
+        got = merge_keys(*(found.column(name) for name in KEY_COLUMNS)).to_pylist()
         recalls.append(len(set(got) & set(keys[truth].tolist())) / len(truth))
     return IndexReport(len(vectors), build_seconds, len(chosen), float(np.mean(recalls)), float(np.median(latencies)),
                        float(np.percentile(latencies, 90)))

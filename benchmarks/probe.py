@@ -11,7 +11,7 @@ Both sides solve the same problem, the processing probe of docs/protocol.md#prob
 under one processing class drawn at random (seed 0's draw), L2-normalised, tested on every val
 image under every class.
 
-(a) bench: bench.tasks.probes.processing_probe: the Optuna TPE search (30 trials of 100 epochs,
+(a) bench: bench.tasks.probe_processing.processing_probe: the Optuna TPE search (30 trials of 100 epochs,
     SGD, batch 1024, on an 80/20 split of train, seed 22), then the final fit on all of train
     with the best (lr, wd) for each label seed (--seeds, default 1: seed 0 only).
 (b) scikit-learn: LogisticRegression() with its defaults (L-BFGS, C = 1, multinomial) fitted
@@ -38,7 +38,7 @@ if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
 from bench import processing  # noqa: E402
 from bench.arguments import positive_int  # noqa: E402
 from bench.vectors import SplitVectors  # noqa: E402
-from bench.tasks import probes  # noqa: E402
+from bench.tasks.probe_processing import class_assignment, processing_probe  # noqa: E402
 from bench.tasks.linear_probe import ProbeSettings  # noqa: E402
 from bench.vectors import normalise  # noqa: E402
 
@@ -111,7 +111,7 @@ def sklearn_fit(train: SplitVectors, val: SplitVectors, names: tuple[str, ...]) 
     """(fit seconds, test accuracy %) of LogisticRegression on seed 0's draw, the probe's test set."""
     from sklearn.linear_model import LogisticRegression
 
-    assigned = probes.class_assignment(0, train.image_ids, len(names))
+    assigned = class_assignment(0, train.image_ids, len(names))
     stacked = np.stack([normalise(train.vectors[name]) for name in names])
     features = stacked[assigned, np.arange(len(assigned))]
     test = np.concatenate([normalise(val.vectors[name]) for name in names])
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ProbeSettings(trials=arguments.trials, epochs=arguments.epochs)
     stamps: list[float] = []
     started = time.perf_counter()
-    outcome = probes.processing_probe(
+    outcome = processing_probe(
         train, val, names, seeds=range(arguments.seeds), settings=settings, on_trial=lambda _: stamps.append(time.perf_counter())
     )
     finished = time.perf_counter()
