@@ -18,9 +18,14 @@ def rng_for(seed: int, image_id: str, purpose: str) -> np.random.Generator:
 
 
 def uniform_choice(seed: int, image_ids: "np.ndarray | list[str]", choices: int, purpose: str) -> np.ndarray:
-    """One i.i.d. uniform draw in [0, choices) per image id, keyed by (seed, image_id, purpose)."""
-    return np.fromiter(
-        (stable_int(f"{seed}|{purpose}|{image_id}") % choices for image_id in image_ids),
-        dtype=np.int64,
-        count=len(image_ids),
-    )
+    """One i.i.d. uniform draw in [0, choices) per image id, keyed by (seed, image_id, purpose):
+    stable_int(f"{seed}|{purpose}|{image_id}") % choices. The hash of the shared prefix is taken
+    once and copied per id (the same digest as hashing the whole text, at half the cost)."""
+    prefix = hashlib.blake2b(f"{seed}|{purpose}|".encode("utf-8"), digest_size=8)
+    copy = prefix.copy
+    hashed = np.empty(len(image_ids), dtype=np.uint64)
+    for position, image_id in enumerate(image_ids.tolist() if isinstance(image_ids, np.ndarray) else image_ids):
+        digest = copy()
+        digest.update(image_id.encode("utf-8"))
+        hashed[position] = int.from_bytes(digest.digest(), "little")
+    return (hashed % np.uint64(choices)).astype(np.int64)
