@@ -9,6 +9,7 @@ Works on any dataset whose rows carry `subject_id` and a binary `camera_class` (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping
 
 import numpy as np
@@ -48,11 +49,11 @@ class PairRecall:
     def pairs(self) -> int:
         return len(next(iter(self.same_beaters.values())))
 
-    @property
+    @cached_property
     def same_hits(self) -> dict[str, np.ndarray]:
         return {direction: ~beaters.any(axis=1) for direction, beaters in self.same_beaters.items()}
 
-    @property
+    @cached_property
     def different_hits(self) -> dict[str, np.ndarray]:
         return {direction: ~beaters.any(axis=1) for direction, beaters in self.different_beaters.items()}
 
@@ -75,7 +76,9 @@ class PairRecall:
         points = {name: metrics[name] for name in [*names, "recall_at_1.same", "recall_at_1.different", "gap_same_minus_different"]}
         if not resampling.enabled:
             return bootstrap.Resampled({}, points, self.pairs)
-        beaters = [self.same_beaters[d] for d in DIRECTIONS] + [self.different_beaters[d] for d in DIRECTIONS]
+        # (pairs, pairs) per direction and collection, transposed once for every block of resamples
+        beaters = [found.T.astype(np.float32) for found in (*(self.same_beaters[d] for d in DIRECTIONS),
+                                                            *(self.different_beaters[d] for d in DIRECTIONS))]
         blocks = []
         for drawn in bootstrap.counts(self.pairs, resampling):  # (B, pairs): how often each subject is drawn
             blocks.append(np.stack([_resampled_recall(drawn, found) for found in beaters], axis=1))
@@ -87,19 +90,21 @@ class PairRecall:
         return bootstrap.Resampled({name: samples[name] for name in points}, points, self.pairs)
 
     def metrics(self) -> dict[str, float]:
-        same = float(np.mean(list(self.same.values())))
-        different = float(np.mean(list(self.different.values())))
+        per_same, per_different = self.same, self.different
+        same = float(np.mean(list(per_same.values())))
+        different = float(np.mean(list(per_different.values())))
         return {
             "recall_at_1.same": same, "recall_at_1.different": different,
-            **{f"recall_at_1.same_{d}": v for d, v in self.same.items()}, **{f"recall_at_1.different_{d}": v for d, v in self.different.items()},
+            **{f"recall_at_1.same_{d}": v for d, v in per_same.items()}, **{f"recall_at_1.different_{d}": v for d, v in per_different.items()},
             "gap_same_minus_different": same - different,
             "chance": 100.0 / self.pairs,  # one target among `pairs` candidates in either collection
         }
 
 
-def _resampled_recall(drawn: np.ndarray, beaters: np.ndarray) -> np.ndarray:
-    """(B,) recall@1 in % of each resample: the drawn queries none of whose drawn beaters was drawn."""
-    beaten = (drawn.astype(np.float32) @ beaters.T.astype(np.float32)) > 0  # (B, queries): a beater of the query was drawn
+def _resampled_recall(drawn: np.ndarray, beaters_by_column: np.ndarray) -> np.ndarray:
+    """(B,) recall@1 in % of each resample: the drawn queries none of whose beaters was drawn;
+    `beaters_by_column`: (subjects, queries) float32, subject j beats query i's target at [j, i]."""
+    beaten = (drawn.astype(np.float32) @ beaters_by_column) > 0  # (B, queries): a beater of the query was drawn
     return 100.0 * (drawn * ~beaten).sum(axis=1) / drawn.shape[1]
 
 
