@@ -12,11 +12,14 @@ candidates and dropping same-label rows; otherwise each query label is searched 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
 
 from bench.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 Restrict = Literal["none", "same", "other"]
 BACKENDS: tuple[str, ...] = ("auto", "faiss-gpu", "torch", "faiss-cpu")
@@ -254,10 +257,19 @@ def _exact_top_k(fetch: Fetch, count: int, k: int, allowed: int) -> tuple[np.nda
     return out_scores, out_rows
 
 
+def torch_device(requested: str | None = None) -> "torch.device":
+    """Where torch searches run: the device named, else CUDA when torch sees one, else the CPU."""
+    import torch
+
+    if requested not in (None, "auto"):
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _torch_searcher(database: np.ndarray) -> Callable[[np.ndarray | None], RawSearch]:
     import torch
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device()
     base = torch.from_numpy(database).to(device)
 
     def for_rows(allowed: np.ndarray | None) -> RawSearch:

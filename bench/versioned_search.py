@@ -45,14 +45,6 @@ class VersionedNeighbours:
     mixed: list[Neighbours]  # per mix: top-k over the database mixed from the versions
 
 
-def _device(requested: str | None) -> "torch.device":
-    import torch
-
-    if requested not in (None, "auto"):
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def block_rows(database_rows: int, versions: int, device: "torch.device", block_bytes: int | None = None) -> int:
     """Queries per block: K score rows of N floats each, one working row for the lowest and
     highest scores, one for the shortlists' lists, and N flags."""
@@ -79,7 +71,7 @@ class VersionedSearch:
                  block_bytes: int | None = None, in_place: bool = False):
         import torch
 
-        self.device = _device(device)
+        self.device = exact_search.torch_device(device)
         labels = np.asarray(labels)
         self.count = len(labels)
         prepare = normalise_in_place if in_place else normalise
@@ -264,7 +256,7 @@ def build(versions: Sequence[np.ndarray], labels: np.ndarray, search: str = "ver
 def describe(search: str, backend: str) -> str:
     """What a `build(..., search, backend)` searches with, for provenance."""
     if search == "versioned":
-        return f"versioned: torch score blocks ({_device(None).type})"
+        return f"versioned: torch score blocks ({exact_search.torch_device().type})"
     return f"restricted searches on {exact_search.resolve_backend(backend)}"
 
 

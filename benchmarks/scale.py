@@ -250,7 +250,7 @@ def knn_measure(arguments) -> dict:
         search = exact_search.plain_top_k(unit_q, unit_db, arguments.k, backend)
         search()  # warm: threads, allocator
         floors[backend] = search
-    device = versioned_search._device(None)
+    device = exact_search.torch_device()
     products = _score_products(torch.from_numpy(unit_q).to(device), torch.from_numpy(unit_db).to(device),
                                versioned_search.block_rows(len(unit_db), len(names), device))
     products()
