@@ -173,17 +173,21 @@ def as_csv(boards: list[Board]) -> str:
     return out.getvalue()
 
 
+def _markdown_table(header: list[str], rows: list[list[str]], right_from: int | None = None) -> list[str]:
+    """A Markdown table's lines; columns from `right_from` on are right-aligned."""
+    aligns = ["---:" if right_from is not None and i >= right_from else "---" for i in range(len(header))]
+    return ["| " + " | ".join(header) + " |", "|" + "".join(f"{align}|" for align in aligns), *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def as_markdown(boards: list[Board]) -> str:
     """Each board as a Markdown table, the values as the terminal prints them, the rule below."""
     lines = []
     for board in boards:
         task = board.task
-        lines += [f"### {title(board)}", "", "| encoder | family | " + " | ".join(column.header for column in task.columns) + " |",
-                  "|---|---|" + "---:|" * len(task.columns)]
-        for cell in board.ordered():
-            lines.append(f"| {cell.encoder} | {cell.family.upper()} | "
-                         + " | ".join(entry(cell, column, task.decimals) for column in task.columns) + " |")
-        lines += ["", views.of(task.name).rule(list(board.cells)), ""]
+        rows = [[cell.encoder, cell.family.upper(), *(entry(cell, column, task.decimals) for column in task.columns)]
+                for cell in board.ordered()]
+        lines += [f"### {title(board)}", "", *_markdown_table(["encoder", "family", *(c.header for c in task.columns)], rows, 2),
+                  "", views.of(task.name).rule(list(board.cells)), ""]
     return "\n".join(lines)
 
 
@@ -195,8 +199,7 @@ def _traces_as(form: str, found: tuple[list[str], list[list[str]], str]) -> str:
         out = io.StringIO()
         csv.writer(out).writerows([header, *rows])
         return out.getvalue()
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(row) + " |" for row in rows), "",
-                      note, ""])
+    return "\n".join([*_markdown_table(header, rows), "", note, ""])
 
 
 def export(boards: list[Board], form: str, view: str = "tasks") -> str | None:
