@@ -234,6 +234,12 @@ def _filtered_fetch(
     return fetch
 
 
+def rank_order(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per query, the positions of its candidates in bench's neighbour order: score descending,
+    then the lower database row; padding (row -1) last."""
+    return np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)
+
+
 def _exact_top_k(fetch: Fetch, count: int, k: int, allowed: int) -> tuple[np.ndarray, np.ndarray]:
     """Fetch k + margin, order by (-score, row), widen for queries whose boundary tie is cut."""
     out_scores = np.full((count, k), -np.inf, dtype=np.float32)
@@ -243,7 +249,7 @@ def _exact_top_k(fetch: Fetch, count: int, k: int, allowed: int) -> tuple[np.nda
     while len(pending):
         scores, rows = fetch(pending, width)
         scores = np.where(rows < 0, -np.inf, scores).astype(np.float32)
-        order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)
+        order = rank_order(scores, rows)
         scores = np.take_along_axis(scores, order, axis=1)
         rows = np.take_along_axis(rows, order, axis=1)
         take = min(k, scores.shape[1])  # a fetch may return more than `width` (all rows, padded)

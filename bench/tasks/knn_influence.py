@@ -17,7 +17,7 @@ import numpy as np
 from bench import bootstrap, data, exact_search, knn, processing, results, versioned_search
 from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
-from bench.exact_search import Neighbours
+from bench.exact_search import Neighbours, rank_order
 from bench.knn import class_count, correct
 from bench.picks import Entry, Picks, Shot, Strip, pick
 from bench.seeding import uniform_choice
@@ -100,7 +100,7 @@ def merge_scored(positives: Neighbours, negatives: Neighbours, k: int) -> Neighb
     """`merge` with the scores: what a gallery shows beside each neighbour."""
     scores = np.concatenate([positives.scores, negatives.scores], axis=1)
     rows = np.concatenate([positives.rows, negatives.rows], axis=1)
-    order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -scores), axis=-1)[:, :k]
+    order = rank_order(scores, rows)[:, :k]
     return Neighbours(np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1))
 
 
