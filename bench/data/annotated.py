@@ -17,6 +17,19 @@ PAIRCAMS_CAMERA_CLASS: dict[str, int] = {
     **{model: 1 for model in ("iphone xr", "pixel 4", "iphone se (3rd generation)", "22101320g", "iphone 12", "iphone 14 pro", "a065", "iphone 12 pro")},
     **{model: 0 for model in ("canon ixy 630", "dsc-wx300", "c8080wz", "ex-fh20", "canon eos 450d", "u700,s700", "u700/s700", "xt1032", "coolpix s200")},
 }
+Meta = tuple[tuple[str, object], ...]
+
+
+def paircams_meta(model: str, subject: int) -> Meta | str:
+    """A PairCams image's metadata from its Exif model and subject (camera class by the paper's
+    mapping), or, for a model the mapping does not know, why the image is left out."""
+    known = model.strip().lower()
+    if known not in PAIRCAMS_CAMERA_CLASS:
+        return f"unknown camera model {model!r}; known: {', '.join(sorted(PAIRCAMS_CAMERA_CLASS))}"
+    camera_class = PAIRCAMS_CAMERA_CLASS[known]
+    return (("camera_model", model.strip()), ("camera_class", camera_class), ("subject_id", subject), ("is_smartphone", bool(camera_class)))
+
+
 FLICKREXIF_SPLITS = (("train", "train_ids", "encoded_train_labels"), ("val", "val_ids", "encoded_val_labels"), ("test", "test_ids", "encoded_test_labels"))
 
 
@@ -92,25 +105,21 @@ def paircams(options: DatasetOptions) -> Listing:
     folder with <root>/metadata.csv (file_name, subject_idx, model) beside the images; all images
     are `test`. The semantic label is the subject; camera_class (0 DSLR/compact, 1 phone) comes
     from the Exif model through the paper's mapping."""
-    if options.root is None or not (options.root / "metadata.csv").is_file():
-        return hub.paircams(options, PAIRCAMS_CAMERA_CLASS)
-    table = options.root / "metadata.csv"
-    if not table.is_file():
-        raise DataError(f"paircams: {table} not found (columns: file_name, subject_idx, model)")
+    table = None if options.root is None else options.root / "metadata.csv"
+    if table is None or not table.is_file():
+        return hub.paircams(options, paircams_meta)
     records: list[ImageRecord] = []
     rejects: list[dict[str, str]] = []
     with open(table, newline="", encoding="utf-8") as handle:
         rows = sorted(csv.DictReader(handle), key=lambda row: (int(row["subject_idx"]), row["file_name"]))
     for row in rows:
         path = options.root / row["file_name"]
-        model = row["model"].strip().lower()
-        if model not in PAIRCAMS_CAMERA_CLASS:
-            rejects.append({"path": str(path), "reason": f"unknown camera model {row['model']!r}; known: {', '.join(sorted(PAIRCAMS_CAMERA_CLASS))}"})
+        subject = int(row["subject_idx"])
+        meta = paircams_meta(row["model"], subject)
+        if isinstance(meta, str):
+            rejects.append({"path": str(path), "reason": meta})
         elif not path.is_file():
             rejects.append({"path": str(path), "reason": "listed in metadata.csv but the file is missing"})
         else:
-            subject = int(row["subject_idx"])
-            camera_class = PAIRCAMS_CAMERA_CLASS[model]
-            meta = (("camera_model", row["model"].strip()), ("camera_class", camera_class), ("subject_id", subject), ("is_smartphone", bool(camera_class)))
             records.append(ImageRecord(row["file_name"], "test", subject, f"subject {subject}", str(path), meta=meta))
     return Listing(records, rejects)

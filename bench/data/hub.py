@@ -8,7 +8,7 @@ once it has."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from bench.data.hub_rows import PAIRCAMS_REPO, canonical, load_split, load_splits, locator
 from bench.data.record import DatasetOptions, ImageRecord, Listing
@@ -106,9 +106,10 @@ def _label_names(splits: Any, mapping: dict[str, str], column: str) -> dict[Any,
     return {value: (index, str(value)) for index, value in enumerate(values)}
 
 
-def paircams(options: DatasetOptions, camera_class: dict[str, int]) -> Listing:
+def paircams(options: DatasetOptions, meta_of: Callable[[str, int], "tuple[tuple[str, object], ...] | str"]) -> Listing:
     """PairCams as published on the Hub (split train: image, subject_idx, model), by name or from
-    a local copy in the Hub's format (`--root`); camera class from the paper's model mapping."""
+    a local copy in the Hub's format (`--root`); `meta_of(model, subject)`: an image's metadata
+    (camera class from the paper's model mapping), or why it is left out."""
     source = canonical(str(options.root)) if options.root is not None else PAIRCAMS_REPO
     split_name = "train"
     split = load_split(source, options.revision, split_name)
@@ -121,12 +122,10 @@ def paircams(options: DatasetOptions, camera_class: dict[str, int]) -> Listing:
     subjects, models = split["subject_idx"], split["model"]
     for row in sorted(range(len(split)), key=lambda row: (int(subjects[row]), row)):
         path = locator(source, options.revision, split_name, "image", row)
-        model = str(models[row]).strip().lower()
-        if model not in camera_class:
-            rejects.append({"path": path, "reason": f"unknown camera model {models[row]!r}; known: {', '.join(sorted(camera_class))}"})
-            continue
         subject = int(subjects[row])
-        meta = (("camera_model", str(models[row]).strip()), ("camera_class", camera_class[model]), ("subject_id", subject),
-                ("is_smartphone", bool(camera_class[model])))
+        meta = meta_of(str(models[row]), subject)
+        if isinstance(meta, str):
+            rejects.append({"path": path, "reason": meta})
+            continue
         records.append(ImageRecord(f"{split_name}/{row}", "test", subject, f"subject {subject}", path, meta=meta, file_state=state))
     return Listing(records, rejects, origin={"source": source, "revision": options.revision, "splits": {"test": [split_name, len(split)]}})
