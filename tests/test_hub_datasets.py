@@ -109,6 +109,12 @@ def test_paircams_reads_its_hub_copy_as_its_folder(tmp_path: Path) -> None:
                 columns["image"].append({"bytes": content, "path": None})
                 columns["subject_idx"].append(subject)
                 columns["model"].append(model)
+        content = jpeg(999)  # a camera the paper's mapping does not know: left out by both loaders, for the same reason
+        (folder / "stray.jpg").write_bytes(content)
+        writer.writerow(["stray.jpg", 6, "Nokia 3310"])
+        columns["image"].append({"bytes": content, "path": None})
+        columns["subject_idx"].append(6)
+        columns["model"].append("Nokia 3310")
     features = datasets.Features({"image": datasets.Image(), "subject_idx": datasets.Value("int64"), "model": datasets.Value("string")})
     hub = write_hub_copy(tmp_path / "paircams-hub", {"train": columns}, features)
     for home, root in ((tmp_path / "a", folder), (tmp_path / "b", hub)):
@@ -116,3 +122,5 @@ def test_paircams_reads_its_hub_copy_as_its_folder(tmp_path: Path) -> None:
     assert cell(tmp_path / "a", "paircams")["metrics"] == cell(tmp_path / "b", "paircams")["metrics"]
     listed = data.resolve("paircams", data.DatasetOptions(root=hub)).listing.records
     assert {dict(r.meta)["camera_class"] for r in listed} == {0, 1} and all(r.orient for r in listed)
+    reasons = [[reject["reason"] for reject in data.resolve("paircams", data.DatasetOptions(root=root)).listing.rejects] for root in (folder, hub)]
+    assert reasons[0] == reasons[1] and len(reasons[0]) == 1 and reasons[0][0].startswith("unknown camera model 'Nokia 3310'; known: ")
