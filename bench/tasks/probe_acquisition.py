@@ -8,6 +8,7 @@ train + val and is tested once on test.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -114,14 +115,9 @@ def _check_splits(dataset: data.ResolvedDataset) -> dict[str, tuple[int, int]]:
 def split_table(dataset: data.ResolvedDataset) -> Table:
     """Images per split and class: present, and of how many its split files name where the
     dataset lists what is missing (flickrexif)."""
-    present: dict[tuple[str, str], int] = {}
-    named: dict[tuple[str, str], int] = {}
-    for record in dataset.listing.records:
-        present[record.split, record.label_name] = present.get((record.split, record.label_name), 0) + 1
-        named[record.split, record.label_name] = named.get((record.split, record.label_name), 0) + 1
+    present = Counter((record.split, record.label_name) for record in dataset.listing.records)
     listed_missing = [reject for reject in dataset.listing.rejects if "split" in reject and "label_name" in reject]
-    for reject in listed_missing:
-        named[reject["split"], reject["label_name"]] = named.get((reject["split"], reject["label_name"]), 0) + 1
+    named = present + Counter((reject["split"], reject["label_name"]) for reject in listed_missing)
     classes = sorted({name for _, name in named})
     title = (f"{dataset.key}: photos present per split and class, of those its split files name" if listed_missing
              else f"{dataset.key}: images per split and class")
