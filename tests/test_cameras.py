@@ -4,7 +4,6 @@ listing rules on a synthetic folder."""
 from __future__ import annotations
 
 import csv
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -55,13 +54,6 @@ def test_makes_and_models_normalise(folder: Path, manifest: list[dict[str, str]]
     assert len({make for make, _ in raw}) == 14 and len(raw) == 38
     assert {exif.normalise_make(make) for make, _ in raw} == MAKES  # 14 vendor spellings, 11 vendors
     assert len({(exif.normalise_make(make), exif.normalise_model(exif.normalise_make(make), model)) for make, model in raw}) == 38
-
-
-def test_reading_all_exif_is_fast(folder: Path, manifest: list[dict[str, str]]) -> None:
-    start = time.perf_counter()
-    for row in manifest:
-        exif.read(folder / row["path"])
-    assert time.perf_counter() - start < 5.0  # headers only: well under a second in practice
 
 
 @pytest.mark.parametrize(
