@@ -130,7 +130,15 @@ def read(path: str | Path) -> Acquisition:
         # Corrupt Exif becomes None fields below; a warning per photo would only be noise.
         warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
         with Image.open(path) as image:
-            ifd0, exif_ifd = _exif_dicts(image)
+            return of_image(image)
+
+
+def of_image(image: Image.Image) -> Acquisition:
+    """Acquisition facts of an opened image (headers only: nothing is decoded); for readers that
+    already hold the file open."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
+        ifd0, exif_ifd = _exif_dicts(image)
 
     def tag(number: int) -> object:
         # Exif-IFD tags live in the Exif sub-IFD; a few old writers put them in IFD0.
