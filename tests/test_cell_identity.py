@@ -7,7 +7,6 @@ import dataclasses
 import json
 import re
 import shlex
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -119,11 +118,9 @@ def test_an_unchanged_run_is_served_from_its_cell(setup: Setup, capsys) -> None:
     assert bench(capsys, *setup.knn())[0] == 0
     path = next((setup.home / "reports" / "results").glob("**/*.json"))
     written = path.stat().st_mtime_ns
-    began = time.perf_counter()
     status, err = bench(capsys, *setup.knn())
     assert status == 0 and "cached:" in err and "stale" not in err and "images in" not in err  # nothing extracted
     assert path.stat().st_mtime_ns == written
-    assert time.perf_counter() - began < 30  # reading a cell, not recomputing it
     assert not superseded(setup.home)
 
     # a cell in another version of the format is not read as numbers: it is recomputed, and kept aside
