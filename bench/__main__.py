@@ -5,11 +5,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-from rich.console import Console
+
+def _unshadow() -> None:
+    """Under `python -m`, a folder named `bench` in the current folder (the checkout itself, when
+    it is named bench) is imported as an empty namespace package in place of an editable install's
+    real one, which then lacks __version__: put the real package back, or stop with one line."""
+    package = sys.modules.get("bench")
+    if package is None or getattr(package, "__file__", None) is not None:
+        return
+    shadows = {Path(entry).resolve() for entry in package.__path__}
+    sys.path[:] = [entry for entry in sys.path if (Path(entry or ".").resolve() / "bench").resolve() not in shadows]
+    del sys.modules["bench"]
+    import bench
+
+    if getattr(bench, "__file__", None) is None:
+        folders = ", ".join(str(shadow) for shadow in sorted(shadows))
+        sys.exit(f"error: the folder {folders} shadows the bench package (it has no __init__.py); run python -m bench from another folder")
+
+
+_unshadow()
+
+from rich.console import Console  # the imports below run after _unshadow (pyproject lets E402 pass here)
 from rich.markup import escape
 from rich.table import Table
 
@@ -82,6 +102,12 @@ def _settings(arguments: argparse.Namespace) -> ExtractionSettings:
     return settings
 
 
+def _version() -> str:
+    import bench
+
+    return bench.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench import fetching, leaderboard
     from bench.tasks import run_options
@@ -93,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(parser, top=True)
+    parser.add_argument("--version", action="version", version=f"bench {_version()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     listing = verbs.add_parser("list", help="list encoders, datasets, tasks or processings")
