@@ -110,6 +110,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from bench import fetching, leaderboard
+    from bench.audit import command as audit_command
     from bench.tasks import run_options
 
     parser = argparse.ArgumentParser(
@@ -193,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--name", default="latest", help="report folder: reports/<name>/ (default: latest)")
     report.add_argument("--title", default="bench report", help="title of the report (default: bench report)")
     fetch = fetching.add_parser(verbs)
-    for sub in (listing, extract, run, query, indexing, board, report, fetch):
+    audit = audit_command.add_parser(verbs, _add_dataset_options)
+    for sub in (listing, extract, run, query, indexing, board, report, fetch, audit):
         _add_common(sub, top=False)
     return parser
 
@@ -417,6 +419,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench import fetching
 
             fetching.run(arguments, workspace, console, errors)
+        elif arguments.verb == "audit":
+            from bench.audit import command as audit_command
+
+            if arguments.out:
+                _check_out(arguments.out)
+            workspace.ensure_writable()
+            audit_command.run(arguments.dataset, _dataset_options(arguments), audit_command.settings_of(arguments), workspace,
+                              console, errors, arguments.format, Path(arguments.out).expanduser() if arguments.out else None)
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
             if arguments.out:
