@@ -6,19 +6,18 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-import time
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench import flickrexif_fetch as flickrexif
 from bench.arguments import comma_list
 from bench.downloader import DownloadSettings, fetch_all
 from bench.errors import UsageError
+from bench.progress import Stage
 from bench.workspace import Workspace
 
 DATASETS = ("flickrexif",)
@@ -100,31 +99,21 @@ def _download(plan: flickrexif.Plan, settings: DownloadSettings, scratch: Path, 
         return 0, []
     ids = {download.target: flickr_id for flickr_id, download in plan.downloads.items()}
     downloaded, failed = 0, []
-    started = time.perf_counter()
     try:
-        with _progress_bar(errors) as bar:
-            task = bar.add_task("fetching flickrexif", total=len(plan.downloads), rate=0.0)
+        with Stage(errors, "fetching flickrexif", len(plan.downloads), unit="photos") as progress:
             for outcome in fetch_all(plan.downloads.values(), settings, flickrexif.check_photo, scratch):
                 if outcome.failure is None:
                     downloaded += 1
                 else:
                     failure, download = outcome.failure, outcome.download
                     failed.append(flickrexif.Missing(ids[download.target], download.url, failure.reason, failure.detail))
-                finished = downloaded + len(failed)
-                bar.update(task, advance=1, rate=finished / max(time.perf_counter() - started, 1e-9))
+                progress.update(advance=1)
     except KeyboardInterrupt:
         # Counted on disk: downloads that finished while the threads were stopping are kept too.
         saved = sum(1 for download in plan.downloads.values() if download.target.exists())
         errors.print(f"interrupted: the {saved:,} photos this fetch saved are kept; the same command fetches the rest")
         raise
     return downloaded, failed
-
-
-def _progress_bar(console: Console) -> Progress:
-    """The house bar (as extraction's): items done, items/s, time left."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]:>7.1f} img/s"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                    console=console, transient=False)
 
 
 def _writable_root(text: str | None) -> Path:

@@ -16,7 +16,8 @@ from bench.extraction import estimate
 from bench.extraction.commit import BatchOutcome, Committer
 from bench.extraction.plan import Plan, make_plan
 from bench.extraction.settings import ExtractionSettings
-from bench.extraction.summary import ExtractionSummary, progress_bar
+from bench.extraction.summary import ExtractionSummary
+from bench.progress import Stage
 from bench.store import Store
 
 if TYPE_CHECKING:
@@ -96,10 +97,9 @@ def drive(plan: Plan, engine: Engine, store: Store, settings: ExtractionSettings
         committers = {t: Committer(store, plan.dataset, target.spec.name, schemas[t], settings.commit_seconds, since=plan.since[target.spec.name])
                       for t, target in targets.items()}
         names = ", ".join(target.spec.name for target in targets.values())
-        began, done = time.perf_counter(), 0
-        with progress_bar(console) as progress:
-            bar = progress.add_task(f"extract {plan.dataset} x {names}" + (" (ray)" if settings.engine == "ray" else ""),
-                                    total=len(plan.items), rate=0.0)
+        done = 0
+        description = f"extract {plan.dataset} x {names}" + (" (ray)" if settings.engine == "ray" else "")
+        with Stage(console, description, len(plan.items), unit="images") as progress:
             for outcome in engine.batches(schemas):
                 for index, kind, message in outcome.problems:
                     _record_problem(summaries, plan, index, kind, message)
@@ -109,7 +109,7 @@ def drive(plan: Plan, engine: Engine, store: Store, settings: ExtractionSettings
                     summary.forward_seconds += share.forward_seconds
                     committers[t].add(share)
                 done += outcome.finished
-                progress.update(bar, completed=done, rate=done / max(time.perf_counter() - began, 1e-9))
+                progress.update(completed=done)
         for t, committer in committers.items():
             committer.close()
             summaries[targets[t].spec.name].rows_written += committer.written

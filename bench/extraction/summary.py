@@ -1,4 +1,4 @@
-"""What an extraction reports: a summary per encoder, the rejects file, the progress bar."""
+"""What an extraction reports: a summary per encoder and the rejects file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.naming import encoder_slug, safe_part
 
@@ -54,9 +53,3 @@ class ExtractionSummary:
                 for entry in entries:
                     handle.write(json.dumps({**entry, "kind": kind}) + "\n")
         return path
-
-
-def progress_bar(console: Console) -> Progress:
-    """The bar an extraction shows: items done, items/s, time left."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]:>7.1f} img/s"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)

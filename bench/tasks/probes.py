@@ -9,17 +9,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from bench import bootstrap
 from bench.arguments import positive_int
 from bench.errors import BenchError
+from bench.progress import Stage
 from bench.seeding import stable_int
 from bench.tasks.linear_probe import SCHEDULES, ProbeSettings, Search, Trial
 from bench.tasks.spec import TaskOption
@@ -97,26 +91,26 @@ def trials_record(found: Search) -> list[dict[str, object]]:
 
 
 class TrialProgress:
-    """A progress bar over the search trials and the final training."""
+    """Progress over the search trials and the final training (bench.progress: a bar, or log lines)."""
 
     def __init__(self, console: Console | None, encoder: str, trials: int):
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("best val {task.fields[best]:.2f}%"), TimeElapsedColumn(),
-                                 console=console or Console(quiet=True))
-        self.task = self.progress.add_task(f"probe {encoder}: search", total=trials + 1, best=0.0)
         self.best = float("-inf")
+        self.stage = Stage(console, f"probe {encoder}: search", trials + 1, unit="trials", note=self._best)
+
+    def _best(self) -> str:
+        return f"best val {max(self.best, 0.0):.2f}%"
 
     def __enter__(self) -> "TrialProgress":
-        self.progress.__enter__()
+        self.stage.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        self.stage.__exit__(*exc)
 
     def trial(self, done: Trial) -> None:
         self.best = max(self.best, done.val_acc1)
-        self.progress.update(self.task, advance=1, best=self.best)
+        self.stage.update(advance=1)
 
     def finished(self) -> None:
-        self.progress.update(self.task, advance=1, description=self.progress.tasks[0].description.replace("search", "done"))
+        self.stage.update(advance=1, description=self.stage.description.replace("search", "done"))
 
