@@ -16,6 +16,7 @@ from bench.audit import association, command, properties, quality, stored
 from bench.audit.measure import CONSTANT, LABEL, MEASURED, AuditOutcome, Settings
 from bench.data import DatasetOptions
 from bench.report import audit as board
+from bench.report import writer
 from tests.conftest import run_bench
 
 QUALITIES = (50, 75, 95)
@@ -164,6 +165,9 @@ def test_damaged_files_are_counted_unreadable_and_the_outcome_is_stored(tmp_path
     outcome = stored.from_json(json.loads(files[0].read_text(encoding="utf-8")))
     assert outcome.unreadable == 2 and outcome.readable == 300 and _row(outcome, "jpeg_quality").marked
     assert outcome.settings == Settings(permutations=99, resamples=50)
+    _, markdown, _ = writer.write(home / "reports" / "results", home / "reports" / "latest", "audit only")
+    page = markdown.read_text(encoding="utf-8")
+    assert "## dataset audit · imagefolder" in page and "| JPEG quality | 100 % | 3 |" in page
 
 
 def test_bad_options_are_one_line_and_exit_2(tmp_path: Path) -> None:

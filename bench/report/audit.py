@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from bench.audit import stored
 from bench.audit.measure import CONSTANT, LABEL, Association, AuditOutcome
+from bench.report.pages import Section
 
 FORMATS = ("table", "csv", "markdown", "json")
 HEADER = ["property", "carried by", "values", "Cramér's V [95 % interval]", "p", "classes most associated with a value"]
@@ -123,9 +124,11 @@ def export(outcomes: list[AuditOutcome], form: str) -> str:
     return json.dumps({"audits": [stored.as_json(outcome) for outcome in outcomes]}, indent=2, ensure_ascii=False)
 
 
-def section(outcome: AuditOutcome) -> tuple[str, str, tuple[str, list[str], list[list[str]], str]]:
-    """The report's section for one audit: (title, intro, table)."""
-    intro = ("How strongly the class labels go with properties of the files as stored (read from the headers, no encoder): "
-             "a label tied to a file property is a shortcut any encoder can learn.")
-    return f"dataset audit · {outcome.title}", intro, (f"{outcome.readable} images, {outcome.files} files, {outcome.classes} classes",
-                                                        HEADER, rows(outcome), rule(outcome))
+def section(outcome: AuditOutcome) -> Section:
+    """The report's section for one audit: what it measures, and the board with its rule."""
+    found = Section(f"dataset audit · {outcome.title}",
+                    "How strongly the class labels go with properties of the files as stored (read from their headers, no "
+                    "encoder): a label tied to a file property is a shortcut any encoder can learn.")
+    found.tables.append((f"{outcome.readable} images, {outcome.files} files, {outcome.classes} classes", HEADER, rows(outcome),
+                         rule(outcome)))
+    return found

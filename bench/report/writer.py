@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Callable
 
 from bench import boards, data, leaderboard
+from bench.audit import stored as stored_audits
 from bench.encoders.spec import FAMILY_TITLES
 from bench.errors import NoResultsError
 from bench.registry import UnknownNameError
-from bench.report import galleries, views
+from bench.report import audit as audit_view
+from bench.report import depth, galleries, views
 from bench.report.pages import Section, html_page, markdown_page
 from bench.report.plots import pyplot
 
@@ -50,21 +52,25 @@ def sections(found: list[boards.Board], folder: Path, warn: Callable[[str], None
         header, rows = _table(board)
         section.tables.append((board.condition, header, rows, view.rule(list(board.cells))))
         out.append(section)
-    return out
+    return out + depth.sections(found, folder, plt)
 
 
 def write(results_dir: Path, folder: Path, title: str, warn: Callable[[str], None] | None = None) -> tuple[Path, Path, list[Path]]:
     """Write the figures, index.html and report.md into `folder`; return their paths. Damaged
     result files are skipped and passed to `warn`."""
     found, damaged = boards.collect(results_dir)
+    audits, damaged_audits = stored_audits.read_all(results_dir)
     for bad in damaged:
         if warn is not None:
             warn(bad.line())
-    if not found:
+    for path, reason in damaged_audits:
+        if warn is not None:
+            warn(f"{path}: {reason}")
+    if not found and not audits:
         raise NoResultsError(f"no results under {results_dir}: run a task first, e.g. `python -m bench run knn-influence`")
     folder.mkdir(parents=True, exist_ok=True)
     galleries.reset(folder)
-    built = sections(found, folder, warn)
+    built = sections(found, folder, warn) + [audit_view.section(outcome) for outcome in audits]
     html_path, markdown_path = folder / "index.html", folder / "report.md"
     html_path.write_text(html_page(title, built), encoding="utf-8")
     markdown_path.write_text(markdown_page(title, built), encoding="utf-8")
