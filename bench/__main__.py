@@ -34,7 +34,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench import exact_search, invocation, processing
-from bench.arguments import comma_list, non_negative_int, positive_int, split_map
+from bench.arguments import comma_list, non_negative_int, positive_int, positive_seconds, split_map
 from bench.encoders.catalog import DEFAULT_ENCODERS
 from bench.encoders.spec import FAMILIES
 from bench.errors import BenchError, UsageError
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--processings", type=comma_list, help="comma-separated processing names instead of a group")
     extract.add_argument("--splits", type=comma_list, default=("train", "val"), help="comma-separated splits (default: train,val)")
     extract.add_argument("--rebuild", action="store_true", help="drop the table first (needed after a fingerprint mismatch)")
-    extract.add_argument("--commit-seconds", type=float, default=5.0, help="commit rows to the store at least this often (default: 5)")
+    extract.add_argument("--commit-seconds", type=positive_seconds, default=5.0, help="commit rows to the store at least this often (default: 5)")
     extract.add_argument("--plan", action="store_true",
                          help="change nothing: print per encoder what is stored and missing, the disk and the time it would take here, and stop")
     _add_extraction_options(extract)
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=("table", "csv", "parquet"), default="table", help="output format (default: table)")
     query.add_argument("--out", help="write to this file instead of the terminal (required for parquet)")
     query.add_argument("--like", metavar="IMAGE_PATH", help="return the rows nearest to this image (cosine), best first")
-    query.add_argument("--k", type=positive_int, default=10, help="neighbours for --like (default: 10)")
+    query.add_argument("--k", type=positive_int, help="neighbours for --like (default: 10)")
     query.add_argument("--backend", choices=exact_search.BACKENDS, default="auto", help="exact search backend for --like (default: auto)")
     query.add_argument("--exact", action="store_true", help="with --like: search every row exactly even when the table has a vector index")
 
@@ -201,13 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
-    import pyarrow.csv
-    import pyarrow.parquet
-
     from bench import query, store
 
     if arguments.format == "parquet" and not arguments.out:
         raise query.QueryError("--format parquet needs --out FILE")
+    if arguments.k is not None and not arguments.like:
+        raise query.QueryError("--k counts the neighbours of --like IMAGE; without --like, --limit N caps the rows")
     if arguments.out:
         _check_out(arguments.out)
     source = store.Store(workspace.embeddings_uri)
@@ -215,11 +214,24 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
     limit = arguments.limit or (TABLE_ROWS if arguments.format == "table" and not arguments.out else None)
     if arguments.like:
         found = query.like(
-            source, dataset, arguments.encoder, Path(arguments.like), arguments.k,
+            source, dataset, arguments.encoder, Path(arguments.like), arguments.k or 10,
             where=arguments.where, columns=arguments.columns, backend=arguments.backend, exact=arguments.exact,
         )
     else:
         found = query.select(source, dataset, arguments.encoder, arguments.where, arguments.columns, limit)
+    with _writing(arguments.out):
+        _write_rows(arguments, found, dataset, limit, console)
+    if arguments.like and arguments.format == "table":
+        console.print(f"[dim]{escape(query.search_method(found))}[/dim]")
+    if arguments.out:
+        console.print(f"{found.num_rows} rows written to {arguments.out}")
+
+
+def _write_rows(arguments: argparse.Namespace, found, dataset: str, limit: int | None, console: Console) -> None:
+    """The rows a query found, in its format, to --out or the terminal."""
+    import pyarrow.csv
+    import pyarrow.parquet
+
     if arguments.format == "parquet":
         pyarrow.parquet.write_table(found, arguments.out)
     elif arguments.format == "csv":
@@ -232,10 +244,6 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
         with open(arguments.out, "w", encoding="utf-8") if arguments.out else nullcontext(None) as handle:
             out = Console(file=handle, width=200) if handle else console
             query_view.show(out, found, title, explicit=bool(arguments.columns), ranked=bool(arguments.like))
-    if arguments.like and arguments.format == "table":
-        console.print(f"[dim]{escape(query.search_method(found))}[/dim]")
-    if arguments.out:
-        console.print(f"{found.num_rows} rows written to {arguments.out}")
 
 
 def _vector_index(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
@@ -314,13 +322,6 @@ def _extract(arguments: argparse.Namespace, workspace: Workspace, console: Conso
     )
 
 
-def _check_report_name(name: str) -> None:
-    """A report is a folder under reports/, named by one plain name: nothing is written elsewhere."""
-    if not name or name in (".", "..") or any(separator in name for separator in ("/", "\\", os.sep)) or name.startswith("~"):
-        raise UsageError(f"--name {name!r}: a report name is one folder name under the home's reports/ (e.g. --name cifar); "
-                         "it may not hold a path separator or be . or ..")
-
-
 def _check_out(path: str) -> None:
     """`--out` must name a file in an existing folder, before any work."""
     out = Path(path).expanduser()
@@ -328,6 +329,19 @@ def _check_out(path: str) -> None:
         raise UsageError(f"--out {path}: is a folder; name a file to write (e.g. --out {out / 'rows.csv'})")
     if not out.parent.is_dir():
         raise UsageError(f"--out {path}: the folder {out.parent} does not exist; create it first or choose another path")
+    if out.is_symlink() and not out.exists():
+        raise UsageError(f"--out {path}: a symbolic link to {os.readlink(out)}, which does not exist; remove the link or choose another path")
+
+
+@contextmanager
+def _writing(path: str | None) -> Iterator[None]:
+    """An --out file that cannot be written (disk full, permissions) is one line naming it."""
+    try:
+        yield
+    except OSError as error:
+        if path is None or error.filename not in (None, path, str(Path(path).expanduser())):
+            raise
+        raise UsageError(f"--out {path}: cannot write it ({error.strerror or error}); free space or choose another path") from None
 
 
 def _root(root: str | None) -> Path | None:
@@ -398,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             custom.register_file(arguments.encoders_file)
         if arguments.verb in ("extract", "run", "report", "fetch"):
             workspace.ensure_writable()
+        elif arguments.verb != "list":
+            workspace.ensure_readable()
         if arguments.verb == "list":
             _list(arguments.kind, arguments.family, console, arguments.set)
         elif arguments.verb == "extract":
@@ -411,9 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.verb == "report":
             from bench.report import writer
 
-            _check_report_name(arguments.name)
+            folder = workspace.report(arguments.name)  # one free plain name, no link leading outside the home
             warn = lambda line: errors.print(f"[yellow]warning:[/yellow] {escape(line)}")  # noqa: E731
-            page, markdown, figures = writer.write(workspace.results, workspace.reports / arguments.name, arguments.title, warn)
+            page, markdown, figures = writer.write(workspace.results, folder, arguments.title, warn)
             console.print(f"wrote {page} and {markdown} with {len(figures)} figures")
         elif arguments.verb == "fetch":
             from bench import fetching
@@ -430,9 +446,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
             if arguments.out:
+                if arguments.format == "table":
+                    raise UsageError("--out writes csv, markdown or json: add --format csv|markdown|json (the table is for the terminal)")
                 _check_out(arguments.out)
-            leaderboard.show(workspace.results, names, console, errors, view=arguments.view, form=arguments.format,
-                             out=Path(arguments.out).expanduser() if arguments.out else None)
+            with _writing(arguments.out):
+                leaderboard.show(workspace.results, names, console, errors, view=arguments.view, form=arguments.format,
+                                 out=Path(arguments.out).expanduser() if arguments.out else None)
     except BenchError as error:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2

@@ -56,6 +56,11 @@ def _check(store: Store, dataset: str, encoder: str, columns: Sequence[str] | No
     return valid
 
 
+def _shown(where: str | None) -> str:
+    """The filter as an error quotes it: whole when short, else its start and its length."""
+    return repr(where) if where is None or len(where) <= 120 else f"{where[:100]!r}… ({len(where):,} characters)"
+
+
 def whole_filter(where: str) -> str:
     """The filter in parentheses, after checking its own parentheses balance outside quotes and it
     has no `;`: the engine reads one expression and ignores what follows it, so `label = 3 junk`
@@ -71,18 +76,19 @@ def whole_filter(where: str) -> str:
         elif char == ")":
             depth -= 1
             if depth < 0:
-                raise QueryError(f"--where {where!r}: unbalanced ')' at character {position + 1}; write one whole filter expression")
+                raise QueryError(f"--where {_shown(where)}: unbalanced ')' at character {position + 1}; write one whole filter expression")
         elif char == ";":
-            raise QueryError(f"--where {where!r}: ';' at character {position + 1}; write one filter expression, with no statements after it")
+            raise QueryError(f"--where {_shown(where)}: ';' at character {position + 1}; write one filter expression, with no statements after it")
     if quote or depth:
-        raise QueryError(f"--where {where!r}: {'an unclosed quote' if quote else 'an unclosed ('}; write one whole filter expression")
+        raise QueryError(f"--where {_shown(where)}: {'an unclosed quote' if quote else 'an unclosed ('}; write one whole filter expression")
     return f"({where}\n)"  # a newline ends a trailing -- comment before the closing parenthesis
 
 
 def _rejected(store: Store, dataset: str, encoder: str, where: str | None, error: ValueError) -> QueryError:
     reason = str(error).split(", /")[0]  # drop the engine's source location
+    reason = reason if len(reason) <= 300 else reason[:300] + "…"  # the engine quotes the filter again
     valid = ", ".join(store.columns(dataset, encoder))
-    return QueryError(f"--where {where!r} was rejected: {reason}. Valid columns: {valid}")
+    return QueryError(f"--where {_shown(where)} was rejected: {reason}. Valid columns: {valid}")
 
 
 def _scan(store: Store, dataset: str, encoder: str, where: str | None, columns: list[str], limit: int | None) -> pa.Table:

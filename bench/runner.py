@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,12 @@ def run(request: RunRequest, task: TaskSpec) -> list[Path]:
     return written
 
 
+def _finite(cell: results.Cell, task: TaskSpec) -> bool:
+    """Whether the metric the task's board is ordered by is a finite number (else the cell is damaged)."""
+    value = cell.metrics.get(task.primary)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _stale(request: RunRequest, task: TaskSpec, dataset: data.ResolvedDataset, work: Work, store: Store,
            resampling: bootstrap.Resampling | None) -> list[tuple[EncoderSpec, results.CellKey, identity.CellInputs]]:
     """The encoders whose cell must be computed, each with its key and the inputs it will have;
@@ -153,6 +160,8 @@ def _stale(request: RunRequest, task: TaskSpec, dataset: data.ResolvedDataset, w
             versions, None if request.rebuild else store.table_id(dataset.key, spec.name),  # a rebuilt table is dropped unread
         )
         cached, unreadable = (None, None) if request.overwrite else results.stored(key, request.workspace.results)
+        if cached is not None and not _finite(cached, task):
+            cached, unreadable = None, f"damaged: its {task.primary} is not a finite number"
         if unreadable is not None:
             request.console.print(f"[yellow]stale:[/yellow] {escape(str(key.path(request.workspace.results)))}: {escape(unreadable)}; "
                                   f"recomputing (the old file moves to {escape(str(request.workspace.superseded))})")

@@ -49,6 +49,7 @@ PLAIN_WORDS = (  # (what the storage engine says, what it means), first match wi
     ("No object store provider found for scheme", "an unknown URI scheme"),
     ("File exists", "a file where the store's folder should be"),
     ("RetryError", "no answer from the endpoint"),
+    ("was not found", "its folder is there but holds no readable version (is _versions/ missing?)"),
 )
 
 
@@ -66,7 +67,8 @@ def _reason(error: Exception) -> str:
 def _engine_failure(error: Exception) -> bool:
     """Whether an exception is the storage engine failing to read or write (not a rejected filter)."""
     text = str(error)
-    return any(said in text for said in ("LanceError", "lance error", "External error")) and "Invalid user input" not in text
+    failed = any(said in text for said in ("LanceError", "lance error", "External error", "was not found"))  # listed, yet unopenable
+    return failed and "Invalid user input" not in text
 
 
 def _table_io(method: Callable[..., T]) -> Callable[..., T]:
