@@ -171,7 +171,10 @@ def test_a_weights_option_is_stale(setup: Setup, capsys) -> None:
     (fix,) = suggested(err)
     assert "--weights" in fix
     assert bench(capsys, *fix)[0] == 0
-    assert the_cell(setup.home)["inputs"]["fingerprint"]["encoder"]["weights"] == str(other.resolve())
+    from bench.encoders.loaders import file_sha256
+
+    recorded = the_cell(setup.home)["inputs"]["fingerprint"]
+    assert recorded["weights"] == f"sha256:{file_sha256(other.resolve())}" and "weights" not in recorded["encoder"]  # its checksum, not its path
 
 
 def test_an_edited_encoders_file_is_stale(setup: Setup, capsys) -> None:

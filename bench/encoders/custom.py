@@ -12,6 +12,7 @@ from bench.errors import BenchError
 from bench.registry import UnknownNameError
 
 CUSTOM_LOADERS = ("open_clip", "timm", "checkpoint_url")
+MAX_FILE_BYTES = 1 << 20  # an encoders file is a few tables; anything larger is the wrong file
 REQUIRED = ("name", "family", "loader", "architecture", "input_size", "embed_dim")
 TEXT_FIELDS = ("name", "family", "loader", "architecture", "pretrained", "weights", "url", "interpolation", "pooling", "source")
 WHOLE_FIELDS = ("input_size", "embed_dim", "init_seed")
@@ -37,6 +38,11 @@ def read_file(path: str | Path) -> list[EncoderSpec]:
     """Parse and validate specs from a TOML file with [[encoder]] tables."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise EncodersFileError(f"{path}: not a regular file (a device, pipe or socket); --encoders-file takes a TOML file")
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            raise EncodersFileError(f"{path}: {path.stat().st_size:,} bytes, over the {MAX_FILE_BYTES:,} an encoders file may have; "
+                                    "--encoders-file takes a small TOML file of [[encoder]] and [[set]] tables")
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise EncodersFileError(f"{path}: no such encoders file") from None
@@ -143,6 +149,7 @@ def register_file(path: str | Path) -> list[EncoderSpec]:
     for found in sets:
         if found.name in SETS and SETS[found.name] != found:
             raise EncodersFileError(f"{path}: set name {found.name!r} is already a set ({SETS[found.name].description}); choose another name")
+    _refuse_cycles(path, {**SETS, **{found.name: found for found in sets}}, [found.name for found in sets])
     for spec in specs:
         ENCODERS[spec.name] = spec
     for found in sets:
@@ -153,6 +160,20 @@ def register_file(path: str | Path) -> list[EncoderSpec]:
         except UnknownNameError as error:
             raise EncodersFileError(f"{path}: set {found.name!r}: {error}") from None
     return specs
+
+
+def _refuse_cycles(path: str | Path, sets: dict[str, EncoderSet], declared: list[str]) -> None:
+    """A set that includes itself, directly or through other sets, is refused with the loop it makes."""
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if name in trail:
+            loop = " -> ".join((*trail[trail.index(name):], name))
+            raise EncodersFileError(f"{path}: set {name!r} includes itself ({loop}); remove one of these members")
+        for member in sets[name].members:
+            if member in sets:
+                visit(member, (*trail, name))
+
+    for name in declared:
+        visit(name, ())
 
 
 def with_weights(spec: EncoderSpec, weights: str | Path) -> EncoderSpec:

@@ -18,7 +18,8 @@ def fingerprint(spec: EncoderSpec, precision: str = "fp32", dataset: dict[str, A
     come from (name, folder, listing digest, whether Exif orientation is applied)."""
     return {
         "fingerprint_version": FINGERPRINT_VERSION,
-        "encoder": {key: value for key, value in spec.describe().items() if key != "source"},
+        # a local checkpoint counts by its checksum (under "weights"), not by the path it was read from
+        "encoder": {key: value for key, value in spec.describe().items() if key != "source" and not (key == "weights" and spec.weights)},
         "weights": encoders.weights_identity(spec),
         "preprocess": paper_preprocess(spec).describe(),
         "processing_seed": processing.SEED,
