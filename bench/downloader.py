@@ -123,6 +123,9 @@ def fetch_all(downloads: Iterable[Download], settings: DownloadSettings, check: 
 
 
 def _attempt(download: Download, settings: DownloadSettings, check: Check, partial: Path, stop: threading.Event) -> None:
+    scheme = download.url.partition(":")[0].lower() if ":" in download.url else ""
+    if scheme not in ("http", "https"):  # never a local file (file:), never a retry for a scheme no server speaks
+        raise _Refused(Failure("unsupported URL", f"only http and https URLs are fetched, not {scheme or 'a URL without a scheme'}"))
     request = urllib.request.Request(download.url, headers={"User-Agent": USER_AGENT})
     try:
         response = urllib.request.urlopen(request, timeout=settings.timeout)

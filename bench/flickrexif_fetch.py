@@ -28,6 +28,7 @@ SCRATCH_NAME = ".fetch-partial"  # hidden: dataset adapters skip it
 LOCK_NAME = ".fetch.lock"
 DEFAULT_SUFFIX = ".jpg"
 NO_URL = "no URL in the dataset"
+UNSUPPORTED_URL = "unsupported URL"
 PLACEHOLDER_MARK = "photo_unavailable"  # Flickr redirects a removed photo to a stock image with this name
 
 
@@ -172,13 +173,31 @@ def plan_photos(root: Path, ids: Sequence[int], present: set[int], urls: dict[in
         if flickr_id in present:
             continue
         url = urls.get(flickr_id)
-        if url:
+        refused = url_problem(url) if url else None
+        if refused is not None:
+            unlisted.append(Missing(flickr_id, url, UNSUPPORTED_URL, refused))
+        elif url:
             downloads[flickr_id] = Download(url, photo_path(root, flickr_id, url))
         else:
             detail = ("the metadata table has no row with this Flickr ID" if flickr_id not in urls
                       else "its url is empty in the metadata table")
             unlisted.append(Missing(flickr_id, None, NO_URL, detail))
     return Plan(tuple(ids), sum(1 for flickr_id in ids if flickr_id in present), downloads, tuple(unlisted))
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not fetched (None: an http or https URL with a host): local files and other
+    schemes are never opened, and a URL that does not parse is one row of the manifest."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a bad port raises here, not at download time)
+    except ValueError as error:
+        return f"the URL does not parse ({error})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"fetch downloads http and https URLs only, not {parts.scheme + ':' if parts.scheme else 'a URL without a scheme'}"
+    if not parts.hostname:
+        return "the URL names no host"
+    return None
 
 
 def photo_path(root: Path, flickr_id: int, url: str) -> Path:
