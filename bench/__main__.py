@@ -55,7 +55,7 @@ EPILOG = """examples:
 """
 TABLE_ROWS = 50
 HOME_HELP = "workspace root holding embeddings/ and reports/ (default: $BENCH_HOME or the current folder)"
-ENCODERS_FILE_HELP = "TOML file declaring extra encoders ([[encoder]] tables; see README, 'Custom encoders')"
+ENCODERS_FILE_HELP = "TOML file declaring extra encoders ([[encoder]] tables; see docs/encoders.md, 'Custom encoders')"
 
 
 def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -84,7 +84,7 @@ def _add_extraction_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=non_negative_int, help="local engine: DataLoader worker processes (default: 0 on CPU, every core on a GPU); the Ray engine sizes its own")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="forward-pass precision; vectors are stored as float32 and tables of different precisions never mix (default: fp32, as the paper)")
-    parser.add_argument("--engine", choices=ENGINES, default="local", help="local (this process) or ray (Ray Data; see README, 'Beyond one machine')")
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="local (this process) or ray (Ray Data; see docs/scale.md)")
     parser.add_argument("--ray-address", help="with --engine ray: HOST:PORT of a running Ray cluster (ray start --head prints it; default: start a local one for this command)")
     parser.add_argument("--weights", help="local checkpoint file replacing the encoder's pretrained weights (one encoder only)")
 

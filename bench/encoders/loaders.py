@@ -21,7 +21,7 @@ from bench.encoders.spec import EncoderSpec, WeightsUnavailableError
 
 HOW_TO_SUPPLY = (
     "pass a local checkpoint with --weights PATH, or declare the encoder in an --encoders-file "
-    "with weights = \"PATH\" (see README, 'Custom encoders')"
+    "with weights = \"PATH\" (see docs/encoders.md, 'Custom encoders')"
 )
 
 

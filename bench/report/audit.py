@@ -66,7 +66,7 @@ def rule(outcome: AuditOutcome) -> str:
         "files inflate V), clipped to [0, 1]. p: one-sided permutation test, the "
         f"property's values permuted among files ({settings.permutations} permutations; exact under the null of no "
         f"association). {MARK} = p passes Benjamini–Hochberg at a {_percent(settings.level)} false-discovery rate over this board's "
-        f"{len(family)} measured properties. The unit is the file: images cut from one file move together. "
+        f"{len(family)} measured properties{'' if family else ' (none: no property varies)'}. The unit is the file: images cut from one file move together. "
         "'not JPEG' and 'absent' count as values of their own. Classes most associated: per value, the class with the "
         "largest standardized residual (observed − expected) / √expected.",
     ]
@@ -107,11 +107,25 @@ def as_csv(outcomes: list[AuditOutcome]) -> str:
     return out.getvalue()
 
 
+def _plain(text: str) -> str:
+    """Text from the files (camera models such as "PENTAX *ist DL") kept literal in Markdown."""
+    for special in ("\\", "|", "*", "_"):
+        text = text.replace(special, "\\" + special)
+    return text
+
+
+def _marked_plain(text: str) -> str:
+    """As _plain, keeping a trailing mark a mark."""
+    return _plain(text.removesuffix(MARK)) + (MARK if text.endswith(MARK) else "")
+
+
 def as_markdown(outcomes: list[AuditOutcome]) -> str:
+    """Each board as a Markdown table, the values as the terminal prints them, the rule below."""
     lines: list[str] = []
     for outcome in outcomes:
-        lines += [f"### {title(outcome)}", "", "| " + " | ".join(HEADER) + " |", "|---|---:|---:|---:|---:|---|",
-                  *("| " + " | ".join(row) + " |" for row in rows(outcome)), "", rule(outcome), ""]
+        table_rows = [[_plain(row[0]), *row[1:3], _marked_plain(row[3]), row[4], _plain(row[5])] for row in rows(outcome)]
+        lines += [f"### {_plain(title(outcome))}", "", "| " + " | ".join(HEADER) + " |", "|---|---:|---:|---:|---:|---|",
+                  *("| " + " | ".join(row) + " |" for row in table_rows), "", _plain(rule(outcome)), "", ""]
     return "\n".join(lines)
 
 
