@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from bench.data.files import file_state
 from bench.data.hub_rows import PAIRCAMS_REPO, canonical, load_split, load_splits, locator
 from bench.data.record import DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
 
 PREFIX = "hf:"  # --dataset hf:<repo or path>
+NO_IMAGE = ""  # referenced_files: a row without an image
 SPLIT_NAMES = {"train": ("train",), "val": ("validation", "valid", "val", "dev"), "test": ("test",)}
 
 
@@ -80,21 +82,58 @@ def listing(options: DatasetOptions) -> Listing:
     )
     if columns.identifier is not None and columns.identifier not in features:
         raise DataError(f"hf:{source}: no column {columns.identifier!r} for --id-column; its columns are {', '.join(features)}")
+    label_kind = type(features[columns.label]).__name__
+    if columns.label == columns.image or label_kind not in ("ClassLabel", "Value"):
+        raise DataError(f"hf:{source}: the column {columns.label!r} holds {label_kind} values, not class labels; name a column of "
+                        f"class labels (ClassLabel, whole numbers or text) with --label-column; its columns are "
+                        f"{', '.join(f'{name} ({type(feature).__name__})' for name, feature in features.items())}")
     names = _label_names(splits, mapping, columns.label)
     records: list[ImageRecord] = []
+    rejects: list[dict[str, str]] = []
     for ours, theirs in mapping.items():
         split = splits[theirs]
         values = split[columns.label]
         ids = split[columns.identifier] if columns.identifier else [f"{theirs}/{row}" for row in range(len(split))]
-        for row, (value, image_id) in enumerate(zip(values, ids)):
+        files = referenced_files(split, columns.image)
+        for row, (value, image_id, file) in enumerate(zip(values, ids, files)):
+            path = locator(source, revision, theirs, columns.image, row)
+            state = f"hf:{split._fingerprint}"
+            if file == NO_IMAGE:
+                rejects.append({"path": path, "reason": f"no image (the {columns.image} column is empty in this row)"})
+                continue
+            if file is not None:  # the row names a file instead of holding its bytes: the file is stamped as a folder's would be
+                try:
+                    state += f"|{file_state(file)}"
+                except OSError as error:
+                    rejects.append({"path": path, "reason": f"the file it names, {file}, cannot be read ({error.strerror or error})"})
+                    continue
+            if value is None:
+                rejects.append({"path": path, "reason": f"no label (the {columns.label} column is empty in this row)"})
+                continue
             label, name = names[value]
-            records.append(ImageRecord(str(image_id), ours, label, name, locator(source, revision, theirs, columns.image, row),
-                                       file_state=f"hf:{split._fingerprint}"))
+            records.append(ImageRecord(str(image_id), ours, label, name, path, file_state=state))
     if len({record.image_id for record in records}) != len(records):
         raise DataError(f"hf:{source}: the ids of --id-column {columns.identifier} repeat; ids must be unique")
     origin = {"source": source, "revision": revision, "splits": {ours: [theirs, len(splits[theirs])] for ours, theirs in mapping.items()},
               "columns": {"image": columns.image, "label": columns.label, "id": columns.identifier}}
-    return Listing(records, origin=origin)
+    return Listing(records, rejects, origin=origin)
+
+
+def referenced_files(split: Any, column: str) -> list[str | None]:
+    """Per row, the file its image column names when the row holds no image bytes of its own;
+    None where the bytes are in the row, NO_IMAGE where it has neither. Reads no image bytes."""
+    import pyarrow as pa
+
+    storage = split.data.column(column)
+    if pa.types.is_string(storage.type) or pa.types.is_large_string(storage.type):
+        return [value or NO_IMAGE for value in storage.to_pylist()]
+    if not pa.types.is_struct(storage.type) or storage.type.get_field_index("path") < 0 or storage.type.get_field_index("bytes") < 0:
+        return [None] * len(split)
+    found: list[str | None] = []
+    for chunk in storage.chunks:
+        present, inline, paths = chunk.is_valid().to_pylist(), chunk.field("bytes").is_valid().to_pylist(), chunk.field("path").to_pylist()
+        found += [None if here and has_bytes else path if here and path else NO_IMAGE for here, has_bytes, path in zip(present, inline, paths)]
+    return found
 
 
 def _label_names(splits: Any, mapping: dict[str, str], column: str) -> dict[Any, tuple[int, str]]:
@@ -102,7 +141,7 @@ def _label_names(splits: Any, mapping: dict[str, str], column: str) -> dict[Any,
     feature = splits[mapping["train"]].features[column]
     if type(feature).__name__ == "ClassLabel":
         return {index: (index, name) for index, name in enumerate(feature.names)}
-    values = sorted({value for theirs in mapping.values() for value in splits[theirs][column]}, key=lambda value: (str(type(value)), value))
+    values = sorted({value for theirs in mapping.values() for value in splits[theirs][column] if value is not None}, key=lambda value: (str(type(value)), value))
     return {value: (index, str(value)) for index, value in enumerate(values)}
 
 

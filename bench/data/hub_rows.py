@@ -75,6 +75,8 @@ def image_file(path: str) -> io.BytesIO | str:
     """What PIL opens for a record's path: the image bytes of a Hub row (or the file it names)."""
     source, revision, split, column, row = path[len(LOCATOR):].split("/")
     value = _undecoded(unquote(source), unquote(revision) or None, split, unquote(column))[int(row)][unquote(column)]
+    if not value:
+        raise OSError(f"{path}: the row holds no image (its {unquote(column)} is empty)")
     if value.get("bytes"):
         return io.BytesIO(value["bytes"])
     if value.get("path"):
