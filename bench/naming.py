@@ -6,8 +6,9 @@ import re
 
 
 def encoder_slug(encoder: str) -> str:
-    """`family/arch.tag` -> `family--arch.tag`: a single path component that still reads as the name."""
-    return encoder.replace("/", "--")
+    """`family/arch.tag` -> `family--arch.tag` (and a depth `@blockN` -> `--blockN`, as LanceDB table
+    names refuse `@`): a single path component that still reads as the name."""
+    return encoder.replace("/", "--").replace("@", "--")
 
 
 def safe_part(text: str) -> str:

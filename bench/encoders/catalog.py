@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from bench import registry
+from bench.encoders import depth
 from bench.encoders.spec import (
     FAMILIES,
     FAMILY_TITLES,
@@ -176,15 +177,22 @@ SETS: dict[str, EncoderSet] = registry.build("encoder set", [
 
 
 def get(name: str) -> EncoderSpec:
+    """The spec of an encoder name, `NAME@blockN` included (NAME at an intermediate block)."""
+    if depth.is_depth(name):
+        base, suffix = depth.split(name)
+        return depth.at(get(base), suffix)
     return registry.lookup("encoder", ENCODERS, name)
 
 
 def expand(names: Sequence[str]) -> tuple[str, ...]:
-    """Encoder names with every set replaced by its members, in order, each encoder once; an
-    unknown name fails with the closest encoders and sets."""
+    """Encoder names with every set (and `@blocks`) replaced by its members, in order, each encoder
+    once; an unknown name or depth fails with the closest encoders and sets, or the valid depths."""
     found: list[str] = []
     for name in names:
-        if name in SETS:
+        if depth.is_depth(name):  # NAME@blockN, NAME@blocks, SET@blocks
+            base, suffix = depth.split(name)
+            found += [at for member in expand([base]) for at in depth.names(get(member), suffix)]
+        elif name in SETS:
             found += expand(SETS[name].members)
         elif name in ENCODERS:
             found.append(name)

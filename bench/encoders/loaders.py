@@ -392,6 +392,10 @@ def weights_identity(spec: EncoderSpec) -> str:
 
 def architecture(spec: EncoderSpec) -> torch.nn.Module:
     """The network with random weights (build it under torch.device('meta') to check shapes for free)."""
+    if spec.block:
+        from bench.encoders import trunk
+
+        return trunk.PooledBlock(trunk.Trunk(loader(spec).architecture(trunk.network_spec(spec)), spec.name), spec.block)
     return loader(spec).architecture(spec)
 
 
@@ -422,6 +426,11 @@ def available_offline(spec: EncoderSpec) -> bool:
 def load(spec: EncoderSpec) -> LoadedEncoder:
     """Build the frozen model (eval mode, no grad) and its preprocessing."""
     chosen = loader(spec)
-    model = chosen.build(spec)
+    if spec.block:  # `NAME@blockN`: a pooled block of the network, shared with NAME's other depths
+        from bench.encoders import trunk
+
+        model = trunk.pooled_block(spec, chosen.build)
+    else:
+        model = chosen.build(spec)
     model.eval().requires_grad_(False)
     return LoadedEncoder(spec=spec, model=model, preprocess=paper_preprocess(spec), weights_id=chosen.identity(spec))

@@ -42,10 +42,15 @@ class EncoderSpec:
     weights: str | None = None  # a local checkpoint file that replaces the pretrained tag
     url: str = ""  # checkpoint URL, for loaders that fetch a raw file
     options: tuple[tuple[str, object], ...] = ()  # extra constructor arguments (e.g. img_size)
+    block: int = 0  # 0: the final embedding; N: the pooled output of the N-th block (`name@blockN`)
 
     def describe(self) -> dict[str, object]:
-        """Plain dict for fingerprints and result provenance."""
-        return asdict(self)
+        """Plain dict for fingerprints and result provenance; `block` only where set, so tables
+        of final embeddings made before depths existed still match."""
+        described = asdict(self)
+        if not self.block:
+            del described["block"]
+        return described
 
 
 @dataclass(frozen=True)
