@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--task", help="one task only")
     board.add_argument("--view", choices=leaderboard.VIEWS, default="tasks",
                        help="tasks: one table per task, dataset and condition; traces: one ranking of encoders by how strongly "
-                            "they carry traces across those tables (Borda count) (default: tasks)")
+                            "they carry traces across those tables (Borda count); depth: each task's effect against the block "
+                            "of the NAME@blockN encoders it was read at (default: tasks)")
     board.add_argument("--format", choices=leaderboard.FORMATS, default="table",
                        help="table (rich, the terminal); csv (one row per board and encoder, every number unrounded, each interval's "
                             "low, high and mark as columns of their own); markdown (the tables as printed); json (the same with each "
@@ -293,6 +294,8 @@ def _list(kind: str, family: str | None, console: Console, chosen_set: str | Non
         for op in processing.PROCESSINGS.values():
             groups = ", ".join(name for name, members in processing.GROUPS.items() if op.name in members) or "masking"
             grid.add_row(op.name, groups, op.stage, escape(op.description))
+    if kind == "encoders":
+        grid.caption = encoders.depth.NAMING
     console.print(grid)
     if kind == "encoders" and chosen_set is None:
         sets = Table(title="encoder sets (name one wherever encoders are named: --encoders paper)", title_justify="left")

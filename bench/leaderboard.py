@@ -23,7 +23,7 @@ from bench.report.captions import TRACE_RULE
 from bench.results import Cell
 from bench.tasks import Column
 
-VIEWS = ("tasks", "traces")
+VIEWS = ("tasks", "traces", "depth")
 FORMATS = ("table", "csv", "markdown", "json")
 
 
@@ -226,6 +226,10 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
     if not boards:
         console.print(f"No results{which} under {results_dir}. Run a task first, e.g. `python -m bench run knn-influence`.")
         return 0
+    if view == "depth":  # each task's effect against the block it was read at (bench.report.depth)
+        from bench.report import depth
+
+        return depth.show(boards, console, form, out, errors)
     if view == "traces" and ranking.contests(boards) == []:
         console.print(f"No trace ranking{which}: it needs a stored leaderboard of knn-influence, paircams, probe-processing or "
                       "probe-acquisition with at least two encoders.")

@@ -1,0 +1,227 @@
+"""The depth view: for the `NAME@blockN` cells of one base encoder, each task's effect against the
+block it was read at, with its stored interval; a figure for the report and a table for the
+terminal (`leaderboard --view depth`). Built from the result cells alone."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from bench import bootstrap
+from bench.boards import Board
+from bench.encoders.depth import MARK
+from bench.report import plots
+from bench.report.pages import Section
+from bench.results import Cell
+
+FINAL = "final"  # the base encoder's own embedding, drawn after its deepest block
+_DEPTH = re.compile(rf"^(?P<base>.+){MARK}block(?P<block>[0-9]+)$")
+SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One depth of one encoder: its block (None: the final embedding), value, interval, whether marked."""
+
+    block: int | None
+    value: float
+    interval: tuple[float, float] | None
+    marked: bool
+
+
+@dataclass(frozen=True)
+class Series:
+    """One base encoder's effect across depth, on one board."""
+
+    base: str
+    family: str
+    points: tuple[Point, ...]  # blocks in order, then the final embedding where its cell exists
+
+
+def depth_of(encoder: str) -> tuple[str, int | None]:
+    """`NAME@blockN` -> (NAME, N); any other name -> (name, None)."""
+    found = _DEPTH.match(encoder)
+    return (found.group("base"), int(found.group("block"))) if found else (encoder, None)
+
+
+def measure(board: Board) -> tuple[str, str, str | None, bool]:
+    """What the view draws for a board's task: (metric, label, baseline metric, judged only above):
+    the task's trace (its effect), else its primary metric against 0."""
+    trace = board.task.trace
+    if trace is not None:
+        return trace.path, trace.label, trace.baseline, trace.above
+    return board.task.primary, board.task.columns[0].header, None, False
+
+
+def _point(cell: Cell, block: int | None, path: str, baseline: str | None, above: bool) -> Point:
+    reference = cell.value(baseline) if baseline else 0.0
+    bounds = cell.interval(path)
+    return Point(block, cell.value(path), bounds, bootstrap.excludes(bounds, reference, above))
+
+
+def series(board: Board) -> list[Series]:
+    """Every base encoder of the board with at least two depths, its final embedding appended where
+    the board holds it."""
+    path, _, baseline, above = measure(board)
+    by_base: dict[str, dict[int, Cell]] = {}
+    for cell in board.cells:
+        base, block = depth_of(cell.encoder)
+        if block is not None:
+            by_base.setdefault(base, {})[block] = cell
+    finals = {cell.encoder: cell for cell in board.cells}
+    out = []
+    for base, cells in sorted(by_base.items()):
+        if len(cells) < 2:
+            continue
+        points = [_point(cells[block], block, path, baseline, above) for block in sorted(cells)]
+        if base in finals:
+            points.append(_point(finals[base], None, path, baseline, above))
+        out.append(Series(base, next(iter(cells.values())).family, tuple(points)))
+    return out
+
+
+def boards_with_depths(boards: list[Board]) -> list[tuple[Board, list[Series]]]:
+    """The boards that hold a depth series, each with its series."""
+    found = [(board, series(board)) for board in boards]
+    return [(board, drawn) for board, drawn in found if drawn]
+
+
+def _label(point: Point) -> str:
+    return FINAL if point.block is None else f"block{point.block}"
+
+
+def _entry(point: Point, decimals: int) -> str:
+    text = f"{point.value:.{decimals}f}"
+    if point.interval is not None:
+        text += f" [{point.interval[0]:.{decimals}f}, {point.interval[1]:.{decimals}f}]" + ("*" if point.marked else "")
+    return text
+
+
+def rows(board: Board, drawn: list[Series]) -> tuple[list[str], list[list[str]], str]:
+    """The board's depth table: a row per base encoder, a column per depth; and the note under it."""
+    labels = list(dict.fromkeys(_label(point) for found in drawn for point in sorted(
+        found.points, key=lambda point: (point.block is None, point.block or 0))))
+    _, label, baseline, above = measure(board)
+    header = ["encoder", *labels]
+    body = []
+    for found in drawn:
+        at = {_label(point): point for point in found.points}
+        body.append([found.base, *(_entry(at[name], board.task.decimals) if name in at else "" for name in labels)])
+    side = "above" if above else "away from"
+    note = (f"{board.task.name} {label} ({measure(board)[0]}) at each block's global-average-pooled output (`NAME{MARK}blockN`), "
+            f"then the encoder's own embedding ({FINAL}); [95 % interval as stored in each cell]; * the interval lies {side} "
+            f"{baseline or 0}. Each depth is its own encoder: its own table and cell.")
+    return header, body, note
+
+
+def table(board: Board, drawn: list[Series]) -> Table:
+    header, body, note = rows(board, drawn)
+    grid = Table(title=escape(f"{board.task.name} by depth · {board.title()} · {board.condition}"), title_justify="left", caption=escape(note),
+                 caption_justify="left")
+    for index, name in enumerate(header):
+        grid.add_column(name, justify="left" if index == 0 else "right")
+    for row in body:
+        grid.add_row(*(escape(value) for value in row))
+    return grid
+
+
+def export(found: list[tuple[Board, list[Series]]], form: str) -> str:
+    """The depth tables as CSV, Markdown or JSON (values unrounded in JSON)."""
+    if form == "json":
+        return json.dumps({"boards": [
+            {"task": board.task.name, "dataset": board.dataset, "condition": board.condition, "metric": measure(board)[0],
+             "series": [{"encoder": s.base, "family": s.family, "points": [
+                 {"depth": _label(p), "value": p.value, "interval": list(p.interval) if p.interval else None, "marked": p.marked}
+                 for p in s.points]} for s in drawn]}
+            for board, drawn in found]}, indent=2, allow_nan=False)
+    out = io.StringIO()
+    for board, drawn in found:
+        header, body, note = rows(board, drawn)
+        if form == "csv":
+            csv.writer(out).writerows([["task", "dataset", "condition", *header],
+                                       *([board.task.name, board.dataset, board.condition, *row] for row in body)])
+        else:
+            out.write("\n".join([f"## {board.task.name} by depth · {board.title()} · `{board.condition}`", "",
+                                 "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1),
+                                 *("| " + " | ".join(row) + " |" for row in body), "", note, "", ""]))
+    return out.getvalue()
+
+
+def show(boards: list[Board], console: Console, form: str = "table", out: Path | None = None, errors: Console | None = None) -> int:
+    """Print (or write to `out`) the depth tables of the boards; return how many there were."""
+    found = boards_with_depths(boards)
+    if not found:
+        console.print(f"No depth view: it needs stored cells of at least two depths of one encoder (`NAME{MARK}blockN`, "
+                      f"e.g. `python -m bench run knn-influence --encoders effnet/lite0.in1k{MARK}blocks`).")
+        return 0
+    if form == "table":
+        for board, drawn in found:
+            console.print(table(board, drawn))
+        return len(found)
+    text = export(found, form)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        (errors or console).print(f"wrote {len(found)} depth table(s) to {out}")
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    return len(found)
+
+
+def figure(plt: Any, board: Board, drawn: list[Series]):
+    """The effect against depth, a line per base encoder with its 95 % intervals as a band and
+    whiskers; a point is hollow where its interval does not clear the reference."""
+    path, label, baseline, _ = measure(board)
+    deepest = max(point.block or 0 for found in drawn for point in found.points)
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for found, colour in zip(drawn, SERIES_COLOURS * 8):
+        xs = [deepest + 1 if point.block is None else point.block for point in found.points]
+        values = [point.value for point in found.points]
+        lows = [point.interval[0] if point.interval else point.value for point in found.points]
+        highs = [point.interval[1] if point.interval else point.value for point in found.points]
+        blocks = [i for i, point in enumerate(found.points) if point.block is not None]
+        ax.plot([xs[i] for i in blocks], [values[i] for i in blocks], color=colour, linewidth=1.4, label=found.base)
+        ax.fill_between([xs[i] for i in blocks], [lows[i] for i in blocks], [highs[i] for i in blocks], color=colour, alpha=0.15, linewidth=0)
+        for x, value, low, high, point in zip(xs, values, lows, highs, found.points):
+            ax.plot([x, x], [low, high], color=colour, linewidth=1.2)
+            ax.plot([x], [value], marker="o" if point.block is not None else "D", markersize=5, color=colour,
+                    markerfacecolor=colour if point.marked else "white", zorder=3)
+    if baseline:
+        reference = {round(cell.value(baseline), 9) for cell in board.cells}
+        for value in reference:
+            ax.axhline(value, color="black", linestyle=":", linewidth=1)
+    else:
+        ax.axhline(0.0, color="black", linewidth=0.8)
+    has_final = any(point.block is None for found in drawn for point in found.points)
+    ticks = list(range(1, deepest + 1)) + ([deepest + 1] if has_final else [])
+    ax.set_xticks(ticks, [str(t) for t in range(1, deepest + 1)] + ([FINAL] if has_final else []))
+    ax.set_xlabel("block (global average pool of its output)")
+    ax.set_ylabel(f"{label} ({path})")
+    ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title="filled: interval clears\nthe line", title_fontsize=8)
+    return fig
+
+
+def sections(boards: list[Board], folder: Path, plt: Any) -> list[Section]:
+    """A report section per board that holds depth series: the figure and the depth table."""
+    out = []
+    for board, drawn in boards_with_depths(boards):
+        _, label, _, _ = measure(board)
+        section = Section(f"{board.task.name} by depth · {board.title()}",
+                          f"{label} of each encoder read at the output of each of its blocks (`NAME{MARK}blockN`: the block's feature "
+                          "map, global-average-pooled, embedded as an encoder of its own), and at its own final embedding.")
+        name = plots.save(plt, figure(plt, board, drawn), folder, f"{plots.slug('depth', board.task.name, board.dataset, board.condition)}.png")
+        section.figures.append(plots.Figure(name, f"{board.task.name} on {board.title()} ({board.condition}): {label} against depth, "
+                                                  "with 95 % intervals (band and whiskers); a filled point's interval clears the line."))
+        section.tables.append((board.condition, *rows(board, drawn)))
+        out.append(section)
+    return out
