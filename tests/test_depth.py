@@ -194,3 +194,14 @@ def test_the_depth_view_builds_from_synthetic_cells(tmp_path: Path) -> None:
     empty = Console(record=True)
     assert depth_view.show([Board(TASKS["knn-influence"], "patches", "c", (_cell("d/plain", 1.0, 0.5, 1.5),))], empty) == 0
     assert "No depth view" in empty.export_text()
+
+
+def test_the_ray_engine_gives_the_depths_of_one_encoder_one_actor_pool() -> None:
+    from types import SimpleNamespace
+
+    from bench.extraction.distributed import shared_pools
+
+    names = [f"{RANDOM}@block2", "effnet/lite0.in1k@block1", f"{RANDOM}@block5", RANDOM, "effnet/lite0.in1k"]
+    fake = [SimpleNamespace(spec=SimpleNamespace(name=name)) for name in names]
+    pools = [[encoding.spec.name for encoding in pool] for pool in shared_pools(fake)]  # type: ignore[arg-type]
+    assert pools == [[f"{RANDOM}@block2", f"{RANDOM}@block5", RANDOM], ["effnet/lite0.in1k@block1", "effnet/lite0.in1k"]]

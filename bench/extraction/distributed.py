@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from bench.encoders import depth
 from bench.errors import DependencyError, UsageError
 from bench.extraction.commit import BatchOutcome, Embedded
 from bench.extraction.plan import Plan
@@ -170,6 +171,15 @@ class Encoding:
     schema: pa.Schema
 
 
+def shared_pools(encodings: list[Encoding]) -> list[list[Encoding]]:
+    """The encodings grouped into actor pools: one per encoder, its depths (`NAME@blockN`) and NAME
+    itself in one pool, so that pool loads the network once and runs it once per batch for all."""
+    pools: dict[str, list[Encoding]] = {}
+    for encoding in encodings:
+        pools.setdefault(depth.split(encoding.spec.name)[0], []).append(encoding)
+    return list(pools.values())
+
+
 class Embed:
     """Embed stage for one or more encoders, in an actor that loads them once: each encoder's rows
     of the batch are written as Lance fragments of its table, and the batch leaves with
@@ -262,13 +272,15 @@ class RayEngine:
         dataset = ray.data.from_items(_item_rows(plan), override_num_blocks=blocks)
         common = {"batch_size": batch_size, "batch_format": "numpy"}
         if staged:
-            # Prepare tasks decode on every core; each encoder's actor pool shares the GPUs.
+            # Prepare tasks decode on every core; each encoder's actor pool shares the GPUs. The depths
+            # of one encoder (NAME@blockN) share a pool, so its network runs once per batch for all of them.
             dataset = dataset.map_batches(prepare_stage, num_cpus=1, **common)
-            share = len(encodings)
+            pools = shared_pools(encodings)
+            share = len(pools)
             resources = {"num_gpus": min(1.0, gpus / share), "num_cpus": 0.01} if gpus else {"num_cpus": 0.01}
-            for position, encoding in enumerate(encodings):
+            for position, pool in enumerate(pools):
                 dataset = dataset.map_batches(
-                    Embed, fn_constructor_kwargs={"encodings": [encoding], "device": "cuda" if gpus else "cpu", "precision": settings.precision,
+                    Embed, fn_constructor_kwargs={"encodings": pool, "device": "cuda" if gpus else "cpu", "precision": settings.precision,
                                                   "threads": None if gpus else 1, "prepare": None, "last": position == share - 1},
                     compute=ray.data.ActorPoolStrategy(size=min(blocks, max(1, gpus // share))), **resources, **common)
         else:
