@@ -32,6 +32,7 @@ def test_the_cli_reference_renders_every_verb_with_its_options() -> None:
         for action in parser._actions:
             for option in action.option_strings:
                 assert option in text, (name, option)
+    assert "../shared" not in text, "a --help text names a local data folder users do not have"
     page = (DOCS / "reference" / "cli.md").read_text()
     assert reference.MARKER in page
     assert reference.on_page_markdown(page, None, None, None) == page.replace(reference.MARKER, text)
