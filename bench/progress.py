@@ -66,8 +66,8 @@ class Stage:
             self.bar.__exit__(kind, error, trace)
         else:
             elapsed = self.now() - self.began
-            ending = "done" if kind is None else "stopped"
-            self._line(f"{ending}: {self.completed:,}/{self.total:,} {self.unit} after {clock(elapsed)}, "
+            ending = "finished" if kind is None else "stopped at"
+            self._line(f"{ending} {self.completed:,}/{self.total:,} {self.unit} after {clock(elapsed)}, "
                        f"{self._rate(elapsed):.1f} {self._rate_unit()}{self._note()}")
 
     def update(self, completed: int | None = None, advance: int = 0, description: str | None = None) -> None:

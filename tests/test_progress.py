@@ -35,7 +35,7 @@ def test_a_log_gets_a_line_per_interval_with_rate_and_time_left_and_a_last_line_
     assert lines[0] == "extract demo x a: 100 images to do"
     assert lines[1] == "extract demo x a: 20/100 images (20%), 2.0 img/s, 0:00:10 elapsed, about 0:00:40 left"
     assert len(lines) == 1 + 4 + 1  # start, at 20, 40, 60, 80 (none at 100: the last line says it), end
-    assert lines[-1] == "extract demo x a: done: 100/100 images after 0:00:50, 2.0 img/s"
+    assert lines[-1] == "extract demo x a: finished 100/100 images after 0:00:50, 2.0 img/s"
 
 
 def test_a_stage_that_stops_says_how_far_it_got_and_its_note() -> None:
@@ -49,7 +49,7 @@ def test_a_stage_that_stops_says_how_far_it_got_and_its_note() -> None:
         pass
     lines = out.getvalue().splitlines()
     assert lines[1] == "probe e: still searching: 3/31 trials (10%), 1.0 trials/s, 0:00:03 elapsed, about 0:00:28 left, best val 40.00%"
-    assert lines[-1] == "probe e: still searching: stopped: 3/31 trials after 0:00:03, 1.0 trials/s, best val 40.00%"
+    assert lines[-1] == "probe e: still searching: stopped at 3/31 trials after 0:00:03, 1.0 trials/s, best val 40.00%"
 
 
 def test_a_terminal_gets_the_bar_and_no_log_lines() -> None:
@@ -58,7 +58,7 @@ def test_a_terminal_gets_the_bar_and_no_log_lines() -> None:
     with Stage(console, "fetching flickrexif", 4, unit="photos", interval=0) as stage:
         stage.update(advance=4)
     text = out.getvalue()
-    assert "4/4" in text and "img/s" in text and "to do" not in text and "done:" not in text
+    assert "4/4" in text and "img/s" in text and "to do" not in text and "finished" not in text
 
 
 def test_interval_and_clock(monkeypatch) -> None:
@@ -81,4 +81,4 @@ def test_an_extraction_with_its_output_in_a_file_leaves_progress_lines(tmp_path:
     text = log.read_text()
     assert done.returncode == 0, text
     assert "images to do" in text and "img/s" in text and "left" in text, text
-    assert "extract demo-mini x effnet/lite0.random: done: " in text, text
+    assert "extract demo-mini x effnet/lite0.random: finished " in text, text

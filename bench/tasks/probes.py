@@ -112,5 +112,5 @@ class TrialProgress:
         self.stage.update(advance=1)
 
     def finished(self) -> None:
-        self.stage.update(advance=1, description=self.stage.description.replace("search", "done"))
+        self.stage.update(advance=1, description=self.stage.description.replace("search", "search and final fit"))
 
