@@ -445,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _check_out(arguments.out)
             workspace.ensure_writable()
             audit_command.run(arguments.dataset, _dataset_options(arguments), audit_command.settings_of(arguments), workspace,
-                              console, errors, arguments.format, Path(arguments.out).expanduser() if arguments.out else None)
+                              console, errors, arguments.format, Path(arguments.out).expanduser() if arguments.out else None,
+                              workers=arguments.workers)
         elif arguments.verb == "leaderboard":
             names = [tasks.get(arguments.task).name] if arguments.task else None
             if arguments.out:

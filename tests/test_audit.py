@@ -170,6 +170,16 @@ def test_damaged_files_are_counted_unreadable_and_the_outcome_is_stored(tmp_path
     assert "## dataset audit · imagefolder" in page and "| JPEG quality | 100 % | 3 |" in page
 
 
+def test_worker_processes_read_what_this_process_reads(tmp_path: Path) -> None:
+    root = _folder(tmp_path, [index // PER_CLASS for index in range(len(QUALITIES) * PER_CLASS)])
+    (root / "class2" / "broken.jpg").write_bytes(b"\xff\xd8 cut short")
+    paths = sorted(str(path) for path in root.rglob("*.jpg"))
+    seen: list[int] = []
+    serial = properties.read(paths, advance=seen.append)
+    assert sum(seen) == len(paths) and len(serial.unreadable) == 1 and len(serial.values) == len(paths) - 1
+    assert properties.read(paths, workers=2) == serial
+
+
 def test_bad_options_are_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = run_bench(tmp_path, "audit", "--dataset", "cameras")
     assert missing.returncode == 2 and "needs --root" in missing.stderr

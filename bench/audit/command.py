@@ -28,6 +28,9 @@ EXAMPLES = """examples:
 """
 
 
+LABEL_ALIASES = {"smartphone_model": "model"}  # FlickrExif's attribute names the cameras adapter does not know
+
+
 def add_parser(verbs, add_dataset_options: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
     """The `audit` verb: the dataset options every verb shares, the resampling, the board's format."""
     parser = verbs.add_parser(
@@ -45,6 +48,9 @@ def add_parser(verbs, add_dataset_options: Callable[[argparse.ArgumentParser], N
     parser.add_argument("--bootstrap", type=positive_int, default=defaults.resamples,
                         help=f"resamples of the files for the interval (default: {defaults.resamples})")
     parser.add_argument("--seed", type=non_negative_int, default=defaults.seed, help=f"seed of both (default: {defaults.seed})")
+    parser.add_argument("--workers", type=non_negative_int,
+                        help=f"processes reading the headers (default: 0 below {properties.AUTO_SERIAL} files, else one per core, at "
+                             "most 8); the numbers do not depend on it")
     parser.add_argument("--format", choices=board.FORMATS, default="table",
                         help="table (rich, the terminal); csv (one row per property, numbers unrounded); markdown (the table as "
                              "printed); json (the stored outcome: every value's count and most associated classes) (default: table)")
@@ -60,10 +66,13 @@ def label_property(dataset: data.ResolvedDataset) -> str | None:
     """The property the labels are made of (cameras, flickrexif: the chosen Exif attribute), if any."""
     if not dataset.spec.attributes:
         return None
+    requested = (dataset.options.attribute or "").strip().lower().replace(" ", "_")
+    if requested in LABEL_ALIASES:
+        return LABEL_ALIASES[requested]
     try:
         return cameras.attribute_of(dataset.options.attribute)
     except UnknownNameError:
-        return None
+        return None  # a label no file property is made of (FlickrExif's Flash, Year)
 
 
 def dataset_title(dataset: data.ResolvedDataset) -> str:
@@ -79,25 +88,27 @@ def _progress(console: Console) -> Progress:
                     console=console, transient=True)
 
 
-def audit(name: str, options: data.DatasetOptions, settings: Settings, errors: Console) -> AuditOutcome:
-    """List the dataset, read its files' headers (progress on `errors`), and measure."""
+def audit(name: str, options: data.DatasetOptions, settings: Settings, errors: Console, workers: int | None = None) -> AuditOutcome:
+    """List the dataset, read its files' headers (in `workers` processes; None: by the dataset's
+    size; progress on `errors`), and measure."""
     dataset = data.resolve(name, options)
     records = dataset.listing.records
     files = list(dict.fromkeys(record.path for record in records))
     with _progress(errors) as progress:
         task = progress.add_task("reading file headers", total=len(files))
-        reading = properties.read(files, advance=lambda: progress.advance(task))
+        workers = properties.default_workers(len(files)) if workers is None else workers
+        reading = properties.read(files, advance=lambda count: progress.advance(task, count), workers=workers)
     identity: dict[str, Any] = {**dataset.identity, "contents": dataset.contents}
     outcome = measure(dataset.key, dataset_title(dataset), identity, records, reading, settings, label_property(dataset))
     return AuditOutcome(**{**outcome.__dict__, "provenance": results.provenance()})
 
 
 def run(name: str, options: data.DatasetOptions, settings: Settings, workspace: Workspace, console: Console,
-        errors: Console, form: str = "table", out: Path | None = None) -> AuditOutcome:
+        errors: Console, form: str = "table", out: Path | None = None, workers: int | None = None) -> AuditOutcome:
     """Audit a dataset, store the outcome, and print the board (or write it in `form`)."""
     if out is not None and form == "table":
         raise UsageError("--out writes csv, markdown or json: add --format csv|markdown|json (the table is for the terminal)")
-    outcome = audit(name, options, settings, errors)
+    outcome = audit(name, options, settings, errors, workers)
     where = stored.write(outcome, workspace.results)
     if form == "table":
         console.print(board.table(outcome))

@@ -4,8 +4,10 @@ pixel size, and the Exif acquisition facts bench already reads."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from PIL import Image
 
@@ -94,16 +96,55 @@ class Reading:
     unreadable: dict[str, str]  # path -> reason
 
 
-def read(paths: Iterable[str], advance: Callable[[], None] | None = None) -> Reading:
+CHUNK = 256  # files per task handed to a worker process
+AUTO_SERIAL = 2000  # below this many files, reading in this process is faster than starting workers
+
+
+def _read_one(path: str) -> tuple[str, dict[str, str] | None, str | None]:
+    try:
+        return path, of_file(path), None
+    except Exception as error:  # Pillow raises many kinds on damaged headers; each is a reason here
+        return path, None, f"{type(error).__name__}: {error}"
+
+
+def _read_chunk(paths: list[str]) -> list[tuple[str, dict[str, str] | None, str | None]]:
+    return [_read_one(path) for path in paths]
+
+
+def default_workers(files: int) -> int:
+    """Worker processes for reading `files` headers: none for a small dataset, else one per core (at most 8)."""
+    return 0 if files < AUTO_SERIAL else min(os.cpu_count() or 1, 8)
+
+
+def read(paths: Iterable[str], advance: Callable[[int], None] | None = None, workers: int = 0) -> Reading:
     """The properties of every distinct file; a damaged or unreadable file becomes a reason, not
-    an error. `advance` is called once per file (a progress bar)."""
+    an error. `workers` > 0 reads in that many processes; `advance(n)` is called as files are
+    read (a progress bar)."""
+    distinct = list(dict.fromkeys(paths))
+    chunks = [distinct[start:start + CHUNK] for start in range(0, len(distinct), CHUNK)]
     values: dict[str, dict[str, str]] = {}
     unreadable: dict[str, str] = {}
-    for path in dict.fromkeys(paths):
-        try:
-            values[path] = of_file(path)
-        except Exception as error:  # Pillow raises many kinds on damaged headers; each is a reason here
-            unreadable[path] = f"{type(error).__name__}: {error}"
+    if workers > 0 and len(chunks) > 1:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+            done = pool.map(_read_chunk, chunks)
+            found = (item for chunk in _advancing(done, advance) for item in chunk)
+            _collect(found, values, unreadable)
+    else:
+        _collect((item for chunk in _advancing(map(_read_chunk, chunks), advance) for item in chunk), values, unreadable)
+    return Reading({path: values[path] for path in distinct if path in values}, unreadable)
+
+
+def _advancing(chunks: Iterable[list], advance: Callable[[int], None] | None) -> Iterator[list]:
+    for chunk in chunks:
         if advance is not None:
-            advance()
-    return Reading(values, unreadable)
+            advance(len(chunk))
+        yield chunk
+
+
+def _collect(found: Iterable[tuple[str, dict[str, str] | None, str | None]], values: dict[str, dict[str, str]],
+             unreadable: dict[str, str]) -> None:
+    for path, read_values, reason in found:
+        if read_values is None:
+            unreadable[path] = reason or "unreadable"
+        else:
+            values[path] = read_values
