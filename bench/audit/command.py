@@ -22,8 +22,8 @@ from bench.workspace import Workspace
 
 
 EXAMPLES = """examples:
-  python -m bench audit --dataset imagefolder --root ../shared/data/cifar10-test
-  python -m bench audit --dataset cameras --root ../shared/data/cameras --attribute model
+  python -m bench audit --dataset imagefolder --root DIR_OF_CLASS_FOLDERS
+  python -m bench audit --dataset cameras --root DIR_OF_PHOTOS --attribute model
   python -m bench audit --dataset patches --format markdown --out audit.md
 """
 
