@@ -4,6 +4,7 @@ measure, keep the outcome under the home's results, and show or export the board
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
@@ -100,7 +101,7 @@ def audit(name: str, options: data.DatasetOptions, settings: Settings, errors: C
         reading = properties.read(files, advance=lambda count: progress.advance(task, count), workers=workers)
     identity: dict[str, Any] = {**dataset.identity, "contents": dataset.contents}
     outcome = measure(dataset.key, dataset_title(dataset), identity, records, reading, settings, label_property(dataset))
-    return AuditOutcome(**{**outcome.__dict__, "provenance": results.provenance()})
+    return dataclasses.replace(outcome, provenance=results.provenance())
 
 
 def run(name: str, options: data.DatasetOptions, settings: Settings, workspace: Workspace, console: Console,

@@ -4,6 +4,7 @@ the files said, and returns a frozen outcome; reading, drawing and storing happe
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +128,7 @@ def _marked(found: list[Association], level: float) -> list[Association]:
     passes = association.benjamini_hochberg([found[index].p or 1.0 for index in measured], level)
     out = list(found)
     for index, passed in zip(measured, passes):
-        out[index] = Association(**{**out[index].__dict__, "marked": passed})
+        out[index] = dataclasses.replace(out[index], marked=passed)
     return out
 
 

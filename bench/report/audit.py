@@ -66,7 +66,8 @@ def rule(outcome: AuditOutcome) -> str:
         "files inflate V), clipped to [0, 1]. p: one-sided permutation test, the "
         f"property's values permuted among files ({settings.permutations} permutations; exact under the null of no "
         f"association). {MARK} = p passes Benjamini–Hochberg at a {_percent(settings.level)} false-discovery rate over this board's "
-        f"{len(family)} measured properties{'' if family else ' (none: no property varies)'}. The unit is the file: images cut from one file move together. "
+        f"{len(family)} measured properties{'' if family else ' (none: no property varies)'}. "
+        "The unit is the file: images cut from one file move together. "
         "'not JPEG' and 'absent' count as values of their own. Classes most associated: per value, the class with the "
         "largest standardized residual (observed − expected) / √expected.",
     ]
