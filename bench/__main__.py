@@ -68,6 +68,10 @@ def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="the dataset's folder, for datasets that live on disk (layout: datasets/<name>.toml)")
     parser.add_argument("--attribute", help="label attribute for datasets with several (e.g. make, model, iso for cameras/flickrexif)")
+    parser.add_argument("--verify-content", action="store_true",
+                        help="know each image file by a hash of its bytes, not its size and time: catches a file rewritten with "
+                             "the same size and its old time, at the cost of reading every file in full at each command; the first "
+                             "run with it (or without it, after) extracts every image again")
     hub = parser.add_argument_group("Hugging Face datasets (--dataset hf:<repo or local path>; see datasets/hf.toml)")
     hub.add_argument("--image-column", help="the column of images (default: the dataset's one Image column, else image or img)")
     hub.add_argument("--label-column", help="the column of class labels (default: the one ClassLabel column, else label or labels)")
@@ -356,7 +360,8 @@ def _dataset_options(arguments: argparse.Namespace) -> "data.DatasetOptions":
 
     return data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute, revision=arguments.revision,
                                image_column=arguments.image_column, label_column=arguments.label_column,
-                               id_column=arguments.id_column, hf_splits=arguments.hf_splits or ())
+                               id_column=arguments.id_column, hf_splits=arguments.hf_splits or (),
+                               verify_content=arguments.verify_content)
 
 
 def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, errors: Console) -> None:

@@ -75,3 +75,18 @@ def test_a_label_column_of_images_is_one_line(tmp_path: Path, capsys) -> None:
     error = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "--label-column" in error and "Traceback" not in error
     assert not (home / "embeddings").exists() and not (home / "reports" / "results").exists()
+
+
+def test_verify_content_tells_a_same_size_rewrite_with_its_old_time_apart(tmp_path: Path) -> None:
+    files = _files(tmp_path / "folder" / "train" / "cat") + _files(tmp_path / "folder" / "train" / "dog")
+    options = data.DatasetOptions(root=tmp_path / "folder")
+    checked = data.DatasetOptions(root=tmp_path / "folder", verify_content=True)
+    cheap, hashed = data.resolve("imagefolder", options).contents, data.resolve("imagefolder", checked).contents
+    target = files[2]
+    stamp = os.stat(target)
+    body = bytearray(target.read_bytes())
+    body[-3] ^= 0xFF  # the same size, other bytes
+    target.write_bytes(bytes(body))
+    os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # and its old time restored
+    assert data.resolve("imagefolder", options).contents == cheap  # the documented gap of size and time
+    assert data.resolve("imagefolder", checked).contents != hashed

@@ -74,12 +74,12 @@ class DatasetSpec:
             raise DataError(f"dataset {self.name!r}: --root {options.root} is not a folder; see {self.card} for the layout")
         if self.hub == "any" and options.source is None:
             raise DataError("a Hugging Face dataset is named --dataset hf:<repo or local path>, e.g. hf:uoft-cs/cifar10")
-        return _stamped(self.listing(options), orient=self.exif_orientation)
+        return _stamped(self.listing(options), orient=self.exif_orientation, content=options.verify_content)
 
 
-def _stamped(listing: Listing, orient: bool) -> Listing:
+def _stamped(listing: Listing, orient: bool, content: bool = False) -> Listing:
     """Every record with its file's state (a file that cannot be read becomes a reject) and the
-    dataset's orientation rule."""
+    dataset's orientation rule; `content`: states from a hash of each file's bytes."""
     states: dict[str, str | None] = {}
     records: list[ImageRecord] = []
     rejects = list(listing.rejects)
@@ -89,7 +89,7 @@ def _stamped(listing: Listing, orient: bool) -> Listing:
             continue
         if record.path not in states:
             try:
-                states[record.path] = file_state(record.path)
+                states[record.path] = file_state(record.path, content)
             except OSError as error:
                 states[record.path] = None
                 rejects.append({"path": record.path, "reason": f"cannot read ({error.strerror or error})"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,16 @@ def walk_images(folder: Path) -> Walk:
     return walk
 
 
-def file_state(path: str | Path) -> str:
+def file_state(path: str | Path, content: bool = False) -> str:
     """What a cheap check can tell about a file's content: its size and modification time (ns).
     A file replaced under the same name almost always changes one of them; one rewritten with
-    the same size and its old timestamp restored does not."""
+    the same size and its old timestamp restored does not. `content`: its size and a hash of
+    every byte instead, which tells them apart at the cost of reading the file."""
     status = os.stat(path)
-    return f"{status.st_size}:{status.st_mtime_ns}"
+    if not content:
+        return f"{status.st_size}:{status.st_mtime_ns}"
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{status.st_size}:b2:{digest.hexdigest()}"

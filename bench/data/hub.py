@@ -103,7 +103,7 @@ def listing(options: DatasetOptions) -> Listing:
                 continue
             if file is not None:  # the row names a file instead of holding its bytes: the file is stamped as a folder's would be
                 try:
-                    state += f"|{file_state(file)}"
+                    state += f"|{file_state(file, options.verify_content)}"
                 except OSError as error:
                     rejects.append({"path": path, "reason": f"the file it names, {file}, cannot be read ({error.strerror or error})"})
                     continue

@@ -120,6 +120,7 @@ class DatasetOptions:
     label_column: str | None = None  # … of labels (default: the one ClassLabel column)
     id_column: str | None = None  # … of unique image ids (default: split/row)
     hf_splits: tuple[tuple[str, str], ...] = ()  # (bench split, the dataset's split); default: train, validation, test
+    verify_content: bool = False  # stamp each file by a hash of its bytes, not its size and time (reads every file in full)
 
 
 @dataclass
