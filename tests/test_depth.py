@@ -175,11 +175,11 @@ def test_the_depth_view_builds_from_synthetic_cells(tmp_path: Path) -> None:
     assert [s.base for s in found] == ["a/net.x", "b/net.y"]  # one depth alone or no depth draws no series
     a, b = found
     assert [p.block for p in a.points] == [1, 2, 3, None] and [p.value for p in a.points] == [0.5, 4.0, 9.0, 6.0]
-    assert [p.marked for p in a.points] == [False, True, True, True]
-    assert [p.block for p in b.points] == [1, 2] and [p.marked for p in b.points] == [False, True]
+    assert [p.clears for p in a.points] == [False, True, True, True]
+    assert [p.block for p in b.points] == [1, 2] and [p.clears for p in b.points] == [False, True]
     header, rows, note = depth_view.rows(board, found)
     assert header == ["encoder", "block1", "block2", "block3", "final"]
-    assert rows[0][2] == "4.00 [2.00, 6.00]*" and rows[1][3] == "" and "pos−neg" in note
+    assert rows[0][2] == "4.00 [2.00, 6.00]" and rows[1][3] == "" and "pos−neg" in note
     folder = tmp_path / "report"
     folder.mkdir()
     sections = depth_view.sections([board], folder, pyplot())
@@ -189,7 +189,7 @@ def test_the_depth_view_builds_from_synthetic_cells(tmp_path: Path) -> None:
     console = Console(record=True, width=200)
     assert depth_view.show([board], console) == 1
     printed = console.export_text()
-    assert "a/net.x" in printed and "9.00 [7.00, 11.00]*" in printed
+    assert "a/net.x" in printed and "9.00 [7.00, 11.00]" in printed
     assert '"depth": "final"' in depth_view.export(depth_view.boards_with_depths([board]), "json")
     empty = Console(record=True)
     assert depth_view.show([Board(TASKS["knn-influence"], "patches", "c", (_cell("d/plain", 1.0, 0.5, 1.5),))], empty) == 0

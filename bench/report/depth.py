@@ -30,12 +30,13 @@ SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564
 
 @dataclass(frozen=True)
 class Point:
-    """One depth of one encoder: its block (None: the final embedding), value, interval, whether marked."""
+    """One depth of one encoder: its block (None: the final embedding), value, interval, and whether
+    the interval lies wholly on one side of the reference (above it, for a task judged only above)."""
 
     block: int | None
     value: float
     interval: tuple[float, float] | None
-    marked: bool
+    clears: bool
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _label(point: Point) -> str:
 def _entry(point: Point, decimals: int) -> str:
     text = f"{point.value:.{decimals}f}"
     if point.interval is not None:
-        text += f" [{point.interval[0]:.{decimals}f}, {point.interval[1]:.{decimals}f}]" + ("*" if point.marked else "")
+        text += f" [{point.interval[0]:.{decimals}f}, {point.interval[1]:.{decimals}f}]"
     return text
 
 
@@ -116,10 +117,10 @@ def rows(board: Board, drawn: list[Series]) -> tuple[list[str], list[list[str]],
     for found in drawn:
         at = {_label(point): point for point in found.points}
         body.append([found.base, *(_entry(at[name], board.task.decimals) if name in at else "" for name in labels)])
-    side = "above" if above else "away from"
+    reference = f"the cell's {baseline}" if baseline else "0"
     note = (f"{board.task.name} {label} ({measure(board)[0]}) at each block's global-average-pooled output (`NAME{MARK}blockN`), "
-            f"then the encoder's own embedding ({FINAL}); [95 % interval as stored in each cell]; * the interval lies {side} "
-            f"{baseline or 0}. Each depth is its own encoder: its own table and cell.")
+            f"then the encoder's own embedding ({FINAL}), against {reference}; [the 95 % interval stored in each cell]. Each depth is "
+            "its own encoder, with its own table and cell; the task's board marks them like any encoder.")
     return header, body, note
 
 
@@ -140,7 +141,8 @@ def export(found: list[tuple[Board, list[Series]]], form: str) -> str:
         return json.dumps({"boards": [
             {"task": board.task.name, "dataset": board.dataset, "condition": board.condition, "metric": measure(board)[0],
              "series": [{"encoder": s.base, "family": s.family, "points": [
-                 {"depth": _label(p), "value": p.value, "interval": list(p.interval) if p.interval else None, "marked": p.marked}
+                 {"depth": _label(p), "value": p.value, "interval": list(p.interval) if p.interval else None,
+                  "interval_clears_reference": p.clears}
                  for p in s.points]} for s in drawn]}
             for board, drawn in found]}, indent=2, allow_nan=False)
     out = io.StringIO()
@@ -193,7 +195,7 @@ def figure(plt: Any, board: Board, drawn: list[Series]):
         for x, value, low, high, point in zip(xs, values, lows, highs, found.points):
             ax.plot([x, x], [low, high], color=colour, linewidth=1.2)
             ax.plot([x], [value], marker="o" if point.block is not None else "D", markersize=5, color=colour,
-                    markerfacecolor=colour if point.marked else "white", zorder=3)
+                    markerfacecolor=colour if point.clears else "white", zorder=3)
     if baseline:
         reference = {round(cell.value(baseline), 9) for cell in board.cells}
         for value in reference:
