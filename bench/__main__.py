@@ -72,6 +72,8 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
                         help="know each image file by a hash of its bytes, not its size and time: catches a file rewritten with "
                              "the same size and its old time, at the cost of reading every file in full at each command; the first "
                              "run with it (or without it, after) extracts every image again")
+    parser.add_argument("--groups", help="CSV with columns image,group: images of one group (crops or frames of one photo) are one "
+                        "unit, resampled and permuted together (default: the dataset's unit, e.g. each image)")
     hub = parser.add_argument_group("Hugging Face datasets (--dataset hf:<repo or local path>; see datasets/hf.toml)")
     hub.add_argument("--image-column", help="the column of images (default: the dataset's one Image column, else image or img)")
     hub.add_argument("--label-column", help="the column of class labels (default: the one ClassLabel column, else label or labels)")
@@ -191,9 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "of the NAME@blockN encoders it was read at (default: tasks)")
     board.add_argument("--format", choices=leaderboard.FORMATS, default="table",
                        help="table (rich, the terminal); csv (one row per board and encoder, every number unrounded, each interval's "
-                            "low, high and mark as columns of their own); markdown (the tables as printed); json (the same with each "
+                            "low, high, p-value, adjusted p-value and mark as columns of their own); markdown (the tables as printed); json (the same with each "
                             "cell's identity and provenance) (default: table)")
     board.add_argument("--out", help="write the csv, markdown or json to this file instead of the terminal")
+    board.add_argument("--adjust", choices=leaderboard.ADJUSTMENTS, default="bh",
+                       help="how a board's marks control false discoveries over its tests: bh = Benjamini–Hochberg (for the "
+                            "positively dependent one-sided tests of encoders on the same images), by = Benjamini–Yekutieli (any "
+                            "dependence), none = each test at 5 %% on its own (default: bh)")
 
     report = verbs.add_parser("report", help="write an HTML + Markdown report with figures from stored results alone")
     report.add_argument("--name", default="latest", help="report folder: reports/<name>/ (default: latest)")
@@ -359,6 +365,7 @@ def _dataset_options(arguments: argparse.Namespace) -> "data.DatasetOptions":
     from bench import data
 
     return data.DatasetOptions(root=_root(arguments.root), attribute=arguments.attribute, revision=arguments.revision,
+                               groups=Path(arguments.groups) if getattr(arguments, "groups", None) else None,
                                image_column=arguments.image_column, label_column=arguments.label_column,
                                id_column=arguments.id_column, hf_splits=arguments.hf_splits or (),
                                verify_content=arguments.verify_content)
@@ -460,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _check_out(arguments.out)
             with _writing(arguments.out):
                 leaderboard.show(workspace.results, names, console, errors, view=arguments.view, form=arguments.format,
-                                 out=Path(arguments.out).expanduser() if arguments.out else None)
+                                 out=Path(arguments.out).expanduser() if arguments.out else None, adjust=arguments.adjust)
     except BenchError as error:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2

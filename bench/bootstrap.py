@@ -1,6 +1,6 @@
-"""Paired bootstrap over the units a task measures (query images, subjects, test images):
-95 % intervals for every effect (the value ± t × the bootstrap standard error), from per-unit
-outcomes already computed.
+"""Paired bootstrap over the units a task measures (source photos, subjects, images): 95 %
+percentile intervals for every effect, from per-unit outcomes already computed, and the settings
+of the permutation tests that mark them (bench.measures).
 
 Every statistic of a cell is resampled with the same draws, so a difference of two statistics
 (a gap) gets the interval of the difference, not two independent ones. Resample r is a pure
@@ -9,14 +9,18 @@ function of (seed, r): the draws do not depend on how many resamples are taken a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bench.measures import Test
 
 LEVEL = 0.95
 SEED = 0
 DEFAULT_RESAMPLES = 1000
+DEFAULT_PERMUTATIONS = 499  # the smallest p-value a test reaches is 1 / (permutations + 1)
 BLOCK_DRAWS = 1 << 22  # unit draws held at once: about 32 MB of counts
 
 
@@ -26,16 +30,17 @@ class Resampling:
 
     resamples: int = DEFAULT_RESAMPLES
     seed: int = SEED
-    unit: str = "query image"
+    unit: str = "image"
+    permutations: int = DEFAULT_PERMUTATIONS  # for the tests that mark effects (bench.measures)
 
     @property
     def enabled(self) -> bool:
         return self.resamples > 0
 
     def provenance(self) -> dict[str, object]:
-        return {"resamples": self.resamples, "seed": self.seed, "unit": self.unit, "level": LEVEL,
-                "method": "value ± t(0.975, units − 1) × bootstrap standard error; resample r draws its units i.i.d. "
-                          "with numpy default_rng([seed, r])"}
+        return {"resamples": self.resamples, "seed": self.seed, "unit": self.unit, "level": LEVEL, "permutations": self.permutations,
+                "method": "percentile interval (2.5th, 97.5th), widened to hold the value; resample r draws units i.i.d. "
+                          "with numpy default_rng([seed, r]); marks: one-sided permutation tests (bench.measures)"}
 
 
 def _draws(rng: np.random.Generator, units: int, strata: list[np.ndarray] | None) -> np.ndarray:
@@ -83,36 +88,30 @@ def resampled_ratios(numerators: np.ndarray, denominators: np.ndarray, resamplin
         return totals[:, : len(numerators)] / totals[:, len(numerators):]
 
 
-def t_interval(samples: np.ndarray, points: np.ndarray, units: int) -> np.ndarray:
-    """(2, m) bounds at LEVEL: each point ± Student's t quantile (units − 1 degrees of freedom) ×
-    the bootstrap standard error (the spread of the (R, m) resampled statistics). Measured against
-    nulls (benchmarks/calibration.py), percentile bounds marked up to 9 % of null replicates where
-    few units carry the statistic (a kNN gap on 66 val images, 14 of them not zero); these mark
-    about 5 %. The point is the centre, so it always lies inside."""
-    from scipy.stats import t
-
-    points = np.asarray(points, dtype=np.float64)
-    spread = np.nanstd(samples, axis=0, ddof=1) if len(samples) > 1 else np.zeros_like(points)
-    half = t.ppf(0.5 + LEVEL / 2.0, max(units - 1, 1)) * np.nan_to_num(spread)
-    return np.stack([points - half, points + half])
+def percentile_interval(samples: np.ndarray, point: float) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of a resampled statistic, widened to hold the point: a
+    resample never leaves a bounded statistic's range, so neither does the interval."""
+    finite = np.asarray(samples, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return (float(point), float(point))
+    low, high = np.percentile(finite, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
+    return (float(min(low, point)), float(max(high, point)))
 
 
 @dataclass(frozen=True)
 class Resampled:
-    """Statistics resampled from shared draws (name -> (R,) values), their point estimates and
-    the number of units drawn."""
+    """Statistics resampled from shared draws (name -> (R,) values), their point estimates, the
+    number of units drawn, and the tests that mark some of them (name -> bench.measures.Test)."""
 
     samples: dict[str, np.ndarray]
     points: dict[str, float]
     units: int
+    tests: Mapping[str, "Test"] = field(default_factory=dict)
 
     def intervals(self) -> dict[str, list[float]]:
-        """name -> [low, high]: each statistic's 95 % interval (see `t_interval`)."""
-        if not self.samples:
-            return {}
-        names = list(self.samples)
-        bounds = t_interval(np.stack([self.samples[name] for name in names], axis=1), [self.points[name] for name in names], self.units)
-        return named(names, bounds)
+        """name -> [low, high]: each statistic's 95 % percentile interval (see `percentile_interval`)."""
+        return {name: list(percentile_interval(samples, self.points[name])) for name, samples in self.samples.items()}
 
     def kept(self, *names: str) -> dict[str, list[float]]:
         """The resampled values of `names`, for the cell: resample r of every encoder on the same

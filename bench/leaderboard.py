@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -15,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bench import bootstrap, ranking, results
+from bench import bootstrap, measures, ranking, results
 from bench.boards import Board, collect
 from bench.encoders.spec import FAMILY_TITLES
 from bench.report import views
@@ -27,24 +28,63 @@ VIEWS = ("tasks", "traces", "depth")
 FORMATS = ("table", "csv", "markdown", "json")
 
 
-def marked(cell: Cell, column: Column) -> bool | None:
-    """Whether the column's interval is marked for the cell; None where there is no interval."""
-    bounds = cell.interval(column.path) if column.interval else None
-    if bounds is None:
-        return None
-    reference = cell.value(column.baseline) if column.baseline else 0.0
-    return bootstrap.excludes(bounds, reference, column.above)
+ADJUSTMENTS = ("bh", "by", "none")
+ADJUSTMENT_NAMES = {"bh": "Benjamini–Hochberg", "by": "Benjamini–Yekutieli", "none": "no adjustment"}
 
 
-def entry(cell: Cell, column: Column, decimals: int) -> str:
-    """A column's value as printed: with its interval and a mark where the interval excludes the baseline."""
+@dataclass(frozen=True)
+class Mark:
+    """One tested column of one cell on its board: the test's p-value, the p-value adjusted over
+    the board's tests, and whether it is marked."""
+
+    p: float | None
+    adjusted: float | None
+    marked: bool
+
+
+def board_marks(board: Board, adjust: str = "bh") -> dict[tuple[str, str], Mark]:
+    """(encoder, metric) -> its mark, for every column with an interval whose cell holds a test; the
+    family is every such test on the board (each encoder × each marked column)."""
+    keys, p_values = [], []
+    for cell in board.cells:
+        for column in board.task.columns:
+            test = cell.tests.get(column.path) if column.interval else None
+            if test is not None:
+                keys.append((cell.encoder, column.path))
+                p_values.append(test.p)
+    adjusted = measures.adjust(p_values, adjust)
+    return {key: Mark(p, q, q is not None and q <= measures.ALPHA) for key, p, q in zip(keys, p_values, adjusted)}
+
+
+def marks_rule(board: Board, adjust: str) -> str:
+    """The sentence that says what the board's marks control, and over how many tests."""
+    tested = [mark for mark in board_marks(board, adjust).values() if mark.p is not None]
+    if not tested:
+        return "No marks: the cells hold no tests (computed with --permutations 0, or the test could not run; see the exports)."
+    if adjust == "none":
+        return (f"{bootstrap.MARK}: p ≤ {measures.ALPHA:g} in its own one-sided permutation test, unadjusted for the board's other "
+                f"{len(tested) - 1} tests (p-values in the CSV and JSON exports).")
+    how = ("which holds for the positively dependent one-sided tests of encoders measured on the same images"
+           if adjust == "bh" else "which holds under any dependence between the tests")
+    return (f"{bootstrap.MARK}: significant at {measures.ALPHA:g} after {ADJUSTMENT_NAMES[adjust]} false-discovery control over the "
+            f"board's {len(tested)} tests (each encoder × each marked column), {how}; p-values, raw and adjusted, are in the CSV and "
+            "JSON exports; --adjust none marks each test on its own.")
+
+
+def rule(board: Board, adjust: str = "bh") -> str:
+    """Everything printed under a board: how its numbers were made, then what its marks mean."""
+    return f"{views.of(board.task.name).rule(list(board.cells))} {marks_rule(board, adjust)}"
+
+
+def entry(cell: Cell, column: Column, decimals: int, mark: Mark | None = None) -> str:
+    """A column's value as printed: with its interval, and a mark where its test passes the board's control."""
     decimals = decimals if column.decimals is None else column.decimals
     value = cell.value(column.path)
-    mark = marked(cell, column)
-    if mark is None:
-        return results.format_value(value, decimals)
-    low, high = (_small(number, decimals) for number in cell.intervals[column.path])
-    return f"{_small(value, decimals)} [{low}, {high}]{bootstrap.MARK if mark else ''}"
+    bounds = cell.interval(column.path) if column.interval else None
+    if bounds is None:
+        return results.format_value(value, decimals) + (bootstrap.MARK if mark is not None and mark.marked else "")
+    low, high = (_small(number, decimals) for number in bounds)
+    return f"{_small(value, decimals)} [{low}, {high}]{bootstrap.MARK if mark is not None and mark.marked else ''}"
 
 
 def _small(value: float, decimals: int) -> str:
@@ -59,11 +99,11 @@ def title(board: Board) -> str:
     return f"{board.task.name} · {board.title()} · {board.condition}"
 
 
-def table(board: Board) -> Table:
+def table(board: Board, adjust: str = "bh") -> Table:
     """One table per board: encoders grouped by family, best first, the rule under it."""
     task = board.task
-    grid = Table(title=escape(title(board)), title_justify="left", caption=escape(views.of(task.name).rule(list(board.cells))),
-                 caption_justify="left")
+    marks = board_marks(board, adjust)
+    grid = Table(title=escape(title(board)), title_justify="left", caption=escape(rule(board, adjust)), caption_justify="left")
     grid.add_column("encoder", style="bold", no_wrap=True)
     for column in task.columns:
         grid.add_column(column.header, justify="right", no_wrap=column.interval)  # an interval reads badly split over lines
@@ -71,13 +111,14 @@ def table(board: Board) -> Table:
         grid.add_section()
         grid.add_row(Text(FAMILY_TITLES.get(family, family), style="italic cyan"), *[""] * len(task.columns))
         for cell in members:
-            grid.add_row(escape(cell.encoder), *(escape(entry(cell, column, task.decimals)) for column in task.columns))
+            grid.add_row(escape(cell.encoder), *(escape(entry(cell, column, task.decimals, marks.get((cell.encoder, column.path))))
+                                                 for column in task.columns))
     return grid
 
 
-def trace_rows(boards: list[Board]) -> tuple[list[str], list[list[str]], str] | None:
+def trace_rows(boards: list[Board], adjust: str = "bh") -> tuple[list[str], list[list[str]], str] | None:
     """The trace ranking as (header, rows, note), or None when no two encoders share a contest."""
-    found = ranking.contests(boards)
+    found = ranking.contests(boards, adjust)
     if not found:
         return None
     families = {cell.encoder: cell.family for board in boards for cell in board.cells}
@@ -100,12 +141,16 @@ def trace_rows(boards: list[Board]) -> tuple[list[str], list[list[str]], str] | 
              + "; ".join(f"{first} and {second}" for first, second in pairs) + ".") if pairs else ""
     unknown = " ranks ?: some cells keep no resamples (computed with --bootstrap 0)." if any(
         s.place is not None and s.places is None for s in standings) else ""
-    return header, rows, f"{legend} {TRACE_RULE}{apart}{unknown}"
+    tests = sum(len(contest.strengths) for contest in found)
+    control = (f" Marks: each contest's one-sided test in the trace's direction, {ADJUSTMENT_NAMES[adjust]} over all {tests} "
+               f"contest entries at {measures.ALPHA:g}." if adjust != "none" else
+               f" Marks: each contest's one-sided test in the trace's direction at p ≤ {measures.ALPHA:g}, unadjusted (--adjust none).")
+    return header, rows, f"{legend} {TRACE_RULE}{control}{apart}{unknown}"
 
 
-def trace_table(boards: list[Board]) -> Table | None:
+def trace_table(boards: list[Board], adjust: str = "bh") -> Table | None:
     """The trace ranking as a rich table, or None when there is nothing to rank."""
-    found = trace_rows(boards)
+    found = trace_rows(boards, adjust)
     if found is None:
         return None
     header, rows, note = found
@@ -121,26 +166,33 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def as_records(boards: list[Board]) -> list[dict[str, Any]]:
+def as_records(boards: list[Board], adjust: str = "bh") -> list[dict[str, Any]]:
     """Every board with its numbers unrounded: each column's value, and for columns with an
-    interval its bounds and mark, per encoder, with the cell's identity and provenance."""
+    interval its bounds, its test's p-value (raw and adjusted over the board) and mark, per
+    encoder, with the cell's identity and provenance."""
     out = []
     for board in boards:
         task = board.task
+        marks = board_marks(board, adjust)
         rows = []
         for cell in board.ordered():
             values = {}
             for column in task.columns:
                 found: dict[str, Any] = {"value": _number(cell.value(column.path))}
-                mark = marked(cell, column)
-                if mark is not None:
-                    low, high = cell.intervals[column.path]
-                    found |= {"low": low, "high": high, "marked": mark}
+                bounds = cell.interval(column.path) if column.interval else None
+                if bounds is not None:
+                    found |= {"low": bounds[0], "high": bounds[1]}
+                mark = marks.get((cell.encoder, column.path))
+                if column.interval:
+                    test = cell.tests.get(column.path)
+                    found |= {"p": None if mark is None else mark.p, "p_adjusted": None if mark is None else mark.adjusted,
+                              "marked": bool(mark is not None and mark.marked),
+                              "alternative": None if test is None else test.alternative, "test": None if test is None else test.method}
                 values[column.header] = found
             rows.append({"encoder": cell.encoder, "family": cell.family, "values": values, "inputs": dict(cell.inputs),
                          "dataset_identity": dict(cell.dataset_identity), "provenance": dict(cell.provenance)})
         out.append({"task": task.name, "dataset": board.dataset, "dataset_title": board.title(), "condition": board.condition,
-                    "rule": views.of(task.name).rule(list(board.cells)),
+                    "rule": rule(board, adjust), "adjustment": adjust, "tests": sum(m.p is not None for m in marks.values()),
                     "columns": [{"header": column.header, "metric": column.path, "interval": column.interval,
                                  "reference": column.baseline or ("0" if column.interval else None), "above": column.above}
                                 for column in task.columns],
@@ -148,15 +200,17 @@ def as_records(boards: list[Board]) -> list[dict[str, Any]]:
     return out
 
 
-def as_csv(boards: list[Board]) -> str:
+EXTRAS = ("low", "high", "p", "p_adjusted", "marked")  # written beside each column with an interval
+
+
+def as_csv(boards: list[Board], adjust: str = "bh") -> str:
     """One row per board and encoder; a column per leaderboard column (their union, in order), and
-    beside each column with an interval its low and high bound and whether it is marked."""
-    records = as_records(boards)
+    beside each column with an interval its bounds, its test's p-values and whether it is marked."""
+    records = as_records(boards, adjust)
     names: list[str] = []
     for record in records:
         for column in record["columns"]:
-            names += [column["header"]] + ([f"{column['header']} low", f"{column['header']} high", f"{column['header']} marked"]
-                                           if column["interval"] else [])
+            names += [column["header"]] + ([f"{column['header']} {extra}" for extra in EXTRAS] if column["interval"] else [])
     names = list(dict.fromkeys(names))
     out = io.StringIO()
     writer = csv.writer(out)
@@ -166,8 +220,9 @@ def as_csv(boards: list[Board]) -> str:
             flat: dict[str, Any] = {}
             for header, found in row["values"].items():
                 flat[header] = "" if found["value"] is None else repr(found["value"])
-                if "low" in found:
-                    flat |= {f"{header} low": repr(found["low"]), f"{header} high": repr(found["high"]), f"{header} marked": found["marked"]}
+                for extra in EXTRAS:
+                    if extra in found:
+                        flat[f"{header} {extra}"] = "" if found[extra] is None else (found[extra] if extra == "marked" else repr(found[extra]))
             writer.writerow([record["task"], record["dataset"], record["dataset_title"], record["condition"], row["encoder"], row["family"],
                              *(flat.get(name, "") for name in names)])
     return out.getvalue()
@@ -179,15 +234,17 @@ def _markdown_table(header: list[str], rows: list[list[str]], right_from: int | 
     return ["| " + " | ".join(header) + " |", "|" + "".join(f"{align}|" for align in aligns), *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def as_markdown(boards: list[Board]) -> str:
+def as_markdown(boards: list[Board], adjust: str = "bh") -> str:
     """Each board as a Markdown table, the values as the terminal prints them, the rule below."""
     lines = []
     for board in boards:
         task = board.task
-        rows = [[cell.encoder, cell.family.upper(), *(entry(cell, column, task.decimals) for column in task.columns)]
+        marks = board_marks(board, adjust)
+        rows = [[cell.encoder, cell.family.upper(), *(entry(cell, column, task.decimals, marks.get((cell.encoder, column.path)))
+                                                      for column in task.columns)]
                 for cell in board.ordered()]
         lines += [f"### {title(board)}", "", *_markdown_table(["encoder", "family", *(c.header for c in task.columns)], rows, 2),
-                  "", views.of(task.name).rule(list(board.cells)), ""]
+                  "", rule(board, adjust), ""]
     return "\n".join(lines)
 
 
@@ -202,22 +259,23 @@ def _traces_as(form: str, found: tuple[list[str], list[list[str]], str]) -> str:
     return "\n".join([*_markdown_table(header, rows), "", note, ""])
 
 
-def export(boards: list[Board], form: str, view: str = "tasks") -> str | None:
+def export(boards: list[Board], form: str, view: str = "tasks", adjust: str = "bh") -> str | None:
     """The boards (or their trace ranking) as CSV, Markdown or JSON; None where there is nothing to rank."""
     if view == "traces":
-        found = trace_rows(boards)
+        found = trace_rows(boards, adjust)
         return None if found is None else _traces_as(form, found)
     if form == "csv":
-        return as_csv(boards)
+        return as_csv(boards, adjust)
     if form == "markdown":
-        return as_markdown(boards)
-    return json.dumps({"boards": as_records(boards)}, indent=2, ensure_ascii=False, allow_nan=False)
+        return as_markdown(boards, adjust)
+    return json.dumps({"boards": as_records(boards, adjust)}, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Console | None = None,
-         errors: Console | None = None, view: str = "tasks", form: str = "table", out: Path | None = None) -> int:
+         errors: Console | None = None, view: str = "tasks", form: str = "table", out: Path | None = None, adjust: str = "bh") -> int:
     """Print the leaderboards, or the trace ranking across them (and a line per damaged result
-    file), as rich tables or in `form` (to `out` when given); return how many tables there were."""
+    file), as rich tables or in `form` (to `out` when given), marked after `adjust`'s
+    false-discovery control; return how many tables there were."""
     console = console or Console()
     boards, damaged = collect(results_dir, task_names)
     for bad in damaged:
@@ -235,7 +293,7 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
                       "probe-acquisition with at least two encoders.")
         return 0
     if form != "table":
-        text = export(boards, form, view)
+        text = export(boards, form, view, adjust)
         assert text is not None
         if out is not None:
             out.write_text(text, encoding="utf-8")
@@ -244,7 +302,7 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
             console.print(text, markup=False, highlight=False, soft_wrap=True)
         return len(boards)
     if view == "traces":
-        console.print(trace_table(boards))
+        console.print(trace_table(boards, adjust))
         return 1
-    console.print(Group(*(table(board) for board in boards)))
+    console.print(Group(*(table(board, adjust) for board in boards)))
     return len(boards)

@@ -4,11 +4,12 @@ with the range of ranks each encoder takes over the bootstrap resamples."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from bench import bootstrap, results
+from bench import measures, results
 from bench.boards import Board
 from bench.tasks.spec import TaskSpec
 
@@ -18,7 +19,7 @@ class Contest:
 
     board: Board
     strengths: dict[str, float]
-    certain: dict[str, bool]  # the strength's interval excludes "no trace"
+    certain: dict[str, bool]  # the test of no trace, in the trace's direction, passes the false-discovery control
     ranks: dict[str, float]  # 1 = strongest; ties share the mean rank
     resampled: dict[str, np.ndarray]  # the strength in every bootstrap resample, for encoders whose cell keeps it
 
@@ -40,9 +41,10 @@ class Standing:
     places: tuple[int, int] | None = None  # the 95 % range of places over the resamples, where known
 
 
-def strength(task: TaskSpec, cell: results.Cell) -> tuple[float, bool, np.ndarray | None] | None:
-    """The cell's trace strength, whether its interval excludes no trace, and the strength in each
-    resample it keeps; None where the measure is undefined (NaN)."""
+def strength(task: TaskSpec, cell: results.Cell) -> tuple[float, float | None, np.ndarray | None] | None:
+    """The cell's trace strength, the p-value of its one-sided test in the trace's direction (None:
+    untested, or tested the other way), and the strength in each resample it keeps; None where the
+    measure is undefined (NaN)."""
     trace = task.trace
     assert trace is not None
     value = cell.value(trace.path)
@@ -51,7 +53,10 @@ def strength(task: TaskSpec, cell: results.Cell) -> tuple[float, bool, np.ndarra
         return None
     kept = cell.resamples.get(trace.path)
     resampled = trace.sign * (np.asarray(kept, dtype=np.float64) - baseline) if kept else None
-    return trace.sign * (value - baseline), bootstrap.excludes(cell.interval(trace.path), baseline, trace.above), resampled
+    test = cell.tests.get(trace.path)
+    direction = measures.GREATER if trace.sign > 0 else measures.LESS
+    p = test.p if test is not None and test.alternative == direction else None  # an anti-trace is no trace
+    return trace.sign * (value - baseline), p, resampled
 
 
 def mean_ranks(strengths: dict[str, float]) -> dict[str, float]:
@@ -60,9 +65,11 @@ def mean_ranks(strengths: dict[str, float]) -> dict[str, float]:
     return {name: float(rank) for name, rank in zip(strengths, ranks)}
 
 
-def contests(boards: list[Board]) -> list[Contest]:
-    """The boards of tasks with a trace measure and at least two encoders with a value."""
+def contests(boards: list[Board], adjust: str = "bh") -> list[Contest]:
+    """The boards of tasks with a trace measure and at least two encoders with a value; an entry is
+    certain where its test passes `adjust`'s false-discovery control over every contest's entries."""
     found = []
+    p_values: list[float | None] = []
     for board in boards:
         task = board.task
         if task.trace is None:
@@ -71,10 +78,12 @@ def contests(boards: list[Board]) -> list[Contest]:
         if len(measured) < 2:
             continue
         strengths = {name: value for name, (value, _, _) in measured.items()}
-        certain = {name: sure for name, (_, sure, _) in measured.items()}
+        p_values += [p for _, p, _ in measured.values()]
         resampled = {name: samples for name, (_, _, samples) in measured.items() if samples is not None}
-        found.append(Contest(board, strengths, certain, mean_ranks(strengths), resampled))
-    return found
+        found.append(Contest(board, strengths, {}, mean_ranks(strengths), resampled))
+    adjusted = iter(measures.adjust(p_values, adjust))
+    return [dataclasses.replace(contest, certain={name: (q := next(adjusted)) is not None and q <= measures.ALPHA for name in contest.strengths})
+            for contest in found]
 
 
 def _scores(ranks: np.ndarray, size: int) -> np.ndarray:

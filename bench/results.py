@@ -17,11 +17,12 @@ from typing import Any, Mapping
 import bench
 from bench.encoders.spec import FAMILIES
 from bench.errors import BenchError
+from bench.measures import Test
 from bench.naming import encoder_slug
 from bench.picks import Picks
 from bench.runtime import package_versions
 
-SCHEMA = 2  # 2: flat metrics, intervals and resamples beside them, the gallery's picks, the cell's inputs
+SCHEMA = 3  # 3: the tests that mark effects (p-values) beside the intervals; 2: flat metrics, intervals, picks, inputs
 
 
 class MissingMetricError(BenchError, KeyError):
@@ -51,6 +52,7 @@ class Cell:
     metrics: Mapping[str, float]  # flat names, e.g. "knn_acc1.all_same"
     intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # 95 % paired bootstrap intervals
     resamples: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # the trace measure in every resample
+    tests: Mapping[str, Test] = field(default_factory=dict)  # metric -> its one-sided test of no trace (p-value)
     detail: Mapping[str, Any] = field(default_factory=dict)  # the task's own record (per-triple accuracies, histograms, …)
     picks: Picks | None = None  # what its gallery shows
     inputs: Mapping[str, Any] = field(default_factory=dict)  # bench.identity.CellInputs, as JSON
@@ -86,6 +88,11 @@ class Cell:
         self.value(name)
         return self.intervals.get(name)
 
+    def test(self, name: str) -> Test | None:
+        """The test that marks the metric `name`, or None where the cell has none for it."""
+        self.value(name)
+        return self.tests.get(name)
+
     def setting(self, name: str) -> str:
         """A part of the cell's condition ("?" where it has none)."""
         return dict(part.split("=", 1) for part in self.condition.split(",") if "=" in part).get(name, "?")
@@ -94,7 +101,8 @@ class Cell:
         return {
             "schema": SCHEMA, "task": self.task, "dataset": self.dataset, "encoder": self.encoder, "condition": self.condition,
             "family": self.family, "metrics": dict(self.metrics), "intervals": {name: list(bounds) for name, bounds in self.intervals.items()},
-            "resamples": {name: list(values) for name, values in self.resamples.items()}, "detail": dict(self.detail),
+            "resamples": {name: list(values) for name, values in self.resamples.items()},
+            "tests": {name: test.as_json() for name, test in self.tests.items()}, "detail": dict(self.detail),
             "picks": self.picks.as_json() if self.picks is not None else None, "inputs": dict(self.inputs),
             "dataset_identity": dict(self.dataset_identity), "provenance": dict(self.provenance),
         }
@@ -122,6 +130,7 @@ class Cell:
             {name: float(value) for name, value in metrics.items()},
             {name: (float(low), float(high)) for name, (low, high) in intervals.items()},
             {name: tuple(float(value) for value in values) for name, values in _mapping(document, "resamples").items()},
+            {name: Test.from_json(found) for name, found in _mapping(document, "tests").items()},
             _mapping(document, "detail"), Picks.from_json(picks) if picks is not None else None, _mapping(document, "inputs"),
             _mapping(document, "dataset_identity"), _mapping(document, "provenance"),
         )

@@ -23,7 +23,7 @@ from bench.encoders.spec import EncoderSpec
 from bench.extraction.fingerprint import fingerprint
 from bench.extraction.settings import ExtractionSettings
 from bench.store import Store, table_name
-from bench.tasks.options import BOOTSTRAP
+from bench.tasks.options import inference
 from bench.tasks.spec import Inputs, Outcome, TaskSpec, Work
 from bench.workspace import Workspace
 
@@ -84,6 +84,7 @@ def assemble(key: results.CellKey, family: str, outcome: Outcome, resampling: bo
         key, family, outcome.metrics(),
         intervals=resampled.intervals() if resampled is not None else {},
         resamples=resampled.kept(task.trace.path) if resampled is not None and task.trace is not None else {},
+        tests=dict(resampled.tests) if resampled is not None else {},
         detail=outcome.detail(), picks=outcome.picks(),
         provenance={**outcome.provenance(), **({"bootstrap": resampling.provenance()} if resampling is not None else {})},
     )
@@ -97,7 +98,7 @@ def run(request: RunRequest, task: TaskSpec) -> list[Path]:
     work = task.plan(options, dataset)  # a dataset the task cannot use is refused here, before any extraction
     for note in work.notes:
         request.console.print(note)
-    resampling = bootstrap.Resampling(options[BOOTSTRAP.name], unit=work.unit) if work.unit and BOOTSTRAP in task.options else None
+    resampling = inference(options, dataset) if work.unit else None
     store = Store(request.workspace.embeddings_uri)
     pending = _stale(request, task, dataset, work, store, resampling)
     if not pending:
@@ -156,7 +157,7 @@ def _stale(request: RunRequest, task: TaskSpec, dataset: data.ResolvedDataset, w
     for spec in request.encoder_specs():
         key = results.CellKey(task.name, dataset.key, spec.name, work.condition)
         wanted = identity.CellInputs(
-            {**dataset.identity, "contents": dataset.contents}, fingerprint(spec, request.extraction.precision, dataset.identity),
+            {**dataset.identity, "contents": dataset.contents, "units": dataset.units_digest}, fingerprint(spec, request.extraction.precision, dataset.identity),
             versions, None if request.rebuild else store.table_id(dataset.key, spec.name),  # a rebuilt table is dropped unread
         )
         cached, unreadable = (None, None) if request.overwrite else results.stored(key, request.workspace.results)

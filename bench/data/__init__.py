@@ -7,10 +7,13 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from bench import registry
-from bench.data import annotated, cameras, demo, folders, hub, hub_rows
+from bench.data import annotated, cameras, demo, folders, groups, hub, hub_rows
 from bench.data.files import file_state
 from bench.data.record import METADATA_COLUMNS, DatasetOptions, ImageRecord, Listing
 from bench.errors import DataError
@@ -29,6 +32,7 @@ class DatasetSpec:
     attributes: bool = False  # the labels come from a chosen --attribute (make, ISO, …)
     takes_root: bool = False  # --root is optional (needs_root: required)
     hub: str = ""  # "any": a Hugging Face dataset named by --dataset hf:<source> (it takes the column and split options); "revision": takes --revision
+    unit: str = "image"  # what one independent unit is: the intervals resample it, the rules name it
 
     def store_key(self, options: DatasetOptions | None = None) -> str:
         """The dataset's name in the store and in result cells. Labels and splits depend on the
@@ -112,6 +116,7 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             f"{demo.TRAIN_PER_CLASS} train + {demo.VAL_PER_CLASS} val deterministic crops each",
             listing=demo.listing,
             card="datasets/demo.toml",
+            unit="source photo",
         ),
         DatasetSpec(
             name="patches",
@@ -120,12 +125,14 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             "the processing sways the kNN vote",
             listing=demo.patches,
             card="datasets/patches.toml",
+            unit="source photo",
         ),
         DatasetSpec(
             name="demo-mini",
             description="the demo photos with 4 train + 2 val crops each: a smoke test in seconds",
             listing=partial(demo.listing, train_per_class=4, val_per_class=2),
             card="datasets/demo.toml",
+            unit="source photo",
             knn_k=3,
         ),
         DatasetSpec(
@@ -134,6 +141,7 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             "(fixed processing pipelines), 242 pairs; a simulation, not camera data",
             listing=demo.paircams_sim,
             card="datasets/paircams-sim.toml",
+            unit="source photo",
         ),
         DatasetSpec(
             name="imagefolder",
@@ -166,6 +174,7 @@ DATASETS: dict[str, DatasetSpec] = registry.build(
             description="PairCams: same subject shot by a modern phone and an older camera; from the Hub (CTU-OU/PairCams), "
             "or --root: a local copy in the Hub's format, or a folder with metadata.csv",
             listing=annotated.paircams, card="datasets/paircams.toml", takes_root=True, exif_orientation=True, hub="revision",
+            unit="subject",
         ),
         DatasetSpec(
             name="hf",
@@ -221,6 +230,23 @@ class ResolvedDataset:
         lines = sorted(f"{r.image_id}\t{r.split}\t{r.stamp}" for r in self.listing.records)
         return hashlib.blake2b("\n".join(lines).encode("utf-8"), digest_size=16).hexdigest()
 
+    @cached_property
+    def units_digest(self) -> str | None:
+        """A digest of which images share a unit (None: every image is its own): the intervals and
+        tests depend on it, the vectors do not, so it is part of a cell's inputs, not a table's."""
+        lines = sorted(f"{r.image_id}\t{r.unit}" for r in self.listing.records if r.unit)
+        return hashlib.blake2b("\n".join(lines).encode("utf-8"), digest_size=16).hexdigest() if lines else None
+
+    @property
+    def unit_name(self) -> str:
+        """What one independent unit of the data is (the rules under tables name it)."""
+        return "group (--groups)" if self.options.groups is not None else self.spec.unit
+
+    def units(self, image_ids: "np.ndarray | list[str]") -> list[str]:
+        """The unit of each image id (its own id where the dataset names none)."""
+        found = {record.image_id: record.unit for record in self.listing.records}
+        return [found.get(image_id) or f"image:{image_id}" for image_id in list(image_ids)]
+
     def splits(self) -> dict[str, int]:
         """Images per split, in the listing."""
         counts: dict[str, int] = {}
@@ -235,7 +261,10 @@ def resolve(name: str | DatasetSpec, options: DatasetOptions | None = None) -> R
     options = options or DatasetOptions()
     if isinstance(name, str) and name.startswith(hub.PREFIX):
         options = dataclasses.replace(options, source=name.removeprefix(hub.PREFIX))
-    return ResolvedDataset(spec, options, spec.list(options))
+    listing = spec.list(options)
+    if options.groups is not None:
+        listing = groups.applied(listing, options.groups, options.root)
+    return ResolvedDataset(spec, options, listing)
 
 
 __all__ = [

@@ -123,6 +123,7 @@ def _crops(sources: list[tuple[str, Path]], train_per_class: int, val_per_class:
                         label_name=class_name,
                         path=str(path),
                         crop=box(width, height, image_id),
+                        unit=class_name,  # crops of one photo are not independent
                     )
                 )
     return Listing(items)
@@ -159,6 +160,7 @@ def paircams_sim(options: DatasetOptions) -> Listing:
                         ("is_smartphone", bool(camera_class)),
                     ),
                     capture=op,
+                    unit=record.unit,
                 )
             )
     return Listing(items)

@@ -43,6 +43,7 @@ class ImageRecord:
     capture: str | None = None  # a processing op standing in for the camera (simulated datasets)
     orient: bool = False  # rotate by the Exif orientation tag before anything else
     file_state: str = ""  # the source file's size and modification time when the dataset was listed
+    unit: str = ""  # the independent unit the image belongs to (a crop's source photo, a --groups group); "": itself
 
     @property
     def stamp(self) -> str:
@@ -121,6 +122,7 @@ class DatasetOptions:
     id_column: str | None = None  # … of unique image ids (default: split/row)
     hf_splits: tuple[tuple[str, str], ...] = ()  # (bench split, the dataset's split); default: train, validation, test
     verify_content: bool = False  # stamp each file by a hash of its bytes, not its size and time (reads every file in full)
+    groups: Path | None = None  # a CSV of image -> group: images of one group are resampled and permuted together
 
 
 @dataclass

@@ -35,18 +35,25 @@ class View:
 
 
 def interval_rule(unit: str, cells: list[Cell], versus: str = "0", within: str = "", above: bool = False) -> str:
-    """The sentence under a table whose columns carry intervals, with the resample count the cells
-    were computed with. `within`: what resampling is stratified by; `above`: the mark needs the
-    interval above the reference (a probe below chance is no trace)."""
+    """The sentence under a table whose columns carry intervals and tests: what the interval
+    resamples (the cells' own unit and resample count) and what the test compares against
+    (`versus`, in the trace's direction; `above`: a probe below it carries no trace). `within`:
+    what resampling is stratified by."""
     recorded = [cell.provenance["bootstrap"] for cell in cells if isinstance(cell.provenance.get("bootstrap"), dict)]
     counts = sorted({int(settings.get("resamples", 0)) for settings in recorded})
+    units = sorted({str(settings.get("unit")) for settings in recorded if settings.get("unit")}) or [unit]
+    permutations = sorted({int(settings.get("permutations", 0)) for settings in recorded})
     if counts == [0]:
-        return "No intervals: the cells were computed with --bootstrap 0."
-    how = f"{unit}s resampled with replacement" + (f" within each {within}" if within else "")
-    how += f", {' or '.join(map(str, counts))} resamples" if counts else ""
-    where = f"lies above {versus}" if above else f"excludes {versus}"
-    return (f"[low, high]: 95 % paired bootstrap interval (the value ± t × the bootstrap standard error; {how}); "
-            f"{bootstrap.MARK}: the interval {where}.")
+        interval = "No intervals: the cells were computed with --bootstrap 0."
+    else:
+        how = f"{' or '.join(units)}s resampled with replacement" + (f" within each {within}" if within else "")
+        how += f", {' or '.join(map(str, counts))} resamples" if counts else ""
+        interval = f"[low, high]: 95 % percentile bootstrap interval ({how}): how much the value moves with the draw of images like these."
+    side = f"above {versus}" if above else f"away from {versus} in the trace's direction"
+    test = (f"Tests: one-sided exact permutation tests that the encoder carries no trace (the value lies {side} no more than "
+            f"chance allows), at most {' or '.join(map(str, permutations))} permutations." if permutations and permutations != [0]
+            else "No tests: the cells were computed with --permutations 0.")
+    return f"{interval} {test}"
 
 
 def ordinal(rank: int) -> str:
@@ -62,7 +69,8 @@ TRACE_RULE = (
     "In a contest of m encoders, the encoder with the r-th strongest trace scores (m − r) / (m − 1) (ties share the mean rank); "
     "Borda = the mean of its scores over the contests it appears in (1 = the strongest trace everywhere, 0 = the weakest). "
     "Contests with one encoder rank nothing and are left out. Each contest column shows the trace strength and the rank; "
-    f"{bootstrap.MARK}: its 95 % bootstrap interval excludes no trace (0; for probes it lies above chance). "
+    f"{bootstrap.MARK}: its one-sided permutation test of no trace (0; for probes, chance) in the trace's direction passes the "
+    "false-discovery control named below. "
     "ranks: the 95 % range of the encoder's place over the bootstrap resamples (each resample redraws the test units of every "
     "contest, the same units for every encoder). An encoder with no marked trace in any contest is not ranked (—): its order "
     "among the others is noise."

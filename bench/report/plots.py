@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import bootstrap
+from bench.measures import ALPHA
 from bench.encoders.spec import FAMILY_TITLES
 from bench.results import Cell
 
@@ -86,8 +86,7 @@ def interval_panel(ax, cells: list[Cell], series: list[tuple[str, str]], xlabel:
                    above: bool = False) -> None:
     """One row per encoder (in the cells' order, top down), a point per (metric, label) in
     `series` with its stored 95 % interval as whiskers, and a line at `reference`; a point is
-    hollow where it is not marked (its interval includes the reference, or with `above` does not
-    lie above it)."""
+    hollow where its own test of no trace is not significant at 5 % (unadjusted: a figure is no board)."""
     rows = len(cells)
     spacing = 0.7 / len(series)
     for row, cell in enumerate(cells):
@@ -97,7 +96,8 @@ def interval_panel(ax, cells: list[Cell], series: list[tuple[str, str]], xlabel:
             bounds = cell.interval(path)
             if bounds is not None:
                 ax.plot(bounds, [y, y], color=colour(cell), linewidth=1.6, marker="|", markersize=7)
-            hollow = reference is not None and not bootstrap.excludes(bounds, reference, above)
+            test = cell.tests.get(path)
+            hollow = reference is not None and not (test is not None and test.p is not None and test.p <= ALPHA)
             face = "white" if hollow else colour(cell)
             ax.plot([value], [y], marker=marker, markersize=6, color=colour(cell), markerfacecolor=face, zorder=3)
     if reference is not None:
@@ -116,7 +116,7 @@ def interval_legend(ax, cells: list[Cell], labels: list[str]) -> None:
     handles = [Line2D([], [], marker=marker, color="#444444", linestyle="none", label=label)
                for label, marker in zip(labels, SERIES_MARKERS)]
     handles.append(Line2D([], [], marker="o", color="#444444", markerfacecolor="white", linestyle="none",
-                          label="hollow: the interval\nincludes the line"))
+                          label="hollow: its test of no trace\nis not significant at 5 %"))
     families = sorted({cell.family for cell in cells})
     handles += [Line2D([], [], color=FAMILY_COLOURS.get(f, OTHER_COLOUR), linewidth=2, label=FAMILY_TITLES.get(f, f)) for f in families]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)

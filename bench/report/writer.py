@@ -20,7 +20,9 @@ from bench.report.plots import pyplot
 def _table(board: boards.Board) -> tuple[list[str], list[list[str]]]:
     task = board.task
     header = ["encoder", "family", *(column.header for column in task.columns)]
-    rows = [[cell.encoder, FAMILY_TITLES.get(cell.family, cell.family), *(leaderboard.entry(cell, column, task.decimals) for column in task.columns)]
+    marks = leaderboard.board_marks(board)
+    rows = [[cell.encoder, FAMILY_TITLES.get(cell.family, cell.family),
+             *(leaderboard.entry(cell, column, task.decimals, marks.get((cell.encoder, column.path))) for column in task.columns)]
             for cell in board.ordered()]
     return header, rows
 
@@ -50,7 +52,7 @@ def sections(found: list[boards.Board], folder: Path, warn: Callable[[str], None
         if view.gallery is not None:
             section.galleries.extend(galleries.panels(board.ordered(), view.gallery, folder, warn))
         header, rows = _table(board)
-        section.tables.append((board.condition, header, rows, view.rule(list(board.cells))))
+        section.tables.append((board.condition, header, rows, leaderboard.rule(board)))
         out.append(section)
     return out + depth.sections(found, folder, plt)
 

@@ -14,18 +14,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from bench import bootstrap, data, exact_search, knn, processing, results, versioned_search
+from bench import bootstrap, data, exact_search, knn, measures, processing, results, versioned_search
 from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
 from bench.exact_search import Neighbours, rank_order
 from bench.knn import class_count, correct
 from bench.picks import Entry, Picks, Shot, Strip, pick
 from bench.seeding import uniform_choice
-from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, SEARCH, SEEDS, K, knn_k
+from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, PERMUTATIONS, SEARCH, SEEDS, K, inference, knn_k
 from bench.tasks.spec import Column, Inputs, TaskSpec, Trace, Work
 from bench.vectors import SplitVectors
 
 NAME = "knn-influence"
+GAP = "gap_pos_minus_neg"
 SETUPS = ("all_same", "all_diff", "pos_same", "neg_same", "uniform")
 UNIFORM_PURPOSE = "knn-uniform"
 GALLERY_QUERIES = 2  # queries shown per encoder in the report
@@ -70,15 +71,6 @@ class KnnInfluence:
             hits = [(self.uniform_hits if name == "uniform" else self.triple_hits)[key] for key in keys]
             out[name] = 100.0 * np.mean(hits, axis=0) if hits else np.full(queries, np.nan)
         return out
-
-    def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        """Every setup and pos−neg in every resample of val images (an image keeps its version
-        under every query processing: those are not independent queries)."""
-        per_query = self.per_query()
-        return bootstrap.resample_means(
-            {**{f"knn_acc1.{name}": values for name, values in per_query.items()},
-             "gap_pos_minus_neg": per_query["pos_same"] - per_query["neg_same"]}, resampling,
-        )
 
     def metrics(self) -> dict[str, float]:
         setups = self.setups()
@@ -257,6 +249,7 @@ class Settings:
     seeds: tuple[int, ...]
     search: str
     backend: str
+    inference: bootstrap.Resampling | None = None  # the gap's interval and test (None: neither)
 
 
 @dataclass(frozen=True)
@@ -267,12 +260,18 @@ class KnnOutcome:
     settings: Settings
     images: tuple[int, int]  # (train, val)
     shown: Picks
+    gap: measures.Effect | None = None  # pos−neg with its interval and test (bench.measures.knn_gap)
 
     def metrics(self) -> dict[str, float]:
         return self.found.metrics()
 
     def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        return self.found.resample(resampling)
+        """pos−neg with its interval (units redrawn in train and val together) and its permutation test."""
+        points = {GAP: self.found.metrics()[GAP]}
+        if self.gap is None:
+            return bootstrap.Resampled({}, points, self.images[1])
+        samples = {GAP: self.gap.samples} if self.gap.samples is not None else {}
+        return bootstrap.Resampled(samples, points, self.images[1], {GAP: self.gap.test})
 
     def detail(self) -> dict[str, Any]:
         found = self.found
@@ -299,8 +298,9 @@ def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     group, seeds = options[GROUP.name], options[SEEDS.name]
     classes = processing.group(group)
     k = knn_k(NAME, options, dataset)
-    settings = Settings(classes, k, tuple(range(seeds)), options[SEARCH.name], exact_search.resolve_backend(options[BACKEND.name]))
-    return Work(results.condition(group=group, k=k, seeds=seeds), classes, ("train", "val"), settings, unit="val image")
+    settings = Settings(classes, k, tuple(range(seeds)), options[SEARCH.name], exact_search.resolve_backend(options[BACKEND.name]),
+                        inference(options, dataset))
+    return Work(results.condition(group=group, k=k, seeds=seeds), classes, ("train", "val"), settings, unit=dataset.unit_name)
 
 
 def measure(inputs: Inputs) -> KnnOutcome:
@@ -308,10 +308,21 @@ def measure(inputs: Inputs) -> KnnOutcome:
     settings: Settings = inputs.settings
     train, val = inputs.vectors["train"], inputs.vectors["val"]
     found = run(train, val, settings.classes, k=settings.k, seeds=settings.seeds, search=settings.search, backend=settings.backend,
-                keep=gallery_triples(settings.classes), in_place=True)  # the train vectors are not read again
+                keep=gallery_triples(settings.classes), in_place=True)  # normalised where they lie: the gap's test reads unit vectors
     records = {(record.split, record.image_id): record for record in inputs.dataset.listing.records}
     shown = picks(found, train, val, records, inputs.encoder)
-    return KnnOutcome(found, settings, (len(train.image_ids), len(val.image_ids)), shown)
+    return KnnOutcome(found, settings, (len(train.image_ids), len(val.image_ids)), shown, gap_effect(train, val, inputs.dataset, settings))
+
+
+def gap_effect(train: SplitVectors, val: SplitVectors, dataset: data.ResolvedDataset, settings: Settings) -> measures.Effect | None:
+    """pos−neg's interval and test on the vectors as stored (L2-normalised by bench.measures)."""
+    if settings.inference is None:
+        return None
+    resampling = settings.inference
+    return measures.knn_gap([train.vectors[name] for name in settings.classes], train.labels,
+                            [val.vectors[name] for name in settings.classes], val.labels, settings.k,
+                            train_units=dataset.units(train.image_ids), val_units=dataset.units(val.image_ids),
+                            permutations=resampling.permutations, resampling=resampling)
 
 
 TASK = TaskSpec(
@@ -328,6 +339,6 @@ TASK = TaskSpec(
         Column("pos−neg", "gap_pos_minus_neg", interval=True),
         Column("chance", "chance"),
     ),
-    options=(GROUP, K, SEEDS, SEARCH, BACKEND, BOOTSTRAP),
-    trace=Trace("pos−neg", "gap_pos_minus_neg"),
+    options=(GROUP, K, SEEDS, SEARCH, BACKEND, BOOTSTRAP, PERMUTATIONS),
+    trace=Trace("pos−neg", GAP),
 )

@@ -10,16 +10,16 @@ val images, so their differences get intervals of their own.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from bench import bootstrap, data, exact_search, knn, processing, results, versioned_search
+from bench import bootstrap, data, exact_search, knn, measures, processing, results, versioned_search
 from bench.runtime import pick_device
 from bench.tasks import erasure, knn_influence, probe_processing, probes
 from bench.tasks.linear_probe import ProbeSettings
-from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, SEARCH, SEEDS, K, knn_k
+from bench.tasks.options import BACKEND, BOOTSTRAP, GROUP, PERMUTATIONS, SEARCH, SEEDS, K, inference, knn_k
 from bench.tasks.spec import Column, Inputs, TaskSpec, Work
 from bench.vectors import SplitVectors
 
@@ -33,17 +33,27 @@ class Settings:
     probe: ProbeSettings
 
 
-def measures(train: SplitVectors, val: SplitVectors, settings: Settings, device: Any) -> dict[str, np.ndarray]:
-    """Each measure per val image (%): means over val images are the reported numbers."""
+@dataclass(frozen=True)
+class Stage:
+    """The measures of one stage, per val image (%: their means are the reported numbers), and the
+    processing probes' predictions (the probe's test permutes labels against them)."""
+
+    per_image: dict[str, np.ndarray]
+    predictions: np.ndarray
+
+
+def measured(train: SplitVectors, val: SplitVectors, settings: Settings, device: Any) -> Stage:
+    """knn-influence and the processing probe on one stage's vectors."""
     knn = settings.knn
     outcome = knn_influence.run(train, val, knn.classes, k=knn.k, seeds=knn.seeds, search=knn.search, backend=knn.backend)
     per_query = outcome.per_query()
     probe = probe_processing.processing_probe(train, val, knn.classes, seeds=knn.seeds, settings=settings.probe, device=device)
-    return {
+    assert probe.predictions is not None
+    return Stage({
         "gap_pos_minus_neg": per_query["pos_same"] - per_query["neg_same"],
         "probe_acc1": probe.per_image(len(val.image_ids)),
         "all_same": per_query["all_same"],
-    }
+    }, probe.predictions)
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,8 @@ class Mitigation:
     images: tuple[int, int]  # (train, val)
     learn_seconds: float
     device: str
+    units: tuple[str, ...] | None = None  # each val image's unit
+    effects: dict[str, measures.Effect] = field(default_factory=dict)  # after.gap_pos_minus_neg, after.probe_acc1: tests of the trace left
 
     def per_image(self) -> dict[str, np.ndarray]:
         found = {f"{stage}.{name}": values for stage, measured in zip(STAGES, (self.before, self.after)) for name, values in measured.items()}
@@ -71,8 +83,14 @@ class Mitigation:
                           "semantic_chance": 100.0 / self.semantic_classes}
 
     def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        """Before, after and their change, from the same resamples of val images."""
-        return bootstrap.resample_means(self.per_image(), resampling)
+        """Before, after and their change, from the same resamples of val units (the gap after: of
+        train and val units together), and the tests of the trace left after the projection. The
+        price (the change of semantic accuracy) has an interval, no test: a change is no trace."""
+        per_image = self.per_image()
+        points = {name: float(np.mean(values)) for name, values in per_image.items()}
+        samples = measures.unit_means(per_image, self.units, resampling) if resampling.enabled else {}
+        samples.update({name: effect.samples for name, effect in self.effects.items() if effect.samples is not None})
+        return bootstrap.Resampled(samples, points, len(self.units or ()), {name: effect.test for name, effect in self.effects.items()})
 
     def detail(self) -> dict[str, Any]:
         return {"classes": list(self.settings.knn.classes), "rounds": [asdict(step) for step in self.erased.rounds],
@@ -99,10 +117,11 @@ def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     k = knn_k(NAME, options, dataset)
     probe = probes.settings_of(options)
     classes = processing.group(group)
-    knn = knn_influence.Settings(classes, k, tuple(range(seed_count)), options[SEARCH.name], exact_search.resolve_backend(options[BACKEND.name]))
+    knn = knn_influence.Settings(classes, k, tuple(range(seed_count)), options[SEARCH.name], exact_search.resolve_backend(options[BACKEND.name]),
+                                 inference(options, dataset))
     settings = Settings(knn, probe)
     condition = results.condition(group=group, k=k, seeds=seed_count, **probes.settings_condition(probe))
-    return Work(condition, classes, ("train", "val"), settings, unit="val image")
+    return Work(condition, classes, ("train", "val"), settings, unit=dataset.unit_name)
 
 
 def measure(inputs: Inputs) -> Mitigation:
@@ -116,11 +135,20 @@ def measure(inputs: Inputs) -> Mitigation:
         inputs.console.print(f"{inputs.encoder.name}: {found.directions} processing directions removed in {len(found.rounds) - 1} rounds; "
                              f"held-out probe {found.rounds[0].held_out_acc1:.1f}% → {found.rounds[-1].held_out_acc1:.1f}% "
                              f"(chance {found.chance:.1f}%)")
-    before = measures(train, val, settings, device)
+    before = measured(train, val, settings, device)
     train, val = found.apply(train), found.apply(val)  # the originals are not needed again: their memory goes
-    after = measures(train, val, settings, device)
-    return Mitigation(before, after, found, settings, knn.class_count(train, val), (len(train.image_ids), len(val.image_ids)),
-                      learn_seconds, str(device))
+    after = measured(train, val, settings, device)
+    effects = {}
+    resampling = settings.knn.inference
+    if resampling is not None:
+        gap = knn_influence.gap_effect(train, val, inputs.dataset, settings.knn)
+        assert gap is not None
+        effects["after.gap_pos_minus_neg"] = gap
+        effects["after.probe_acc1"] = measures.processing_probe_accuracy(
+            after.predictions, len(settings.knn.classes), units=inputs.dataset.units(val.image_ids), permutations=resampling.permutations,
+            resampling=bootstrap.Resampling(0))
+    return Mitigation(before.per_image, after.per_image, found, settings, knn.class_count(train, val),
+                      (len(train.image_ids), len(val.image_ids)), learn_seconds, str(device), tuple(inputs.dataset.units(val.image_ids)), effects)
 
 
 TASK = TaskSpec(
@@ -139,6 +167,6 @@ TASK = TaskSpec(
         Column("dims", "directions", decimals=0),
         Column("chance", "chance"),
     ),
-    options=(GROUP, K, SEEDS, SEARCH, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
+    options=(GROUP, K, SEEDS, SEARCH, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
     decimals=1,  # nine columns, four with intervals: one decimal keeps the table within a terminal
 )

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from bench import data, knn, processing
 from bench.arguments import non_negative_int, positive_int
-from bench.bootstrap import DEFAULT_RESAMPLES, SEED
+from bench.bootstrap import DEFAULT_PERMUTATIONS, DEFAULT_RESAMPLES, SEED, Resampling
 from bench.exact_search import BACKENDS
 from bench.tasks.spec import TaskOption
 from bench.versioned_search import SEARCHES
@@ -27,9 +27,24 @@ SEARCH = TaskOption(
 )
 BOOTSTRAP = TaskOption(
     "bootstrap",
-    f"bootstrap resamples for the 95 %% intervals on every effect (default: {DEFAULT_RESAMPLES}, seed {SEED}; 0 switches them off)",
+    f"bootstrap resamples of the dataset's units for the 95 %% intervals on every effect (default: {DEFAULT_RESAMPLES}, seed {SEED}; "
+    "0 switches intervals off)",
     default=DEFAULT_RESAMPLES, parse=non_negative_int,
 )
+PERMUTATIONS = TaskOption(
+    "permutations",
+    f"most permutations per test of no trace; the smallest p-value is 1 / (permutations + 1), so a board of m tests needs about "
+    f"20 m to mark a lone effect (default: {DEFAULT_PERMUTATIONS}; 0 switches the tests and marks off)",
+    default=DEFAULT_PERMUTATIONS, parse=non_negative_int,
+)
+
+
+def inference(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Resampling | None:
+    """The intervals' and tests' settings a task's options ask for, resampling the dataset's units
+    (None: the task takes no --bootstrap)."""
+    if BOOTSTRAP.name not in options:
+        return None
+    return Resampling(options[BOOTSTRAP.name], unit=dataset.unit_name, permutations=options.get(PERMUTATIONS.name, DEFAULT_PERMUTATIONS))
 
 
 def knn_k(task: str, options: Mapping[str, Any], dataset: data.ResolvedDataset) -> int:

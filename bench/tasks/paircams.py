@@ -14,19 +14,19 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from bench import bootstrap, data, results
+from bench import bootstrap, data, measures, results
 from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
 from bench.errors import BenchError
 from bench.picks import Entry, Picks, Shot, Strip, pick
-from bench.tasks.options import BOOTSTRAP
+from bench.tasks.options import BOOTSTRAP, PERMUTATIONS, inference
 from bench.tasks.spec import Column, Inputs, TaskSpec, Trace, Work
 from bench.vectors import normalise
 
 NAME = "paircams"
+GAP = "gap_same_minus_different"
 PROCESSING = "original"  # the files as they are: the traces under test come from the cameras
-DIRECTIONS = ("dslr_compact", "phone")  # query camera class 0, 1
-QUERY_BLOCK = 1024  # queries per score block: memory stays at block x collection
+DIRECTIONS = measures.PAIR_DIRECTIONS  # query camera class 0, 1
 CAMERA_NAMES = ("DSLR/compact", "phone")  # camera class 0, 1 as a reader knows them
 GALLERY_QUERIES = 3  # queries shown per encoder in the report
 GALLERY_TOP = 5  # candidates shown per collection
@@ -65,28 +65,16 @@ class PairRecall:
     def different(self) -> dict[str, float]:
         return {direction: 100.0 * float(np.mean(hits)) for direction, hits in self.different_hits.items()}
 
-    def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        """Every recall and the gap from the same resamples of subjects. A resample redraws the
-        queries and the distractors together, as a new sample of subjects would: a query is a hit
-        when no drawn subject's image beats its target (a subject is never its own distractor).
-        Counting the hits found among all subjects instead would leave out how much the
-        collections vary, and marked about 7 % of nulls (benchmarks/calibration.py)."""
+    def resample(self, resampling: bootstrap.Resampling, units: np.ndarray | None = None) -> bootstrap.Resampled:
+        """Every recall and the gap from the same resamples of subjects (or of their `units`, codes
+        per subject), queries and distractors redrawn together (bench.measures.pair_resamples)."""
         metrics = self.metrics()
         names = [f"recall_at_1.{collection}_{d}" for collection in ("same", "different") for d in DIRECTIONS]
         points = {name: metrics[name] for name in [*names, "recall_at_1.same", "recall_at_1.different", "gap_same_minus_different"]}
         if not resampling.enabled:
             return bootstrap.Resampled({}, points, self.pairs)
-        # (pairs, pairs) per direction and collection, transposed once for every block of resamples
-        beaters = [found.T.astype(np.float32) for found in (*(self.same_beaters[d] for d in DIRECTIONS),
-                                                            *(self.different_beaters[d] for d in DIRECTIONS))]
-        blocks = []
-        for drawn in bootstrap.counts(self.pairs, resampling):  # (B, pairs): how often each subject is drawn
-            blocks.append(np.stack([_resampled_recall(drawn, found) for found in beaters], axis=1))
-        recalls = np.concatenate(blocks)
-        samples = {name: recalls[:, i] for i, name in enumerate(names)}
-        samples["recall_at_1.same"] = recalls[:, :2].mean(axis=1)
-        samples["recall_at_1.different"] = recalls[:, 2:].mean(axis=1)
-        samples["gap_same_minus_different"] = samples["recall_at_1.same"] - samples["recall_at_1.different"]
+        codes = np.arange(self.pairs) if units is None else units
+        samples = measures.pair_resamples(self.same_beaters, self.different_beaters, codes, resampling)
         return bootstrap.Resampled({name: samples[name] for name in points}, points, self.pairs)
 
     def metrics(self) -> dict[str, float]:
@@ -99,13 +87,6 @@ class PairRecall:
             "gap_same_minus_different": same - different,
             "chance": 100.0 / self.pairs,  # one target among `pairs` candidates in either collection
         }
-
-
-def _resampled_recall(drawn: np.ndarray, beaters_by_column: np.ndarray) -> np.ndarray:
-    """(B,) recall@1 in % of each resample: the drawn queries none of whose beaters was drawn;
-    `beaters_by_column`: (subjects, queries) float32, subject j beats query i's target at [j, i]."""
-    beaten = (drawn.astype(np.float32) @ beaters_by_column) > 0  # (B, queries): a beater of the query was drawn
-    return 100.0 * (drawn * ~beaten).sum(axis=1) / drawn.shape[1]
 
 
 def pair_rows(subject_ids: np.ndarray, camera_classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,35 +113,13 @@ def pair_rows(subject_ids: np.ndarray, camera_classes: np.ndarray) -> tuple[np.n
     return sides[0], sides[1]
 
 
-def _beaters(queries: np.ndarray, own: np.ndarray, partners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per query i (= own[i]), which subjects j ≠ i have a distractor scoring at least partners[i]
-    (the target): own[j] in the "same" collection, partners[j] in the "different" one. One
-    product per block scores both collections, so the target's score is the same number in both
-    comparisons; a tie with a distractor counts as a miss."""
-    count = len(own)
-    same = np.zeros((len(queries), count), dtype=bool)
-    different = np.zeros((len(queries), count), dtype=bool)
-    both = np.concatenate([own, partners])
-    for start in range(0, len(queries), QUERY_BLOCK):
-        stop = min(start + QUERY_BLOCK, len(queries))
-        scores = queries[start:stop] @ both.T
-        rows = np.arange(stop - start)
-        mine = np.arange(start, stop)
-        target = scores[rows, count + mine].copy()
-        scores[rows, mine] = -np.inf  # the query itself
-        scores[rows, count + mine] = -np.inf  # the target, compared separately
-        same[start:stop] = scores[:, :count] >= target[:, None]
-        different[start:stop] = scores[:, count:] >= target[:, None]
-    return same, different
-
-
 def recall_of(unit: np.ndarray, sides: tuple[np.ndarray, np.ndarray]) -> PairRecall:
     """Both collections, both query directions, on L2-normalised float32 vectors paired by `pair_rows`."""
     same: dict[str, np.ndarray] = {}
     different: dict[str, np.ndarray] = {}
     for camera, direction in enumerate(DIRECTIONS):
         own, partners = unit[sides[camera]], unit[sides[1 - camera]]
-        same[direction], different[direction] = _beaters(own, own, partners)
+        same[direction], different[direction] = measures.beaters(own, own, partners)
     return PairRecall(same, different)
 
 
@@ -227,12 +186,16 @@ def picks(
 class PairCamsOutcome:
     recall: PairRecall
     shown: Picks
+    units: np.ndarray | None = None  # unit code per subject (None: each subject its own)
+    gap: measures.Effect | None = None  # same − different with its permutation test
 
     def metrics(self) -> dict[str, float]:
         return self.recall.metrics()
 
     def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        return self.recall.resample(resampling)
+        found = self.recall.resample(resampling, self.units)
+        tests = {GAP: self.gap.test} if self.gap is not None else {}
+        return bootstrap.Resampled(found.samples, found.points, found.units, tests)
 
     def detail(self) -> dict[str, Any]:
         return {"pairs": self.recall.pairs, "same": self.recall.same, "different": self.recall.different}
@@ -261,7 +224,9 @@ def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
         raise PairCamsDataError(f"paircams: {len(tests) - len(pairable)} of the {len(tests)} test images of {dataset.key} lack a "
                                 "subject id or a camera class; every test image must belong to a pair")
     pair_rows(*_pairing(pairable))
-    return Work(results.condition(processing=PROCESSING), (PROCESSING,), ("test",), None, unit="subject: its queries, and its images as distractors of the others")
+    unit = "subject" if dataset.unit_name in ("image", "subject") else dataset.unit_name
+    return Work(results.condition(processing=PROCESSING), (PROCESSING,), ("test",), inference(options, dataset),
+                unit=f"{unit}: its queries, and its images as distractors of the others")
 
 
 def measure(inputs: Inputs) -> PairCamsOutcome:
@@ -273,7 +238,15 @@ def measure(inputs: Inputs) -> PairCamsOutcome:
     sides = pair_rows(subjects, cameras)
     unit = normalise(test.vectors[PROCESSING])
     recall = recall_of(unit, sides)
-    return PairCamsOutcome(recall, picks(unit, sides, recall, records, subjects, cameras, inputs.encoder))
+    shown = picks(unit, sides, recall, records, subjects, cameras, inputs.encoder)
+    resampling: bootstrap.Resampling | None = inputs.settings
+    if resampling is None:
+        return PairCamsOutcome(recall, shown)
+    names = inputs.dataset.units(test.image_ids[sides[0]]) if inputs.dataset.unit_name not in ("image", "subject") else None
+    codes = measures.unit_codes(names, len(sides[0]))
+    gap = measures.paircams_gap(unit[sides[0]], unit[sides[1]], units=codes, permutations=resampling.permutations,
+                                resampling=bootstrap.Resampling(0))
+    return PairCamsOutcome(recall, shown, codes, gap)
 
 
 TASK = TaskSpec(
@@ -291,7 +264,7 @@ TASK = TaskSpec(
         Column("diff phone", "recall_at_1.different_phone"),
         Column("chance", "chance"),
     ),
-    options=(BOOTSTRAP,),
+    options=(BOOTSTRAP, PERMUTATIONS),
     default_dataset="paircams-sim",
-    trace=Trace("diff−same", "gap_same_minus_different", sign=-1.0),
+    trace=Trace("diff−same", GAP, sign=-1.0),
 )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 from rich.table import Table
 
-from bench import bootstrap, data, results
+from bench import bootstrap, data, measures, results
 from bench.arguments import masking_op
 from bench.knn import class_count
 from bench.runtime import pick_device
@@ -29,7 +29,7 @@ from bench.tasks.linear_probe import (
     single_version,
     train,
 )
-from bench.tasks.options import BOOTSTRAP
+from bench.tasks.options import BOOTSTRAP, PERMUTATIONS
 from bench.tasks.spec import Column, Inputs, TaskOption, TaskSpec, Trace, Work
 from bench.vectors import SplitVectors, normalise
 
@@ -74,19 +74,8 @@ def acquisition_probe(
     measured = scores(predicted, test_labels)
     return probes.ProbeOutcome(
         found, measured.acc1, measured.mean_class_acc, trained.diverged, count, combined.members.numel(), len(test_split.labels),
-        (len(train_split.labels), len(val_split.labels)), (predicted == test_labels[None, :]).cpu().numpy(),
+        (len(train_split.labels), len(val_split.labels)), (predicted == test_labels[None, :]).cpu().numpy(), predicted.cpu().numpy(),
     )
-
-
-def class_mean_resampled(hits: np.ndarray, labels: np.ndarray, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-    """The mean per-class accuracy in every resample of test images, drawn within each class
-    (every class keeps its count, so every resample averages over the same classes)."""
-    members = np.stack([labels == label for label in np.unique(labels)]).astype(np.float64)  # (C, n)
-    points = {"probe_mean_class_acc": 100.0 * float(np.mean((members * hits).sum(axis=1) / members.sum(axis=1)))}
-    if not resampling.enabled:
-        return bootstrap.Resampled({}, points, len(labels))
-    per_class = bootstrap.resampled_ratios(members * hits, members, resampling, strata=labels)
-    return bootstrap.Resampled({"probe_mean_class_acc": 100.0 * per_class.mean(axis=1)}, points, len(labels))
 
 
 def _check_splits(dataset: data.ResolvedDataset) -> dict[str, tuple[int, int]]:
@@ -154,6 +143,7 @@ class AcquisitionProbe:
     class_names: tuple[str, ...]
     settings: Settings
     device: str
+    units: tuple[str, ...] | None = None  # each test image's unit (None: the image itself)
 
     def _counts(self) -> np.ndarray:
         return np.bincount(self.test_labels, minlength=self.outcome.classes)
@@ -169,9 +159,14 @@ class AcquisitionProbe:
         }
 
     def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        top1 = self.outcome.resampled(len(self.test_labels), "probe_acc1", resampling)
-        per_class = class_mean_resampled(self.outcome.hits[0], self.test_labels, resampling)
-        return bootstrap.Resampled({**top1.samples, **per_class.samples}, {**top1.points, **per_class.points}, top1.units)
+        """Both accuracies' intervals (test units redrawn within each class; the probe is fixed) and
+        their tests (unit labels permuted against the probe's predictions)."""
+        assert self.outcome.predictions is not None
+        found = measures.label_probe_accuracy(self.outcome.predictions[0], self.test_labels, units=self.units,
+                                              permutations=resampling.permutations, resampling=resampling)
+        return bootstrap.Resampled({name: effect.samples for name, effect in found.items() if effect.samples is not None},
+                                   {name: effect.value for name, effect in found.items()}, len(self.test_labels),
+                                   {name: effect.test for name, effect in found.items()})
 
     def detail(self) -> dict[str, Any]:
         outcome = self.outcome
@@ -199,7 +194,7 @@ def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     settings = probes.settings_of(options)
     split_counts = _check_splits(dataset)
     condition = results.condition(processing=version, **probes.settings_condition(settings))
-    return Work(condition, (version,), SPLITS, Settings(version, settings, split_counts), unit="test image", notes=(split_table(dataset),))
+    return Work(condition, (version,), SPLITS, Settings(version, settings, split_counts), unit=dataset.unit_name, notes=(split_table(dataset),))
 
 
 def measure(inputs: Inputs) -> AcquisitionProbe:
@@ -211,7 +206,7 @@ def measure(inputs: Inputs) -> AcquisitionProbe:
         outcome = acquisition_probe(*splits, settings.version, settings=settings.probe, device=device, on_trial=progress.trial)
         progress.finished()
     return AcquisitionProbe(outcome, splits[2].labels, tuple(names.get(label, str(label)) for label in range(outcome.classes)),
-                            settings, str(device))
+                            settings, str(device), tuple(inputs.dataset.units(splits[2].image_ids)))
 
 
 TASK = TaskSpec(
@@ -226,7 +221,7 @@ TASK = TaskSpec(
         Column("majority", "majority"),
         Column("search val", "search.val_acc1"),
     ),
-    options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK, BOOTSTRAP),
+    options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK, BOOTSTRAP, PERMUTATIONS),
     default_dataset="cameras",
     trace=Trace("mean class acc − chance", "probe_mean_class_acc", baseline="chance", above=True),
 )

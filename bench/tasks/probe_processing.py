@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from bench import bootstrap, data, processing, results
+from bench import bootstrap, data, measures, processing, results
 from bench.runtime import pick_device
 from bench.seeding import stable_int, uniform_choice
 from bench.tasks import probes
@@ -27,7 +27,7 @@ from bench.tasks.linear_probe import (
     search,
     train,
 )
-from bench.tasks.options import BOOTSTRAP, GROUP, SEEDS
+from bench.tasks.options import BOOTSTRAP, GROUP, PERMUTATIONS, SEEDS
 from bench.tasks.spec import Column, Inputs, TaskSpec, Trace, Work
 from bench.vectors import SplitVectors, normalise
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # torch loads only when a probe trains
     import torch
 
 NAME = "probe-processing"
+ACCURACY = "probe_acc1.mean"
 SEARCH_SEED = 22  # the paper's default seed for the processing probe's search stage
 HOLDOUT_SHARE = 0.2
 ASSIGNMENT_PURPOSE = "probe-processing-class"
@@ -105,7 +106,7 @@ def processing_probe(
     predicted = predict(trained, test_features)
     measured = scores(predicted, test_labels)
     return probes.ProbeOutcome(found, measured.acc1, measured.mean_class_acc, trained.diverged, count, len(ids), len(test_labels),
-                               (len(kept), len(held)), (predicted == test_labels[None, :]).cpu().numpy())
+                               (len(kept), len(held)), (predicted == test_labels[None, :]).cpu().numpy(), predicted.cpu().numpy())
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,20 @@ class ProcessingProbe:
     settings: Settings
     val_images: int
     device: str
+    units: tuple[str, ...] | None = None  # each val image's unit (None: the image itself)
 
     def metrics(self) -> dict[str, float]:
         return {"probe_acc1.mean": float(self.outcome.acc1.mean()), "probe_acc1.std": float(self.outcome.acc1.std()),
                 "chance": 100.0 / self.outcome.classes, **probes.search_metrics(self.outcome.search)}
 
     def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        return self.outcome.resampled(self.val_images, "probe_acc1.mean", resampling)
+        """The accuracy's interval (val units redrawn; the probes are fixed) and its test (version
+        labels permuted within every val image against the probes' predictions)."""
+        assert self.outcome.predictions is not None
+        found = measures.processing_probe_accuracy(self.outcome.predictions, self.outcome.classes, units=self.units,
+                                                   permutations=resampling.permutations, resampling=resampling)
+        samples = {ACCURACY: found.samples} if found.samples is not None else {}
+        return bootstrap.Resampled(samples, {ACCURACY: found.value}, self.val_images, {ACCURACY: found.test})
 
     def detail(self) -> dict[str, Any]:
         outcome, seeds = self.outcome, self.settings.seeds
@@ -161,7 +169,7 @@ def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     settings = probes.settings_of(options)
     condition = results.condition(group=group, seeds=seed_count, **probes.settings_condition(settings))
     classes = processing.group(group)
-    return Work(condition, classes, ("train", "val"), Settings(classes, tuple(range(seed_count)), settings), unit="val image")
+    return Work(condition, classes, ("train", "val"), Settings(classes, tuple(range(seed_count)), settings), unit=dataset.unit_name)
 
 
 def measure(inputs: Inputs) -> ProcessingProbe:
@@ -172,7 +180,7 @@ def measure(inputs: Inputs) -> ProcessingProbe:
         outcome = processing_probe(train_split, val_split, settings.classes, seeds=settings.seeds, settings=settings.probe, device=device,
                                    on_trial=progress.trial)
         progress.finished()
-    return ProcessingProbe(outcome, settings, len(val_split.image_ids), str(device))
+    return ProcessingProbe(outcome, settings, len(val_split.image_ids), str(device), tuple(inputs.dataset.units(val_split.image_ids)))
 
 
 TASK = TaskSpec(
@@ -186,6 +194,6 @@ TASK = TaskSpec(
         Column("chance", "chance"),
         Column("search val", "search.val_acc1"),
     ),
-    options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP),
+    options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
     trace=Trace("probe − chance", "probe_acc1.mean", baseline="chance", above=True),
 )

@@ -49,15 +49,12 @@ class ProbeOutcome:
     test_rows: int
     search_rows: tuple[int, int]  # (rows the search trains on, rows it scores on)
     hits: np.ndarray  # (S, test rows) bool: each final probe's verdict on each test row
+    predictions: np.ndarray | None = None  # (S, test rows): the class each final probe names (the tests permute labels against them)
 
     def per_image(self, images: int) -> np.ndarray:
         """Accuracy (%) per test image over the seeds and the image's test rows (rows are
         version-major: row v · images + i is image i under version v)."""
         return 100.0 * self.hits.reshape(len(self.hits), -1, images).mean(axis=(0, 1))
-
-    def resampled(self, images: int, path: str, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        """The accuracy, named `path`, in every resample of test images."""
-        return bootstrap.resample_means({path: self.per_image(images)}, resampling)
 
 
 def final_seed(seed: int) -> int:

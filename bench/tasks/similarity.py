@@ -9,13 +9,14 @@ accumulated block by block, so no query × database matrix is ever held whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from bench import bootstrap, data, processing, results
-from bench.tasks.options import BOOTSTRAP, GROUP
+from bench import bootstrap, data, measures, processing, results
+from bench.tasks.options import BOOTSTRAP, GROUP, PERMUTATIONS, inference
 from bench.tasks.spec import Column, Inputs, TaskSpec, Work
 from bench.vectors import normalise
 
@@ -33,6 +34,7 @@ class Distributions:
     query_sizes: dict[str, np.ndarray]  # part -> (queries,) how many pairs of that query fall in the part
     query: str = ""  # the processing of the queries and of the "same" database
     other: str = ""  # the processing of the "other" database
+    shifts: Mapping[str, measures.Effect] = field(default_factory=dict)  # each shift's interval and test (bench.measures)
 
     @property
     def sums(self) -> dict[str, float]:
@@ -54,17 +56,13 @@ class Distributions:
         }
 
     def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        """The two shifts in every resample of queries: each part's mean is the ratio of its
-        resampled cosine sum to its resampled pair count."""
-        points = {"shift_semantic_same": self.mean(PARTS[0]) - self.mean(PARTS[1]),
-                  "shift_semantic_diff": self.mean(PARTS[2]) - self.mean(PARTS[3])}
-        queries = len(next(iter(self.query_sums.values())))
-        if not resampling.enabled:
-            return bootstrap.Resampled({}, points, queries)
-        sums, sizes = (np.stack([per_query[part] for part in PARTS]) for per_query in (self.query_sums, self.query_sizes))
-        means = bootstrap.resampled_ratios(sums, sizes, resampling)
-        return bootstrap.Resampled({"shift_semantic_same": means[:, 0] - means[:, 1], "shift_semantic_diff": means[:, 2] - means[:, 3]},
-                                   points, queries)
+        """The two shifts with their intervals (units redrawn in train and val together) and their
+        permutation tests, as `measure` computed them."""
+        metrics = self.metrics()
+        points = {name: metrics[name] for name in measures.SHIFTS}
+        samples = {name: effect.samples for name, effect in self.shifts.items() if effect.samples is not None}
+        return bootstrap.Resampled(samples, points, len(next(iter(self.query_sums.values()))),
+                                   {name: effect.test for name, effect in self.shifts.items()})
 
     def detail(self) -> dict[str, Any]:
         return {"query_processing": self.query, "other_processing": self.other, "edges": EDGES.tolist(),
@@ -106,15 +104,31 @@ def pair(group: str) -> tuple[str, str]:
     return classes[-1], classes[0]
 
 
+@dataclass(frozen=True)
+class Settings:
+    query: str  # a: the queries' processing
+    other: str  # b
+    inference: bootstrap.Resampling | None
+
+
 def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     a, b = pair(options[GROUP.name])
-    return Work(results.condition(group=options[GROUP.name], query=a, other=b), (a, b), ("train", "val"), (a, b), unit="val image")
+    return Work(results.condition(group=options[GROUP.name], query=a, other=b), (a, b), ("train", "val"),
+                Settings(a, b, inference(options, dataset)), unit=dataset.unit_name)
 
 
 def measure(inputs: Inputs) -> Distributions:
-    a, b = inputs.settings
+    settings: Settings = inputs.settings
+    a, b = settings.query, settings.other
     train, val = inputs.vectors["train"], inputs.vectors["val"]
-    return distributions(val.vectors[a], val.labels, train.vectors[a], train.vectors[b], train.labels, (a, b))
+    found = distributions(val.vectors[a], val.labels, train.vectors[a], train.vectors[b], train.labels, (a, b))
+    if settings.inference is None:
+        return found
+    shifts = measures.similarity_shifts(
+        [train.vectors[a], train.vectors[b]], train.labels, [val.vectors[a], val.vectors[b]], val.labels,
+        train_units=inputs.dataset.units(train.image_ids), val_units=inputs.dataset.units(val.image_ids),
+        permutations=settings.inference.permutations, resampling=settings.inference)
+    return dataclasses.replace(found, shifts=shifts)
 
 TASK = TaskSpec(
     name=NAME,
@@ -129,6 +143,6 @@ TASK = TaskSpec(
         Column("sem≠ proc≠", "mean_cosine.semantic_diff/processing_diff"),
         Column("shift sem≠", "shift_semantic_diff", interval=True),
     ),
-    options=(GROUP, BOOTSTRAP),
+    options=(GROUP, BOOTSTRAP, PERMUTATIONS),
     decimals=3,
 )
