@@ -17,5 +17,5 @@ def test_every_test_the_quick_subset_names_exists() -> None:
         if names is ALL:
             continue
         defined = {node.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)}
-        missing += [f"{file}::{name}" for name in sorted(names - defined)]
+        missing += [f"{file}::{name}" for name in sorted(names) if name.split("[")[0] not in defined]
     assert not missing, f"named in QUICK but not found: {missing}"
