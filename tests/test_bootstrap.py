@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
-from bench import bootstrap
+from bench import bootstrap, measures
 from bench.tasks import paircams, probe_acquisition, probe_processing, similarity
 from bench.tasks.linear_probe import ProbeSettings
 from tests.test_probes import processing_splits
@@ -81,21 +80,25 @@ def test_paircams_resamples_redraw_queries_and_distractors_together() -> None:
         assert resampled.samples["gap_same_minus_different"][r] == pytest.approx(gap, abs=1e-9)
 
 
-def test_similarity_shift_intervals_resample_queries_as_ratios_of_sums() -> None:
+def test_similarity_shift_intervals_redraw_images_and_hold_the_planted_shift_above_zero() -> None:
     rng = np.random.default_rng(4)
     labels = np.arange(80) % 4
     centres = rng.normal(size=(4, 12))
-    offset = np.eye(12)[0] * 0.8  # shared by the queries and the "same" database only
-    queries = centres[labels[:20]] + rng.normal(size=(20, 12)) + offset
-    same = centres[labels] + rng.normal(size=(80, 12)) + offset
-    other = centres[labels] + rng.normal(size=(80, 12))
-    found = similarity.distributions(queries, labels[:20], same, other, labels)
-    metrics, intervals = found.metrics(), found.resample(bootstrap.Resampling(500)).intervals()
+    offset = np.eye(12)[0] * 0.8  # shared by every image under the queries' processing only
+    train_scenes, val_scenes = centres[labels] + rng.normal(size=(80, 12)), centres[labels[:20]] + rng.normal(size=(20, 12))
+    train = [train_scenes + offset + 0.3 * rng.normal(size=(80, 12)), train_scenes + 0.3 * rng.normal(size=(80, 12))]
+    val = [val_scenes + offset + 0.3 * rng.normal(size=(20, 12)), val_scenes + 0.3 * rng.normal(size=(20, 12))]
+    found = similarity.distributions(val[0], labels[:20], train[0], train[1], labels)
     for part in similarity.PARTS:
         assert found.query_sums[part].sum() / found.query_sizes[part].sum() == pytest.approx(found.mean(part))
+    metrics = found.metrics()
+    shifts = measures.similarity_shifts(train, labels, val, labels[:20], permutations=99, resampling=bootstrap.Resampling(500))
     for name in ("shift_semantic_same", "shift_semantic_diff"):
-        low, high = intervals[name]
-        assert low < metrics[name] < high and low > 0  # the planted offset raises every same-processing cosine
+        effect = shifts[name]
+        assert effect.value == pytest.approx(metrics[name], abs=1e-6)
+        low, high = effect.interval
+        assert low <= effect.value <= high and low > 0  # the planted offset raises every same-processing cosine
+        assert effect.test.p == pytest.approx(1 / 100)  # no swap of versions reaches it
 
 
 def test_probe_per_image_accuracy_averages_to_the_reported_accuracy() -> None:
@@ -103,36 +106,44 @@ def test_probe_per_image_accuracy_averages_to_the_reported_accuracy() -> None:
     outcome = probe_processing.processing_probe(train, val, tuple(train.vectors), seeds=(0, 1), settings=ProbeSettings(trials=2, epochs=5))
     assert outcome.hits.shape == (2, 3 * 40)
     assert np.mean(outcome.per_image(40)) == pytest.approx(outcome.acc1.mean())
-    low, high = outcome.resampled(40, "probe_acc1.mean", bootstrap.Resampling(300)).intervals()["probe_acc1.mean"]
+    assert outcome.predictions is not None and ((outcome.predictions == np.repeat(np.arange(3), 40)) == outcome.hits).all()
+    found = measures.processing_probe_accuracy(outcome.predictions, 3, permutations=0, resampling=bootstrap.Resampling(300))
+    assert found.value == pytest.approx(outcome.acc1.mean())
+    low, high = found.interval
     assert low <= outcome.acc1.mean() <= high
 
 
-def test_mean_class_accuracy_interval_resamples_within_each_class_as_a_loop_does() -> None:
+def test_mean_class_accuracy_resamples_within_each_class_as_a_loop_does() -> None:
     rng = np.random.default_rng(6)
     labels = rng.integers(0, 4, 60)
     hits = rng.random(60) < 0.6
+    predictions = np.where(hits, labels, (labels + 1) % 4)
     classes = [np.flatnonzero(labels == c) for c in range(4)]
     expected = []
     for r in range(200):
         draw = np.random.default_rng([0, r])
         drawn = [members[draw.integers(0, len(members), len(members))] for members in classes]
         expected.append(100 * np.mean([hits[chosen].mean() for chosen in drawn]))  # every class keeps its count
-    found = probe_acquisition.class_mean_resampled(hits, labels, bootstrap.Resampling(200)).intervals()["probe_mean_class_acc"]
+    found = measures.label_probe_accuracy(predictions, labels, permutations=0, resampling=bootstrap.Resampling(200))["probe_mean_class_acc"]
     point = 100 * np.mean([hits[members].mean() for members in classes])
-    half = stats.t.ppf(0.975, 59) * np.std(expected, ddof=1)
-    assert found == pytest.approx([point - half, point + half])
+    assert found.value == pytest.approx(point)
+    assert found.samples == pytest.approx(expected)
+    assert found.interval == pytest.approx(bootstrap.percentile_interval(np.array(expected), point))
 
 
 def test_a_constant_predictor_is_never_marked_on_unbalanced_classes() -> None:
     # 16 classes, one of them large: always naming it scores the majority share top-1 and chance per class
     labels = np.concatenate([np.zeros(20, dtype=int), np.repeat(np.arange(1, 16), 3)])
-    hits = labels == 0
+    predictions = np.zeros(len(labels), dtype=int)
     chance, majority = 100 / 16, 100 * 20 / len(labels)
-    per_class = probe_acquisition.class_mean_resampled(hits, labels, bootstrap.Resampling(1000)).intervals()["probe_mean_class_acc"]
-    assert per_class[0] <= chance <= per_class[1] and not bootstrap.excludes(per_class, chance)
-    top1 = bootstrap.mean_intervals({"acc": 100.0 * hits}, bootstrap.Resampling(1000))["acc"]
-    assert not bootstrap.excludes(top1, majority)
-    assert bootstrap.excludes(top1, chance)  # which is why top-1 is judged against the majority share
+    found = measures.label_probe_accuracy(predictions, labels, permutations=199, resampling=bootstrap.Resampling(1000))
+    per_class, top1 = found["probe_mean_class_acc"], found["probe_acc1"]
+    assert per_class.value == pytest.approx(chance) and top1.value == pytest.approx(majority)
+    assert per_class.test.reference == pytest.approx(chance) and top1.test.reference == pytest.approx(majority)
+    assert per_class.test.p == 1.0 and top1.test.p == 1.0  # every permutation of the labels scores the same
+    assert not per_class.marked and not top1.marked
+    assert per_class.interval[0] <= chance <= per_class.interval[1]
+    assert top1.interval[0] > chance  # which is why top-1 is judged against the majority share
 
 
 def test_a_zero_width_interval_a_rounding_error_off_chance_is_not_marked() -> None:
