@@ -1,5 +1,5 @@
 """The trace ranking: a Borda count over stored leaderboards, by hand on known cells, and the
-leaderboard's interval column, both from result files alone."""
+leaderboard's interval column and marks (from the cells' tests), both from result files alone."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import boards as stored, leaderboard, ranking, results
+from bench import boards as stored, leaderboard, measures, ranking, results
 from tests.conftest import run_bench
 
 FAMILIES = {"toy/a": "cvl", "toy/b": "ssl", "toy/c": "sup"}
 
 
 def write(results_dir: Path, task: str, dataset: str, condition: str, encoder: str, metrics: dict[str, float],
-          intervals: dict[str, list[float]] | None = None, resamples: dict[str, list[float]] | None = None) -> None:
+          intervals: dict[str, list[float]] | None = None, resamples: dict[str, list[float]] | None = None,
+          p_values: dict[str, float] | None = None) -> None:
+    """A cell; each of `p_values` becomes a one-sided test of its metric in the trace's usual direction (greater)."""
     key = results.CellKey(task, dataset, encoder, condition)
-    results.write(results.Cell(key, FAMILIES[encoder], metrics, intervals or {}, resamples or {}), results_dir)
+    tests = {name: measures.Test(p, measures.GREATER, 0.0, "exact permutation", 999) for name, p in (p_values or {}).items()}
+    results.write(results.Cell(key, FAMILIES[encoder], metrics, intervals or {}, resamples or {}, tests), results_dir)
 
 
 def knn_metrics(gap: float) -> dict[str, float]:
@@ -28,9 +31,9 @@ def knn_metrics(gap: float) -> dict[str, float]:
 
 def stored_cells(results_dir: Path) -> None:
     """Three contests with known ranks, one leaderboard with a single encoder, and tasks without a trace measure."""
-    for encoder, gap, interval in (("toy/a", 3.0, [1.0, 5.0]), ("toy/b", 1.0, [-0.5, 2.5]), ("toy/c", -1.0, [-2.0, 0.1])):
+    for encoder, gap, interval, p in (("toy/a", 3.0, [1.0, 5.0], 0.001), ("toy/b", 1.0, [-0.5, 2.5], 0.3), ("toy/c", -1.0, [-2.0, 0.1], 0.9)):
         write(results_dir, "knn-influence", "toy", "group=jpeg", encoder,
-              knn_metrics(gap), {"gap_pos_minus_neg": interval})
+              knn_metrics(gap), {"gap_pos_minus_neg": interval}, p_values={"gap_pos_minus_neg": p})
     for encoder, gap in (("toy/a", -10.0), ("toy/b", -20.0), ("toy/c", 0.0)):
         write(results_dir, "paircams", "toy-pairs", "processing=original", encoder,
               {"recall_at_1.same": 50.0 + gap, "recall_at_1.different": 50.0, "gap_same_minus_different": gap})
@@ -68,8 +71,9 @@ def test_leaderboard_views_from_result_files_alone(tmp_path: Path) -> None:
     assert "0.83" in traces.stdout and "Borda" in traces.stdout and "c3 = probe-processing" in " ".join(traces.stdout.split())
     tasks = run_bench(tmp_path, "leaderboard", "--task", "knn-influence")
     assert tasks.returncode == 0, tasks.stderr
-    assert "3.00 [1.00, 5.00]*" in tasks.stdout and "1.00 [-0.50, 2.50] " in tasks.stdout  # * only where 0 is outside
-    assert "[low, high]: 95 % paired bootstrap interval" in " ".join(tasks.stdout.split())
+    assert "3.00 [1.00, 5.00]*" in tasks.stdout and "1.00 [-0.50, 2.50] " in tasks.stdout  # * only where the test passes
+    rule = " ".join(tasks.stdout.split())
+    assert "[low, high]: 95 % percentile bootstrap interval" in rule and "Benjamini–Hochberg" in rule and "board's 3 tests" in rule
 
 
 def test_rank_ranges_come_from_the_resamples_and_noise_is_not_ranked(tmp_path: Path) -> None:
@@ -81,14 +85,15 @@ def test_rank_ranges_come_from_the_resamples_and_noise_is_not_ranked(tmp_path: P
             samples = gap + 0.3 * shared[number] + own * rng.normal(size=400)
             low, high = np.percentile(samples, [2.5, 97.5])
             write(tmp_path, "knn-influence", dataset, "group=jpeg", encoder, knn_metrics(gap),
-                  {"gap_pos_minus_neg": [min(low, gap), max(high, gap)]}, {"gap_pos_minus_neg": samples.tolist()})
+                  {"gap_pos_minus_neg": [min(low, gap), max(high, gap)]}, {"gap_pos_minus_neg": samples.tolist()},
+                  {"gap_pos_minus_neg": 0.4 if encoder == "toy/d" else 0.002})
     boards, _ = stored.collect(tmp_path)
     found = ranking.contests(boards)
     standings = {s.encoder: s for s in ranking.borda(found, FAMILIES)}
     assert standings["toy/a"].place == 1 and standings["toy/a"].places == (1, 1)
     assert {standings["toy/b"].place, standings["toy/c"].place} == {2, 3}
     assert standings["toy/b"].places == standings["toy/c"].places == (2, 3)
-    assert standings["toy/d"].place is None and standings["toy/d"].marked == 0  # its interval holds 0 everywhere
+    assert standings["toy/d"].place is None and standings["toy/d"].marked == 0  # its test passes nowhere
     pairs = ranking.inseparable(found, list(ranking.borda(found, FAMILIES)))
     assert len(pairs) == 1 and set(pairs[0]) == {"toy/b", "toy/c"}
     header, rows, note = leaderboard.trace_rows(boards)
