@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from contextlib import contextmanager, nullcontext
@@ -470,6 +471,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  out=Path(arguments.out).expanduser() if arguments.out else None, adjust=arguments.adjust)
     except BenchError as error:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:  # any path option: a name the file system cannot hold is the user's to shorten
+            raise
+        name = str(error.filename or "")
+        longest = max((len(part.encode("utf-8", "surrogateescape")) for part in Path(name).parts), default=0)
+        errors.print(f"[bold red]error:[/bold red] {escape(name[:80])}{'…' if len(name) > 80 else ''}: too long a name for the file "
+                     f"system (a part of {longest:,} bytes; most allow 255); choose a shorter path", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         if arguments.verb in ("extract", "run"):

@@ -117,6 +117,9 @@ OUTPUT_ERRORS = {
     "home is a file": (lambda tmp: ["--home", str(tmp / "file"), "leaderboard"], "is a file"),
     "query --k without --like": (lambda tmp: ["query", "--encoder", RANDOM, "--k", "3"], "--like"),
     "commit seconds nan": (lambda tmp: ["extract", "--encoders", RANDOM, "--commit-seconds", "nan"], "finite"),
+    "an overlong output name": (lambda tmp: ["leaderboard", "--format", "csv", "--out", str(tmp / ("x" * 300))], "too long a name"),
+    "an overlong root": (lambda tmp: ["run", "knn-influence", "--dataset", "imagefolder", "--root", str(tmp / ("x" * 300)),
+                                      "--encoders", RANDOM], "too long a name"),
 }
 
 
