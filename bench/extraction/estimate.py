@@ -62,9 +62,19 @@ def network_closed() -> Iterator[None]:
         socket.socket.connect = original  # type: ignore[method-assign]
 
 
+_FLOPS: dict[tuple, float] = {}  # by what shapes the network: encoders of one architecture are counted once
+
+
 def flops(spec) -> float:
     """Floating-point operations of one image's forward pass, counted on the architecture built
     without memory (torch's meta device): no weights, no download, no arithmetic."""
+    shape = (spec.loader, spec.architecture, spec.input_size, spec.options, spec.pooling, spec.block)
+    if shape not in _FLOPS:
+        _FLOPS[shape] = _count_flops(spec)
+    return _FLOPS[shape]
+
+
+def _count_flops(spec) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
