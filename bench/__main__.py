@@ -35,7 +35,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench import exact_search, invocation, processing
-from bench.arguments import comma_list, non_negative_int, positive_int, positive_seconds, split_map
+from bench.arguments import comma_list, non_negative_int, positive_int, seconds, split_map
 from bench.encoders.catalog import DEFAULT_ENCODERS
 from bench.encoders.spec import FAMILIES
 from bench.errors import BenchError, UsageError
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--processings", type=comma_list, help="comma-separated processing names instead of a group")
     extract.add_argument("--splits", type=comma_list, default=("train", "val"), help="comma-separated splits (default: train,val)")
     extract.add_argument("--rebuild", action="store_true", help="drop the table first (needed after a fingerprint mismatch)")
-    extract.add_argument("--commit-seconds", type=positive_seconds, default=5.0, help="commit rows to the store at least this often (default: 5)")
+    extract.add_argument("--commit-seconds", type=seconds, default=5.0, help="commit rows to the store at least this often (default: 5)")
     extract.add_argument("--plan", action="store_true",
                          help="change nothing: print per encoder what is stored and missing, the disk and the time it would take here, and stop")
     _add_extraction_options(extract)
