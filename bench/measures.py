@@ -211,7 +211,7 @@ class KnnScores:
         stored = database_versions.reshape(-1)[columns * self.versions + label_version]
         scores = scores_all[(at[..., None] * used + np.arange(used)) * self.versions + stored]
         counted = None if weights is None else weights[columns]
-        right, exact = _votes(scores, counted, labels, self.val_labels, self.k, bound[at])
+        right, exact = _votes(scores, counted, labels, self.val_labels, self.k, bound[at], columns)
         for s, q in zip(*np.nonzero(~exact)):  # ties at the k-th place, or a resample that dropped too many candidates
             right[s, q] = self._full_hit(q, chosen[s, q], database_versions, test[s], positive[s], negative[s], weights)
         return right
@@ -288,10 +288,11 @@ class KnnScores:
 
 
 def _votes(scores: np.ndarray, counted: np.ndarray | None, labels: np.ndarray, query_labels: np.ndarray, k: int,
-           bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+           bound: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(right, exact), each (S, Q): whether the unweighted vote of the top k (a row counted w times
-    fills w places; vote ties go to the lowest label) names the query's label, and whether that is
-    settled here: no tie at the k-th place, every place filled by a candidate scoring above `bound`."""
+    fills w places, tied rows by the lower row `columns`; vote ties go to the lowest label) names the
+    query's label, and whether that is settled here: no tie at the k-th place, every place filled by
+    a candidate scoring above `bound`."""
     if counted is not None:
         scores = np.where(counted > 0, scores, -np.inf)
     k = min(k, scores.shape[-1])
@@ -303,7 +304,7 @@ def _votes(scores: np.ndarray, counted: np.ndarray | None, labels: np.ndarray, q
     if counted is None:
         votes = np.ones(top.shape, dtype=np.int64)
     else:  # places go by score, so a row counted twice can push the last ones out
-        order = np.argsort(-top_scores, axis=-1, kind="stable")
+        order = np.lexsort((np.take_along_axis(columns, top, axis=-1), -top_scores), axis=-1)  # a tie's places go to the lower row
         top_counted = np.take_along_axis(np.take_along_axis(counted, top, axis=-1), order, axis=-1)
         top_labels = np.take_along_axis(top_labels, order, axis=-1)
         before = np.cumsum(top_counted, axis=-1) - top_counted
