@@ -243,7 +243,7 @@ class KnnScores:
             before = np.cumsum(counted, axis=-1) - counted
             votes = np.clip(self.k - before, 0, counted)
             last = np.where(votes > 0, scores, np.inf).min(axis=-1)
-            settled = (votes.sum(axis=-1) == self.k) & (last > bound)
+            settled = ((votes.sum(axis=-1) == self.k) & (last > bound)) | (query_weight == 0)[None, :]  # an undrawn query counts for nothing
             totals = np.einsum("sqmn,sqn->sqm", equal, votes)
             own = np.where(mine, totals, 0).max(axis=-1)
             rival = np.where(mine, 0, totals)
