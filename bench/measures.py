@@ -659,8 +659,12 @@ def label_probe_accuracy(predictions: np.ndarray, labels: np.ndarray, *, units: 
     codes = unit_codes(units, len(labels))
     unit_label = np.zeros(codes.max() + 1, dtype=labels.dtype)
     unit_label[codes] = labels
-    if not np.array_equal(unit_label[codes], labels):
-        raise ValueError("a unit's images carry different labels; units must lie within one class")
+    mixed = not np.array_equal(unit_label[codes], labels)
+    if mixed:  # a unit spanning classes cannot carry one label: resample its classes' parts apart, and test nothing
+        codes = unit_codes(np.char.add(np.char.add(codes.astype(str), "|"), labels.astype(str)), len(labels))
+        unit_label = np.zeros(codes.max() + 1, dtype=labels.dtype)
+        unit_label[codes] = labels
+        permutations = 0
     present = np.unique(labels)
     counts_ = np.bincount(labels)
     references = {"probe_acc1": float(100.0 * counts_.max() / counts_.sum()), "probe_mean_class_acc": 100.0 / len(present)}
@@ -680,7 +684,8 @@ def label_probe_accuracy(predictions: np.ndarray, labels: np.ndarray, *, units: 
     for column, name in enumerate(("probe_acc1", "probe_mean_class_acc")):
         test = (Test(permutation_p(float(observed[column]), permuted[:, column], GREATER), GREATER, references[name],
                      "exact permutation: test labels permuted across units against the probe's fixed predictions", permutations)
-                if permutations > 0 else untested(GREATER, references[name]))
+                if permutations > 0 else untested(GREATER, references[name], *(
+                    ("some units hold images of several classes (--groups), so labels cannot be permuted by unit",) if mixed else ())))
         point = float(observed[column])
         found = samples[:, column] if samples is not None else None
         effects[name] = Effect(point, percentile_interval(found, point) if found is not None else None, test, found)

@@ -22,7 +22,8 @@ def rule(cells: list[Cell]) -> str:
             "epochs), sem = semantic kNN accuracy (all-same), on the original and on the projected "
             "vectors; price = sem after − sem before; dims = directions removed; chance = the probe's. Intervals of the before "
             "values are in the cell and the report. "
-            + interval_rule("val image", cells, "0 (probe after: lies above chance)") + " Before and after share their resamples.")
+            + interval_rule("val image", cells, "0 (probe after: chance)") + " Before and after share their resamples; the price has "
+            "an interval and no test (a change of accuracy is no trace).")
 
 
 def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
