@@ -6,12 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench import bootstrap, leaderboard, results, runner, tasks
+from bench import bootstrap, leaderboard, measures, results, runner, tasks
 from bench.boards import collect
 from bench.picks import Picks
 from bench.tasks import knn_influence
@@ -36,22 +37,31 @@ def planted(rng: np.random.Generator, strength: float) -> tuple[SplitVectors, Sp
 
 
 def stored(results_dir: Path) -> None:
-    """knn-influence cells as the runner makes them, with intervals from 300 resamples."""
+    """knn-influence cells as the runner makes them, with intervals from 300 resamples and tests from 99 permutations."""
     rng = np.random.default_rng(11)
     task = tasks.get("knn-influence")
+    resampling = bootstrap.Resampling(300, permutations=99)
     for encoder, family, strength in ENCODERS:
         train, val = planted(rng, strength)
         found = knn_influence.run(train, val, CLASSES, k=5, seeds=(0,), backend="torch")
-        outcome = knn_influence.KnnOutcome(found, knn_influence.Settings(CLASSES, 5, (0,), "versioned", "torch"), (150, 100),
-                                           Picks(224, "bicubic", ()))
-        cell, _ = runner.assemble(results.CellKey(task.name, "toy", encoder, "group=jpeg,k=5,seeds=1"), family, outcome,
-                                  bootstrap.Resampling(300), task)
+        gap = measures.knn_gap([train.vectors[name] for name in CLASSES], train.labels, [val.vectors[name] for name in CLASSES], val.labels,
+                               5, permutations=resampling.permutations, resampling=resampling)
+        outcome = knn_influence.KnnOutcome(found, knn_influence.Settings(CLASSES, 5, (0,), "versioned", "torch", resampling), (150, 100),
+                                           Picks(224, "bicubic", ()), gap)
+        cell, _ = runner.assemble(results.CellKey(task.name, "toy", encoder, "group=jpeg,k=5,seeds=1"), family, outcome, resampling, task)
         results.write(cell, results_dir)
 
 
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cells")
+    stored(folder)
+    return folder
+
+
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    stored(tmp_path / "reports" / "results")
+def home(tmp_path: Path, cells: Path) -> Path:
+    shutil.copytree(cells, tmp_path / "reports" / "results")
     return tmp_path
 
 
@@ -67,29 +77,41 @@ def test_csv_and_json_hold_the_stored_numbers_and_markdown_prints_what_the_termi
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.DictReader(io.StringIO((home / "board.csv").read_text())))
     assert [row["encoder"] for row in rows] == [cell.encoder for cell in board.ordered()]
+    marks = leaderboard.board_marks(board)
     for row in rows:
         cell = cells[row["encoder"]]
         for column in board.task.columns:
             assert float(row[column.header]) == cell.value(column.path)  # unrounded: the cell's own float
+            mark = marks.get((cell.encoder, column.path))
             if column.interval:
                 assert (float(row[f"{column.header} low"]), float(row[f"{column.header} high"])) == cell.intervals[column.path]
-                assert row[f"{column.header} marked"] == str(leaderboard.marked(cell, column))
+                assert mark is not None and float(row[f"{column.header} p"]) == cell.tests[column.path].p == mark.p
+                assert float(row[f"{column.header} p_adjusted"]) == mark.adjusted
+                assert row[f"{column.header} marked"] == str(mark.marked)
+            else:
+                assert mark is None and f"{column.header} p" not in row
             # what the terminal prints is the CSV value rounded as the board rounds it
-            assert leaderboard.entry(cell, column, board.task.decimals) in terminal.stdout
+            assert leaderboard.entry(cell, column, board.task.decimals, mark) in terminal.stdout
     gap = board.task.columns[5]
+    assert gap.path == "gap_pos_minus_neg"
     assert [row[f"{gap.header} marked"] for row in rows] == ["True", "False"]  # the planted trace is marked, the control is not
+    assert [float(row[f"{gap.header} p"]) for row in rows][0] == pytest.approx(1 / 100)  # no permutation reaches the planted gap
 
     document = json.loads(run_bench(home, "leaderboard", "--format", "json").stdout)
     (record,) = document["boards"]
+    assert record["adjustment"] == "bh" and record["tests"] == 2 and "Benjamini–Hochberg" in record["rule"]
     for row in record["rows"]:
-        assert row["values"]["pos−neg"]["value"] == cells[row["encoder"]].value("gap_pos_minus_neg")
-        assert row["provenance"]["bootstrap"]["resamples"] == 300
+        found = row["values"]["pos−neg"]
+        mark = marks[(row["encoder"], "gap_pos_minus_neg")]
+        assert found["value"] == cells[row["encoder"]].value("gap_pos_minus_neg")
+        assert (found["p"], found["p_adjusted"], found["marked"], found["alternative"]) == (mark.p, mark.adjusted, mark.marked, "greater")
+        assert row["provenance"]["bootstrap"]["resamples"] == 300 and row["provenance"]["bootstrap"]["permutations"] == 99
 
     markdown = run_bench(home, "leaderboard", "--format", "markdown").stdout
     for cell in board.cells:
         line = next(line for line in markdown.splitlines() if line.startswith(f"| {cell.encoder} |"))
         assert line.split(" | ")[2] == leaderboard.entry(cell, board.task.columns[0], board.task.decimals)
-        assert leaderboard.entry(cell, gap, board.task.decimals) in line
+        assert leaderboard.entry(cell, gap, board.task.decimals, marks[(cell.encoder, gap.path)]) in line
 
 
 def test_a_column_naming_a_metric_the_cell_lacks_fails_loudly(home: Path) -> None:
