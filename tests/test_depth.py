@@ -85,7 +85,7 @@ def test_pooled_block_equals_the_models_own_block_output_pooled() -> None:
         with torch.no_grad():
             ours = loaded.model(small)
         tokens = _hooked(vit, f"blocks.{block - 1}", small)
-        assert ours.shape == (2, 192)
+        assert ours.shape == (2, 192) and "patch tokens" in loaded.spec.pooling
         assert torch.allclose(ours, tokens[:, vit.num_prefix_tokens:].mean(dim=1), atol=1e-5, rtol=1e-5), block
         assert not torch.allclose(ours, tokens.mean(dim=1), atol=1e-4)  # the class token is not averaged in
 
@@ -184,6 +184,7 @@ def test_the_depth_view_builds_from_synthetic_cells(tmp_path: Path) -> None:
     folder.mkdir()
     sections = depth_view.sections([board], folder, pyplot())
     assert len(sections) == 1 and len(sections[0].figures) == 1
+    assert [m.path for m in depth_view.measures(board)] == ["gap_pos_minus_neg", "knn_acc1.all_same"]  # the effect, then semantics
     with Image.open(folder / sections[0].figures[0].file) as image:
         assert image.size[0] > 300
     console = Console(record=True, width=200)

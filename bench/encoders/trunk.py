@@ -44,13 +44,13 @@ def reader(network: torch.nn.Module, name: str) -> Reader:
     method = getattr(network, "forward_intermediates", None)
     if method is None:
         raise UnknownNameError(
-            f"{name}: its network ({type(network).__name__}) offers no intermediate outputs bench can read; depths "
+            f"{name}: its network ({type(visual if visual is not None else network).__name__}) offers no intermediate outputs bench can read; depths "
             "(@blockN) work for timm models with forward_intermediates and for open_clip towers with a timm trunk or a ViT")
     if "extra_blocks" in inspect.signature(method).parameters:  # EfficientNets: every block, not only stage ends
         count = len(network.blocks)
         return Reader(tuple(f"blocks.{i}" for i in range(count)), lambda x: method(
             x, indices=list(range(1, count + 1)), extra_blocks=True, intermediates_only=True))
-    if isinstance(getattr(network, "blocks", None), torch.nn.ModuleList):  # ViTs: patch tokens as a map, no final norm
+    if isinstance(getattr(network, "blocks", None), (torch.nn.ModuleList, torch.nn.Sequential)):  # ViTs: patch tokens, no final norm
         count = len(network.blocks)
         return Reader(tuple(f"blocks.{i}" for i in range(count)), lambda x: method(
             x, indices=list(range(count)), intermediates_only=True, output_fmt="NCHW", norm=False), TOKENS)

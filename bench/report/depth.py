@@ -54,13 +54,35 @@ def depth_of(encoder: str) -> tuple[str, int | None]:
     return (found.group("base"), int(found.group("block"))) if found else (encoder, None)
 
 
-def measure(board: Board) -> tuple[str, str, str | None, bool]:
-    """What the view draws for a board's task: (metric, label, baseline metric, judged only above):
-    the task's trace (its effect), else its primary metric against 0."""
+@dataclass(frozen=True)
+class Measure:
+    """A metric the view draws against depth, the metric it is judged against (None: 0), and
+    whether only an interval above that counts."""
+
+    path: str
+    label: str
+    baseline: str | None = None
+    above: bool = False
+
+
+def measures(board: Board) -> list[Measure]:
+    """What the view draws for a board's task: the task's trace (its effect) first, then its primary
+    metric (e.g. semantic accuracy) against chance where the cells record chance."""
+    primary = board.task.columns[0]
+    chance = "chance" if board.cells and "chance" in board.cells[0].metrics else None
+    found: list[Measure] = []
     trace = board.task.trace
     if trace is not None:
-        return trace.path, trace.label, trace.baseline, trace.above
-    return board.task.primary, board.task.columns[0].header, None, False
+        found.append(Measure(trace.path, trace.label, trace.baseline, trace.above))
+    if trace is None or trace.path != primary.path:
+        found.append(Measure(primary.path, primary.header, chance, chance is not None))
+    return found
+
+
+def measure(board: Board) -> tuple[str, str, str | None, bool]:
+    """The first of `measures` (the effect) as (metric, label, baseline metric, judged only above)."""
+    first = measures(board)[0]
+    return first.path, first.label, first.baseline, first.above
 
 
 def _point(cell: Cell, block: int | None, path: str, baseline: str | None, above: bool) -> Point:
@@ -69,10 +91,11 @@ def _point(cell: Cell, block: int | None, path: str, baseline: str | None, above
     return Point(block, cell.value(path), bounds, bootstrap.excludes(bounds, reference, above))
 
 
-def series(board: Board) -> list[Series]:
+def series(board: Board, drawn: Measure | None = None) -> list[Series]:
     """Every base encoder of the board with at least two depths, its final embedding appended where
-    the board holds it."""
-    path, _, baseline, above = measure(board)
+    the board holds it, measured by `drawn` (default: the board's effect)."""
+    drawn = drawn or measures(board)[0]
+    path, baseline, above = drawn.path, drawn.baseline, drawn.above
     by_base: dict[str, dict[int, Cell]] = {}
     for cell in board.cells:
         base, block = depth_of(cell.encoder)
@@ -178,12 +201,21 @@ def show(boards: list[Board], console: Console, form: str = "table", out: Path |
     return len(found)
 
 
-def figure(plt: Any, board: Board, drawn: list[Series]):
-    """The effect against depth, a line per base encoder with its 95 % intervals as a band and
-    whiskers; a point is hollow where its interval does not clear the reference."""
-    path, label, baseline, _ = measure(board)
+def figure(plt: Any, board: Board):
+    """Each of `measures` against depth in a panel: a line per base encoder with its 95 % intervals
+    as a band and whiskers; a point is hollow where its interval does not clear the line."""
+    panels = measures(board)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 1.8, 3.4), squeeze=False)
+    for ax, drawn in zip(axes[0], panels):
+        _panel(ax, board, series(board, drawn), drawn)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title="filled: interval clears\nthe line",
+                       title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _panel(ax: Any, board: Board, drawn: list[Series], measured: Measure) -> None:
     deepest = max(point.block or 0 for found in drawn for point in found.points)
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for found, colour in zip(drawn, SERIES_COLOURS * 8):
         xs = [deepest + 1 if point.block is None else point.block for point in found.points]
         values = [point.value for point in found.points]
@@ -196,9 +228,8 @@ def figure(plt: Any, board: Board, drawn: list[Series]):
             ax.plot([x, x], [low, high], color=colour, linewidth=1.2)
             ax.plot([x], [value], marker="o" if point.block is not None else "D", markersize=5, color=colour,
                     markerfacecolor=colour if point.clears else "white", zorder=3)
-    if baseline:
-        reference = {round(cell.value(baseline), 9) for cell in board.cells}
-        for value in reference:
+    if measured.baseline:
+        for value in {round(cell.value(measured.baseline), 9) for cell in board.cells}:
             ax.axhline(value, color="black", linestyle=":", linewidth=1)
     else:
         ax.axhline(0.0, color="black", linewidth=0.8)
@@ -206,11 +237,9 @@ def figure(plt: Any, board: Board, drawn: list[Series]):
     ticks = list(range(1, deepest + 1)) + ([deepest + 1] if has_final else [])
     ax.set_xticks(ticks, [str(t) for t in range(1, deepest + 1)] + ([FINAL] if has_final else []))
     ax.set_xlabel("block (global average pool of its output)")
-    ax.set_ylabel(f"{label} ({path})")
+    ax.set_ylabel(f"{measured.label} ({measured.path})" + (f"; dotted: {measured.baseline}" if measured.baseline else ""))
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
     ax.set_axisbelow(True)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title="filled: interval clears\nthe line", title_fontsize=8)
-    return fig
 
 
 def sections(boards: list[Board], folder: Path, plt: Any) -> list[Section]:
@@ -221,9 +250,11 @@ def sections(boards: list[Board], folder: Path, plt: Any) -> list[Section]:
         section = Section(f"{board.task.name} by depth · {board.title()}",
                           f"{label} of each encoder read at the output of each of its blocks (`NAME{MARK}blockN`: the block's feature "
                           "map, global-average-pooled, embedded as an encoder of its own), and at its own final embedding.")
-        name = plots.save(plt, figure(plt, board, drawn), folder, f"{plots.slug('depth', board.task.name, board.dataset, board.condition)}.png")
-        section.figures.append(plots.Figure(name, f"{board.task.name} on {board.title()} ({board.condition}): {label} against depth, "
-                                                  "with 95 % intervals (band and whiskers); a filled point's interval clears the line."))
+        name = plots.save(plt, figure(plt, board), folder, f"{plots.slug('depth', board.task.name, board.dataset, board.condition)}.png")
+        shown = " and ".join(measured.label for measured in measures(board))
+        section.figures.append(plots.Figure(name, f"{board.task.name} on {board.title()} ({board.condition}): {shown} against depth, "
+                                                  "with 95 % intervals (band and whiskers); a filled point's interval clears the line "
+                                                  "(0, or dotted: chance)."))
         section.tables.append((board.condition, *rows(board, drawn)))
         out.append(section)
     return out
