@@ -101,7 +101,7 @@ QUICK: dict[str, set[str] | None] = {
                          "test_a_board_marks_what_passes_benjamini_hochberg_and_exports_both_p_values",
                          "test_the_trace_ranking_counts_only_adjusted_marks_in_the_trace_direction",
                          "test_groups_name_units_and_unnamed_images_stay_their_own", "test_a_bad_groups_file_is_refused_by_name"},
-    "test_mitigate.py": {"test_the_planted_gap_interval_excludes_zero_and_the_control_interval_includes_it",
+    "test_mitigate.py": {"test_the_planted_gap_is_marked_and_the_control_is_not",
                         "test_mitigation_removes_the_planted_trace_at_little_semantic_cost"},
     "test_probes.py": {"test_trainer_matches_torch_linear_sgd_and_cross_entropy", "test_learning_rate_schedules",
                        "test_label_draws_and_holdout_are_keyed_by_image_id", "test_missing_optuna_says_which_extra_to_install"},

@@ -1,5 +1,6 @@
 """Planted structure: one known direction encodes the processing and shifts the kNN result. The
-bootstrap tells it apart from a control without it, and mitigation removes it at little semantic cost."""
+gap's permutation test and interval tell it apart from a control without it, and mitigation removes
+it at little semantic cost."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from bench import bootstrap
+from bench import bootstrap, measures
 from bench.tasks import erasure, knn_influence, mitigate
 from bench.tasks.linear_probe import ProbeSettings
 from bench.runner import RunRequest, run
@@ -28,7 +29,7 @@ DIM = 32
 TRACE = DIM - 1  # the planted processing direction: the last coordinate, which no semantic centre uses
 OFFSETS = (-1.0, 0.0, 1.0)  # processing c moves every image by strength * OFFSETS[c] along TRACE
 K = 10
-RESAMPLING = bootstrap.Resampling(1000)
+RESAMPLING = bootstrap.Resampling(300, permutations=99)
 PROBE = ProbeSettings(trials=4, epochs=30)
 
 
@@ -53,18 +54,32 @@ def planted(strength: float) -> tuple[SplitVectors, SplitVectors]:
     return split(360, "t"), split(240, "v")
 
 
-def gap(train: SplitVectors, val: SplitVectors) -> tuple[float, list[float], knn_influence.KnnInfluence]:
+class Images:
+    """A dataset's units as measure reads them: every image its own."""
+
+    unit_name = "image"
+
+    def units(self, image_ids: np.ndarray) -> list[str]:
+        return [f"image:{image_id}" for image_id in image_ids]
+
+
+def gap(train: SplitVectors, val: SplitVectors) -> tuple[float, measures.Effect, knn_influence.KnnInfluence]:
     outcome = knn_influence.run(train, val, CLASSES, k=K, seeds=(0, 1), backend="torch")
     setups = outcome.setups()
-    return setups["pos_same"] - setups["neg_same"], outcome.resample(RESAMPLING).intervals()["gap_pos_minus_neg"], outcome
+    settings = knn_influence.Settings(CLASSES, K, (0, 1), "versioned", "torch", RESAMPLING)
+    effect = knn_influence.gap_effect(train, val, Images(), settings)  # type: ignore[arg-type]
+    assert effect is not None
+    return setups["pos_same"] - setups["neg_same"], effect, outcome
 
 
-def test_the_planted_gap_interval_excludes_zero_and_the_control_interval_includes_it() -> None:
-    planted_gap, planted_interval, outcome = gap(*planted(2.0))
-    control_gap, control_interval, _ = gap(*planted(0.0))
-    assert planted_gap > 5.0 and bootstrap.excludes(planted_interval, 0.0)
-    assert planted_interval[0] <= planted_gap <= planted_interval[1]
-    assert control_interval[0] < 0.0 < control_interval[1] and not bootstrap.excludes(control_interval, 0.0)
+def test_the_planted_gap_is_marked_and_the_control_is_not() -> None:
+    planted_gap, planted_effect, outcome = gap(*planted(2.0))
+    control_gap, control_effect, _ = gap(*planted(0.0))
+    assert planted_gap > 5.0 and planted_effect.value == pytest.approx(planted_gap)
+    assert planted_effect.test.p == pytest.approx(1 / 100) and planted_effect.marked  # no permutation of the versions reaches it
+    assert 0.0 < planted_effect.interval[0] <= planted_gap <= planted_effect.interval[1]
+    assert control_effect.value == pytest.approx(control_gap) and not control_effect.marked
+    assert control_effect.interval[0] < 0.0 < control_effect.interval[1]
     # the per-query scores the bootstrap resamples average to exactly the reported setups
     for name, value in outcome.setups().items():
         assert np.mean(outcome.per_query()[name]) == pytest.approx(value, abs=1e-9)
@@ -76,8 +91,8 @@ def test_mitigation_removes_the_planted_trace_at_little_semantic_cost() -> None:
     assert found.reached_chance and 1 <= found.directions <= 2
     assert abs(found.basis[TRACE]).max() > 0.95  # the first direction found is the planted one
 
-    settings = mitigate.Settings(knn_influence.Settings(CLASSES, K, (0, 1), "versioned", "torch"), PROBE)
-    outcome = mitigate.measure(Inputs(None, None, {"train": train, "val": val}, settings))  # type: ignore[arg-type]
+    settings = mitigate.Settings(knn_influence.Settings(CLASSES, K, (0, 1), "versioned", "torch", RESAMPLING), PROBE)
+    outcome = mitigate.measure(Inputs(None, Images(), {"train": train, "val": val}, settings))  # type: ignore[arg-type]
     assert outcome.erased.directions == found.directions
     metrics = outcome.metrics()
     assert metrics["before.gap_pos_minus_neg"] > 5.0 and metrics["before.probe_acc1"] > 90.0
@@ -85,7 +100,12 @@ def test_mitigation_removes_the_planted_trace_at_little_semantic_cost() -> None:
     assert abs(metrics["after.probe_acc1"] - found.chance) <= 2.0
     assert metrics["before.all_same"] - metrics["after.all_same"] < 1.0
     assert metrics["change.gap_pos_minus_neg"] == pytest.approx(metrics["after.gap_pos_minus_neg"] - metrics["before.gap_pos_minus_neg"])
-    assert bootstrap.excludes(outcome.resample(RESAMPLING).intervals()["change.gap_pos_minus_neg"], 0.0)
+    resampled = outcome.resample(RESAMPLING)
+    assert resampled.intervals()["change.gap_pos_minus_neg"][1] < 0.0  # the removed gap, told apart from no change
+    # the trace left is tested, the price (a change) is not: a change is no trace
+    assert set(resampled.tests) == {"after.gap_pos_minus_neg", "after.probe_acc1"}
+    assert all(test.alternative == measures.GREATER and test.p is not None for test in resampled.tests.values())
+    assert resampled.tests["after.probe_acc1"].p > 0.05  # the probe after the projection is at chance
 
 
 def test_the_control_has_nothing_to_remove_and_projection_leaves_the_store_vectors_alone() -> None:
@@ -108,6 +128,7 @@ def test_run_mitigate_then_knn_influence_whose_cells_follow_the_bootstrap_settin
         measured = {name for name in cell["metrics"] if name.startswith(f"{stage}.")}
         assert measured == {f"{stage}.{name}" for name in ("gap_pos_minus_neg", "probe_acc1", "all_same")}
         assert measured <= set(cell["intervals"])
+    assert set(cell["tests"]) == {"after.gap_pos_minus_neg", "after.probe_acc1"}
     assert cell["provenance"]["bootstrap"]["resamples"] == 200 and cell["detail"]["rounds"]
     assert "gap after" in mitigated.stdout and "effnet/lite0.random" in mitigated.stdout
 
@@ -117,7 +138,7 @@ def test_run_mitigate_then_knn_influence_whose_cells_follow_the_bootstrap_settin
                                 console=console)
     [path] = run(request(values={**options, "bootstrap": 200}), knn_influence.TASK)
     intervals = json.loads(path.read_text())["intervals"]
-    assert set(intervals) == {"gap_pos_minus_neg", *(f"knn_acc1.{name}" for name in knn_influence.SETUPS)}
+    assert set(intervals) == {"gap_pos_minus_neg"}  # the gap is what its test marks; the setups are shown without intervals
     assert run(request(values={**options, "bootstrap": 200}), knn_influence.TASK) == []
     assert run(request(values={**options, "bootstrap": 0}), knn_influence.TASK) == [path]
     assert json.loads(path.read_text())["intervals"] == {}
