@@ -10,12 +10,9 @@ function of (seed, r): the draws do not depend on how many resamples are taken a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from bench.measures import Test
 
 LEVEL = 0.95
 SEED = 0
@@ -107,7 +104,7 @@ class Resampled:
     samples: dict[str, np.ndarray]
     points: dict[str, float]
     units: int
-    tests: Mapping[str, "Test"] = field(default_factory=dict)
+    tests: Mapping[str, Any] = field(default_factory=dict)  # name -> bench.measures.Test (which builds on this module)
 
     def intervals(self) -> dict[str, list[float]]:
         """name -> [low, high]: each statistic's 95 % percentile interval (see `percentile_interval`)."""
