@@ -45,8 +45,11 @@ def grid_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
     return out
 
 
+World = tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]  # train versions, train labels, val versions, val labels
+
+
 def versions_world(rng: np.random.Generator, *, classes: int = 3, train: int = 24, val: int = 12, dim: int = 8, versions: int = 3,
-                   spread: float = 0.6, trace: float = 0.0, grid: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
+                   spread: float = 0.6, trace: float = 0.0, grid: bool = False) -> World:
     """Images around class centres, each under `versions` versions: i.i.d. noise around the image
     (exchangeable: no version effect) plus, with `trace`, an offset shared by every image under
     that version. `grid`: every vector drawn from the grid instead, with duplicated train rows."""
@@ -134,7 +137,8 @@ def test_knn_gap_is_knn_influence_gap_and_resamples_of_all_ones_give_it_back(gri
     train, train_labels, val, val_labels = versions_world(rng, trace=0.8, grid=grid)
     names = tuple(f"v{v}" for v in range(len(train)))
     for k in (1, 4):
-        task = knn_influence.run(as_split(train, train_labels, "t"), as_split(val, val_labels, "v"), names, k=k, seeds=(0,), backend="torch")
+        task = knn_influence.run(as_split(train, train_labels, "t"), as_split(val, val_labels, "v"), names, k=k, seeds=(0,),
+                                 backend="torch")
         found = measures.knn_gap(train, train_labels, val, val_labels, k, permutations=0, resampling=NONE)
         assert found.value == pytest.approx(task.metrics()["gap_pos_minus_neg"], abs=1e-9)
         assert found.interval is None and found.test.p is None and not found.marked
@@ -363,7 +367,8 @@ def test_knn_gap_interval_redraws_units_of_train_and_val_together() -> None:
     for r in (0, 7, 31):
         weights = drawn[r][np.arange(18) % 6].astype(np.int64)
         query_weights = drawn[r][np.arange(9) % 6]
-        expected = brute_gap(train, train_labels, val, val_labels, 3, identity_versions(9, 2), identity_versions(18, 2), weights, query_weights)
+        expected = brute_gap(train, train_labels, val, val_labels, 3, identity_versions(9, 2), identity_versions(18, 2), weights,
+                             query_weights)
         assert found.samples[r] == pytest.approx(expected, abs=1e-9)
     assert found.interval == pytest.approx(percentile_interval(found.samples, found.value))
     assert -100.0 <= found.interval[0] <= found.value <= found.interval[1] <= 100.0

@@ -31,7 +31,8 @@ def knn_metrics(gap: float) -> dict[str, float]:
 
 def stored_cells(results_dir: Path) -> None:
     """Three contests with known ranks, one leaderboard with a single encoder, and tasks without a trace measure."""
-    for encoder, gap, interval, p in (("toy/a", 3.0, [1.0, 5.0], 0.001), ("toy/b", 1.0, [-0.5, 2.5], 0.3), ("toy/c", -1.0, [-2.0, 0.1], 0.9)):
+    for encoder, gap, interval, p in (("toy/a", 3.0, [1.0, 5.0], 0.001), ("toy/b", 1.0, [-0.5, 2.5], 0.3),
+                                      ("toy/c", -1.0, [-2.0, 0.1], 0.9)):
         write(results_dir, "knn-influence", "toy", "group=jpeg", encoder,
               knn_metrics(gap), {"gap_pos_minus_neg": interval}, p_values={"gap_pos_minus_neg": p})
     for encoder, gap in (("toy/a", -10.0), ("toy/b", -20.0), ("toy/c", 0.0)):
