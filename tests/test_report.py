@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from bench import bootstrap, processing, results, runner, tasks
+from bench import bootstrap, measures, processing, results, runner, tasks
 from bench.picks import Picks
 from bench.report import writer
 from bench.tasks import erasure, knn_influence, masking, mitigate, paircams, probe_acquisition, probe_processing, similarity
@@ -17,7 +18,7 @@ from bench.vectors import SplitVectors
 from tests.conftest import run_bench
 
 ENCODERS = (("toy/a", "cvl"), ("toy/b", "ssl"), ("toy/c", "sup"))
-RESAMPLING = bootstrap.Resampling(200)
+RESAMPLING = bootstrap.Resampling(200, permutations=19)
 PROBE = ProbeSettings(trials=2, epochs=3)
 NO_PICKS = Picks(224, "bicubic", ())
 
@@ -46,17 +47,25 @@ def write_cells(results_dir: Path) -> None:
     for encoder, family in ENCODERS:
         classes = ("jpeg75_420", "jpeg95_444")
         train, val = synthetic_splits(rng, classes)
-        knn_settings = knn_influence.Settings(classes, 3, (0, 1), "versioned", "faiss-cpu")
+        knn_settings = knn_influence.Settings(classes, 3, (0, 1), "versioned", "faiss-cpu", RESAMPLING)
         found = knn_influence.run(train, val, classes, k=3, seeds=(0, 1), backend="faiss-cpu")
-        store(results_dir, "knn-influence", encoder, family, "group=jpeg", knn_influence.KnnOutcome(found, knn_settings, (40, 12), NO_PICKS))
+        gap = measures.knn_gap([train.vectors[name] for name in classes], train.labels, [val.vectors[name] for name in classes],
+                               val.labels, 3, permutations=RESAMPLING.permutations, resampling=RESAMPLING)
+        outcome = knn_influence.KnnOutcome(found, knn_settings, (40, 12), NO_PICKS, gap)
+        store(results_dir, "knn-influence", encoder, family, "group=jpeg", outcome)
 
         subjects = np.repeat(np.arange(20), 2)
         cameras = np.tile([0, 1], 20)
-        pair = paircams.recall_at_1(rng.normal(size=(20, 8))[subjects] + rng.normal(size=(40, 8)), subjects, cameras)
-        store(results_dir, "paircams", encoder, family, "processing=original", paircams.PairCamsOutcome(pair, NO_PICKS))
+        shots = rng.normal(size=(20, 8))[subjects] + rng.normal(size=(40, 8))
+        pair = paircams.recall_at_1(shots, subjects, cameras)
+        pair_gap = measures.paircams_gap(shots[0::2], shots[1::2], permutations=RESAMPLING.permutations, resampling=bootstrap.Resampling(0))
+        store(results_dir, "paircams", encoder, family, "processing=original", paircams.PairCamsOutcome(pair, NO_PICKS, None, pair_gap))
 
         found = similarity.distributions(val.vectors[classes[1]], val.labels, train.vectors[classes[1]], train.vectors[classes[0]], train.labels)
-        store(results_dir, "similarity", encoder, family, "group=jpeg", found)
+        shifts = measures.similarity_shifts([train.vectors[classes[1]], train.vectors[classes[0]]], train.labels,
+                                            [val.vectors[classes[1]], val.vectors[classes[0]]], val.labels,
+                                            permutations=RESAMPLING.permutations, resampling=RESAMPLING)
+        store(results_dir, "similarity", encoder, family, "group=jpeg", dataclasses.replace(found, shifts=shifts))
 
         sweep = processing.MASK_SWEEP
         train, val = synthetic_splits(rng, sweep)
@@ -97,6 +106,7 @@ def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path
         assert encoder in html_text and f"| {encoder} |" in markdown_text
     assert "## trace ranking" in markdown_text and "Borda" in html_text  # knn, paircams and the probes are contests
     assert re.search(r"\| -?\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\]\*? \|", markdown_text)  # a gap with its interval
+    assert "Benjamini–Hochberg false-discovery control over the board's 3 tests" in " ".join(markdown_text.split())  # one gap per encoder
 
 
 def test_report_verb_without_results_says_what_to_run(tmp_path: Path) -> None:
