@@ -35,8 +35,9 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
     figure = plots.interval_chart(plt, cells, [("gap_pos_minus_neg", "pos−neg")], "pos-same − neg-same (points of kNN accuracy)")
     out.append(plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('knn-gap', board.dataset, condition)}.png"),
                             f"kNN processing influence on {dataset} ({condition}): pos-same minus neg-same per encoder, with its 95 % "
-                            "bootstrap interval over val images. Right of 0: the encoder pulls same-processing images together; "
-                            "a filled point's interval excludes 0."))
+                            "bootstrap interval (the data's units redrawn, train and val together). Right of 0: the encoder pulls "
+                            "same-processing images together; filled: its own permutation test of no trace is significant at 5 % "
+                            "(unadjusted; the table's marks control false discoveries)."))
     return out
 
 

@@ -44,8 +44,9 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
     figure = plots.interval_chart(plt, board.ordered(), [("gap_same_minus_different", "same−diff")],
                                   "recall@1, same − different collection (points)")
     gap = plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('paircams-gap', board.dataset, board.condition)}.png"),
-                       f"PairCams on {dataset}: same − different recall@1 per encoder with its 95 % bootstrap interval over subjects. "
-                       "Left of 0: the camera trace outweighs the content; a filled point's interval excludes 0.")
+                       f"PairCams on {dataset}: same − different recall@1 per encoder with its 95 % bootstrap interval over subjects "
+                       "(or their groups). Left of 0: the camera trace outweighs the content; filled: its own permutation test of "
+                       "no trace is significant at 5 % (unadjusted; the table's marks control false discoveries).")
     return [scatter, gap]
 
 

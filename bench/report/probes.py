@@ -47,7 +47,7 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
     figure = plots.family_bars(plt, cells, task.primary, "linear probe accuracy (%)", spread, interval=spread is None)
     what = "processing class" if spread else "acquisition label"
     bars = ("bars: mean over the label seeds, whiskers: ± std" if spread
-            else "one run, tested once on test; whiskers: 95 % bootstrap interval over test images")
+            else "one run, tested once on test; whiskers: 95 % bootstrap interval over the test set's units, drawn within each class")
     return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug(task.name, board.dataset, board.condition)}.png"),
                          f"Linear probe accuracy for the {what} on {board.title()} ({board.condition}), per encoder, by family; {bars}; "
                          "dotted: chance. Far above chance means the embedding encodes the trace linearly.")]

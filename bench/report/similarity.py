@@ -59,7 +59,8 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
     shifts = plots.Figure(
         plots.save(plt, figure, folder, f"{plots.slug('similarity-shift', board.dataset, condition)}.png"),
         f"The shift per encoder on {dataset}: how much sharing the query's processing ({query} vs {other}) raises the mean cosine, "
-        "among same-class and other-class pairs, with 95 % bootstrap intervals over val images; a filled point's interval excludes 0.")
+        "among same-class and other-class pairs, with 95 % bootstrap intervals (the data's units redrawn, train and val together); "
+        "filled: its own permutation test of no trace is significant at 5 % (unadjusted; the table's marks control false discoveries).")
     return [distributions, shifts]
 
 
