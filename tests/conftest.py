@@ -84,7 +84,7 @@ QUICK: dict[str, set[str] | None] = {
     "test_run_anywhere.py": {"test_a_folder_named_bench_beside_the_command_does_not_shadow_the_package[checkout]"},  # the CLI, started as users do
     "test_audit.py": {"test_quality_estimate_recovers_every_quality_pillow_saves_with", "test_subsampling_and_formats_are_read_from_the_header",
                       "test_bias_corrected_v_matches_bergsma_by_hand", "test_benjamini_hochberg_steps_up"},
-    "test_calibration.py": {"test_a_batched_replicate_is_the_run_on_its_own_images"},
+    "test_calibration.py": {"test_a_knn_replicate_is_the_gap_knn_influence_prints_for_its_images"},
     "test_depth.py": {"test_depth_names_parse_expand_and_refuse_with_the_valid_depths", "test_the_depth_view_builds_from_synthetic_cells"},
     "test_docs.py": {"test_every_page_is_in_the_navigation", "test_the_readme_is_short_and_links_to_pages_that_exist"},
     "test_encoder_inputs.py": {"test_an_encoders_file_that_is_a_device_is_refused_without_reading_it", "test_a_set_that_includes_itself_is_one_line"},

@@ -1,5 +1,5 @@
-"""benchmarks/calibration.py: a replicate cut from the one batched run gets the interval a run on
-its own images gets, and the quick mode prints its table."""
+"""benchmarks/calibration.py: its replicates are the numbers the tasks print for the same images,
+a statistic that cannot move is set apart, and the quick mode prints its table."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 import numpy as np
 import pytest
 
-from bench.tasks import knn_influence, similarity
+from bench.tasks import knn_influence
+from bench.vectors import SplitVectors
 
 CALIBRATION = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration.py"
 
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def calibration() -> ModuleType:
+def calibration() -> Iterator[ModuleType]:
     loaded = importlib.util.spec_from_file_location("calibration_benchmark", CALIBRATION)
     assert loaded is not None and loaded.loader is not None
     module = importlib.util.module_from_spec(loaded)
@@ -29,27 +31,43 @@ def calibration() -> ModuleType:
     del sys.modules["calibration_benchmark"]
 
 
-def test_a_batched_replicate_is_the_run_on_its_own_images(calibration: ModuleType) -> None:
-    """knn-influence and similarity search every replicate's val images at once; replicate r's
-    interval must be the one bench prints for a run on replicate r's images alone."""
-    sizes = calibration.Sizes(replicates=3, train=60, val=12, k=5)
-    world = calibration.ProcessingWorld(trace=0.2)
-    train = world.train(0, sizes)
-    batched = calibration.knn_planted(0, sizes, sizes.replicates, trace=0.2)[0]
-    shifts = calibration.similarity_planted(0, sizes, sizes.replicates, trace=0.2)
-    a, b = world.names[-1], world.names[0]
-    for r in range(sizes.replicates):
-        val = world.val(0, sizes, r)
-        alone = knn_influence.run(train, val, world.names, k=sizes.k, seeds=(0,)).resample(calibration.RESAMPLING).intervals()
-        np.testing.assert_allclose(batched.intervals[r], alone["gap_pos_minus_neg"])
-        found = similarity.distributions(val.vectors[a], val.labels, train.vectors[a], train.vectors[b], train.labels)
-        for marks in shifts:
-            expected = found.resample(calibration.RESAMPLING).intervals()[marks.effect.split(" ")[1]]
-            np.testing.assert_allclose(marks.intervals[r], expected, rtol=1e-5)  # float32 products summed in other blocks
+def split(vectors: list[np.ndarray], labels: np.ndarray, prefix: str, names: tuple[str, ...]) -> SplitVectors:
+    return SplitVectors(np.array([f"{prefix}{i:04d}" for i in range(len(labels))]), np.asarray(labels, dtype=np.int64),
+                        dict(zip(names, (v.copy() for v in vectors))))
+
+
+def test_a_knn_replicate_is_the_gap_knn_influence_prints_for_its_images(calibration: ModuleType) -> None:
+    """Each replicate draws its images anew; its value is the task's pos−neg on exactly those images."""
+    sizes = calibration.Sizes(replicates=2, permutations=9, resamples=20)
+    world = calibration.Versions(classes=4, per_photo=2)
+    found = calibration.knn_family(world, sizes, 0, 2, k=3, train_photos=5, val_photos=2)
+    names = tuple(f"v{v}" for v in range(world.versions))
+    drawn = []
+    for r, replicate in enumerate(found):
+        (train, train_labels, _), (val, val_labels, _) = world.draw(calibration.rng(0, f"knn-{world}", r), 5, 2)
+        task = knn_influence.run(split(train, train_labels, "t", names), split(val, val_labels, "v", names), names, k=3, seeds=(0,),
+                                 backend="torch")
+        assert replicate.value == pytest.approx(task.metrics()["gap_pos_minus_neg"], abs=1e-9)
+        assert replicate.interval is not None and replicate.interval[0] <= replicate.value <= replicate.interval[1]
+        assert replicate.p is not None and 0.0 < replicate.p <= 1.0
+        drawn.append(train[0])
+    assert not np.array_equal(*drawn)  # every replicate draws its images anew
+
+
+def test_a_constant_probe_cannot_fail_and_is_never_marked(calibration: ModuleType) -> None:
+    sizes = calibration.Sizes(replicates=10, permutations=19, resamples=20)
+    found = calibration.label_probe_family(sizes, 0, 10, "probe_acc1", constant=True)
+    row = calibration.Row("acquisition probe acc", "a constant probe", "image", None, tuple(found))
+    assert row.cannot_fail and not row.marked.any() and all(replicate.p == 1.0 for replicate in found)
+    varying = calibration.Row("acquisition probe acc", "varying", "image", None,
+                              tuple(calibration.label_probe_family(sizes, 0, 10, "probe_acc1")))
+    assert not varying.cannot_fail
 
 
 def test_quick_mode_prints_the_table(calibration: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    assert calibration.main(["--quick", "--no-real", "--only", "paircams", "--replicates", "20", "--power-replicates", "10"]) == 0
-    printed = capsys.readouterr().out
-    for phrase in ("False marks on nulls", "paircams gap_same_minus_different", "Power on planted effects", "trace 0.2"):
+    status = calibration.main(["--quick", "--only", "paircams", "--replicates", "20", "--workers", "1", "--no-board"])
+    printed = " ".join(capsys.readouterr().out.split())
+    for phrase in ("false marks on nulls (20 replicates", "paircams gap", "exchangeable shots, 1 subject a photo",
+                   "planted effects", "planted camera trace 0.3"):
         assert phrase in printed
+    assert status == (1 if "over the goal" in printed else 0)
