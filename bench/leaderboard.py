@@ -287,7 +287,7 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
     if view == "depth":  # each task's effect against the block it was read at (bench.report.depth)
         from bench.report import depth
 
-        return depth.show(boards, console, form, out, errors)
+        return depth.show(boards, console, form, out, errors, marks=lambda board: board_marks(board, adjust))
     if view == "traces" and ranking.contests(boards) == []:
         console.print(f"No trace ranking{which}: it needs a stored leaderboard of knn-influence, paircams, probe-processing or "
                       "probe-acquisition with at least two encoders.")

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from bench import data, encoders, extraction
 from bench.boards import Board
+from bench.leaderboard import Mark
 from bench.encoders import depth, trunk
 from bench.encoders.spec import EncoderSpec
 from bench.extraction.fingerprint import fingerprint
@@ -171,26 +172,28 @@ def test_the_depth_view_builds_from_synthetic_cells(tmp_path: Path) -> None:
         _cell("c/lonely@block1", 1.0, 0.0, 2.0), _cell("d/plain", 1.0, 0.5, 1.5),
     )
     board = Board(TASKS["knn-influence"], "patches", "group=jpeg,k=10,seeds=1", cells)
-    found = depth_view.series(board)
+    marked = {"a/net.x@block2", "a/net.x@block3", "b/net.y@block2"}  # the board's marks, as leaderboard.board_marks gives them
+    tested = {(cell.encoder, "gap_pos_minus_neg"): Mark(0.01, 0.02, cell.encoder in marked) for cell in cells if cell.encoder != "a/net.x"}
+    found = depth_view.series(board, None, tested)
     assert [s.base for s in found] == ["a/net.x", "b/net.y"]  # one depth alone or no depth draws no series
     a, b = found
     assert [p.block for p in a.points] == [1, 2, 3, None] and [p.value for p in a.points] == [0.5, 4.0, 9.0, 6.0]
-    assert [p.clears for p in a.points] == [False, True, True, True]
-    assert [p.block for p in b.points] == [1, 2] and [p.clears for p in b.points] == [False, True]
+    assert [p.marked for p in a.points] == [False, True, True, None]  # the final cell holds no test here
+    assert [p.block for p in b.points] == [1, 2] and [p.marked for p in b.points] == [False, True]
     header, rows, note = depth_view.rows(board, found)
     assert header == ["encoder", "block1", "block2", "block3", "final"]
-    assert rows[0][2] == "4.00 [2.00, 6.00]" and rows[1][3] == "" and "pos−neg" in note
+    assert rows[0][2] == "4.00 [2.00, 6.00]*" and rows[0][1] == "0.50 [-1.00, 2.00]" and rows[1][3] == "" and "pos−neg" in note
     folder = tmp_path / "report"
     folder.mkdir()
-    sections = depth_view.sections([board], folder, pyplot())
+    sections = depth_view.sections([board], folder, pyplot(), lambda _board: tested)
     assert len(sections) == 1 and len(sections[0].figures) == 1
     assert [m.path for m in depth_view.measures(board)] == ["gap_pos_minus_neg", "knn_acc1.all_same"]  # the effect, then semantics
     with Image.open(folder / sections[0].figures[0].file) as image:
         assert image.size[0] > 300
     console = Console(record=True, width=200)
-    assert depth_view.show([board], console) == 1
+    assert depth_view.show([board], console, marks=lambda _board: tested) == 1
     printed = console.export_text()
-    assert "a/net.x" in printed and "9.00 [7.00, 11.00]" in printed
+    assert "a/net.x" in printed and "9.00 [7.00, 11.00]*" in printed
     assert '"depth": "final"' in depth_view.export(depth_view.boards_with_depths([board]), "json")
     empty = Console(record=True)
     assert depth_view.show([Board(TASKS["knn-influence"], "patches", "c", (_cell("d/plain", 1.0, 0.5, 1.5),))], empty) == 0

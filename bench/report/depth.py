@@ -10,13 +10,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bench import bootstrap
 from bench.boards import Board
 from bench.encoders.depth import MARK
 from bench.report import plots
@@ -30,13 +29,13 @@ SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564
 
 @dataclass(frozen=True)
 class Point:
-    """One depth of one encoder: its block (None: the final embedding), value, interval, and whether
-    the interval lies wholly on one side of the reference (above it, for a task judged only above)."""
+    """One depth of one encoder: its block (None: the final embedding), value, interval, and its
+    mark on the task's board (None: the metric has no test)."""
 
     block: int | None
     value: float
     interval: tuple[float, float] | None
-    clears: bool
+    marked: bool | None
 
 
 @dataclass(frozen=True)
@@ -85,17 +84,20 @@ def measure(board: Board) -> tuple[str, str, str | None, bool]:
     return first.path, first.label, first.baseline, first.above
 
 
-def _point(cell: Cell, block: int | None, path: str, baseline: str | None, above: bool) -> Point:
-    reference = cell.value(baseline) if baseline else 0.0
-    bounds = cell.interval(path)
-    return Point(block, cell.value(path), bounds, bootstrap.excludes(bounds, reference, above))
+Marks = Mapping[tuple[str, str], Any]  # (encoder, metric) -> the board's mark (bench.leaderboard.Mark: p, adjusted, marked)
+MarksOf = Callable[[Board], Marks]  # the board's marks (bench.leaderboard.board_marks), given by the caller
 
 
-def series(board: Board, drawn: Measure | None = None) -> list[Series]:
+def _point(cell: Cell, block: int | None, path: str, marks: Marks) -> Point:
+    mark = marks.get((cell.encoder, path))
+    marked = None if mark is None or mark.p is None else bool(mark.marked)
+    return Point(block, cell.value(path), cell.interval(path), marked)
+
+
+def series(board: Board, drawn: Measure | None = None, marks: Marks | None = None) -> list[Series]:
     """Every base encoder of the board with at least two depths, its final embedding appended where
-    the board holds it, measured by `drawn` (default: the board's effect)."""
-    drawn = drawn or measures(board)[0]
-    path, baseline, above = drawn.path, drawn.baseline, drawn.above
+    the board holds it, measured by `drawn` (default: the board's effect), marked as on the board."""
+    path, marks = (drawn or measures(board)[0]).path, marks or {}
     by_base: dict[str, dict[int, Cell]] = {}
     for cell in board.cells:
         base, block = depth_of(cell.encoder)
@@ -106,16 +108,16 @@ def series(board: Board, drawn: Measure | None = None) -> list[Series]:
     for base, cells in sorted(by_base.items()):
         if len(cells) < 2:
             continue
-        points = [_point(cells[block], block, path, baseline, above) for block in sorted(cells)]
+        points = [_point(cells[block], block, path, marks) for block in sorted(cells)]
         if base in finals:
-            points.append(_point(finals[base], None, path, baseline, above))
+            points.append(_point(finals[base], None, path, marks))
         out.append(Series(base, next(iter(cells.values())).family, tuple(points)))
     return out
 
 
-def boards_with_depths(boards: list[Board]) -> list[tuple[Board, list[Series]]]:
-    """The boards that hold a depth series, each with its series."""
-    found = [(board, series(board)) for board in boards]
+def boards_with_depths(boards: list[Board], marks: MarksOf | None = None) -> list[tuple[Board, list[Series]]]:
+    """The boards that hold a depth series, each with its series of the board's effect."""
+    found = [(board, series(board, None, marks(board) if marks else None)) for board in boards]
     return [(board, drawn) for board, drawn in found if drawn]
 
 
@@ -127,14 +129,14 @@ def _entry(point: Point, decimals: int) -> str:
     text = f"{point.value:.{decimals}f}"
     if point.interval is not None:
         text += f" [{point.interval[0]:.{decimals}f}, {point.interval[1]:.{decimals}f}]"
-    return text
+    return text + ("*" if point.marked else "")
 
 
 def rows(board: Board, drawn: list[Series]) -> tuple[list[str], list[list[str]], str]:
     """The board's depth table: a row per base encoder, a column per depth; and the note under it."""
     labels = list(dict.fromkeys(_label(point) for found in drawn for point in sorted(
         found.points, key=lambda point: (point.block is None, point.block or 0))))
-    _, label, baseline, above = measure(board)
+    _, label, baseline, _ = measure(board)
     header = ["encoder", *labels]
     body = []
     for found in drawn:
@@ -142,8 +144,8 @@ def rows(board: Board, drawn: list[Series]) -> tuple[list[str], list[list[str]],
         body.append([found.base, *(_entry(at[name], board.task.decimals) if name in at else "" for name in labels)])
     reference = f"the cell's {baseline}" if baseline else "0"
     note = (f"{board.task.name} {label} ({measure(board)[0]}) at each block's global-average-pooled output (`NAME{MARK}blockN`), "
-            f"then the encoder's own embedding ({FINAL}), against {reference}; [the 95 % interval stored in each cell]. Each depth is "
-            "its own encoder, with its own table and cell; the task's board marks them like any encoder.")
+            f"then the encoder's own embedding ({FINAL}), against {reference}; [the 95 % interval stored in each cell]; * as on the "
+            "task's board, whose false-discovery control counts every depth as an encoder (`leaderboard` prints its rule).")
     return header, body, note
 
 
@@ -165,7 +167,7 @@ def export(found: list[tuple[Board, list[Series]]], form: str) -> str:
             {"task": board.task.name, "dataset": board.dataset, "condition": board.condition, "metric": measure(board)[0],
              "series": [{"encoder": s.base, "family": s.family, "points": [
                  {"depth": _label(p), "value": p.value, "interval": list(p.interval) if p.interval else None,
-                  "interval_clears_reference": p.clears}
+                  "marked": p.marked}
                  for p in s.points]} for s in drawn]}
             for board, drawn in found]}, indent=2, allow_nan=False)
     out = io.StringIO()
@@ -181,9 +183,10 @@ def export(found: list[tuple[Board, list[Series]]], form: str) -> str:
     return out.getvalue()
 
 
-def show(boards: list[Board], console: Console, form: str = "table", out: Path | None = None, errors: Console | None = None) -> int:
-    """Print (or write to `out`) the depth tables of the boards; return how many there were."""
-    found = boards_with_depths(boards)
+def show(boards: list[Board], console: Console, form: str = "table", out: Path | None = None, errors: Console | None = None,
+         marks: MarksOf | None = None) -> int:
+    """Print (or write to `out`) the depth tables of the boards, marked by `marks`; return how many there were."""
+    found = boards_with_depths(boards, marks)
     if not found:
         console.print(f"No depth view: it needs stored cells of at least two depths of one encoder (`NAME{MARK}blockN`, "
                       f"e.g. `python -m bench run knn-influence --encoders effnet/lite0.in1k{MARK}blocks`).")
@@ -201,15 +204,15 @@ def show(boards: list[Board], console: Console, form: str = "table", out: Path |
     return len(found)
 
 
-def figure(plt: Any, board: Board):
+def figure(plt: Any, board: Board, marks: Marks | None = None):
     """Each of `measures` against depth in a panel: a line per base encoder with its 95 % intervals
-    as a band and whiskers; a point is hollow where its interval does not clear the line."""
+    as a band and whiskers; a tested point is filled where the board marks it, hollow where not."""
     panels = measures(board)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 1.8, 3.4), squeeze=False)
     for ax, drawn in zip(axes[0], panels):
-        _panel(ax, board, series(board, drawn), drawn)
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title="filled: interval clears\nthe line",
-                       title_fontsize=8)
+        _panel(ax, board, series(board, drawn, marks), drawn)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
+                       title="hollow: tested, not marked\n* on the board", title_fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -227,7 +230,7 @@ def _panel(ax: Any, board: Board, drawn: list[Series], measured: Measure) -> Non
         for x, value, low, high, point in zip(xs, values, lows, highs, found.points):
             ax.plot([x, x], [low, high], color=colour, linewidth=1.2)
             ax.plot([x], [value], marker="o" if point.block is not None else "D", markersize=5, color=colour,
-                    markerfacecolor=colour if point.clears else "white", zorder=3)
+                    markerfacecolor="white" if point.marked is False else colour, zorder=3)
     if measured.baseline:
         for value in {round(cell.value(measured.baseline), 9) for cell in board.cells}:
             ax.axhline(value, color="black", linestyle=":", linewidth=1)
@@ -242,19 +245,19 @@ def _panel(ax: Any, board: Board, drawn: list[Series], measured: Measure) -> Non
     ax.set_axisbelow(True)
 
 
-def sections(boards: list[Board], folder: Path, plt: Any) -> list[Section]:
+def sections(boards: list[Board], folder: Path, plt: Any, marks: MarksOf | None = None) -> list[Section]:
     """A report section per board that holds depth series: the figure and the depth table."""
     out = []
-    for board, drawn in boards_with_depths(boards):
+    for board, drawn in boards_with_depths(boards, marks):
         _, label, _, _ = measure(board)
         section = Section(f"{board.task.name} by depth · {board.title()}",
                           f"{label} of each encoder read at the output of each of its blocks (`NAME{MARK}blockN`: the block's feature "
                           "map, global-average-pooled, embedded as an encoder of its own), and at its own final embedding.")
-        name = plots.save(plt, figure(plt, board), folder, f"{plots.slug('depth', board.task.name, board.dataset, board.condition)}.png")
+        name = plots.save(plt, figure(plt, board, marks(board) if marks else None), folder, f"{plots.slug('depth', board.task.name, board.dataset, board.condition)}.png")
         shown = " and ".join(measured.label for measured in measures(board))
         section.figures.append(plots.Figure(name, f"{board.task.name} on {board.title()} ({board.condition}): {shown} against depth, "
-                                                  "with 95 % intervals (band and whiskers); a filled point's interval clears the line "
-                                                  "(0, or dotted: chance)."))
+                                                  "with 95 % intervals (band and whiskers); line: 0, dotted: chance. A tested point is "
+                                                  "hollow where the task's board does not mark it *."))
         section.tables.append((board.condition, *rows(board, drawn)))
         out.append(section)
     return out

@@ -54,7 +54,7 @@ def sections(found: list[boards.Board], folder: Path, warn: Callable[[str], None
         header, rows = _table(board)
         section.tables.append((board.condition, header, rows, leaderboard.rule(board)))
         out.append(section)
-    return out + depth.sections(found, folder, plt)
+    return out + depth.sections(found, folder, plt, leaderboard.board_marks)
 
 
 def write(results_dir: Path, folder: Path, title: str, warn: Callable[[str], None] | None = None) -> tuple[Path, Path, list[Path]]:
