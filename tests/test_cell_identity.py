@@ -220,6 +220,23 @@ def test_an_image_replaced_in_place_is_re_extracted_and_its_cells_recomputed(set
     assert the_cell(setup.home)["metrics"] == the_cell(fresh.home)["metrics"]
 
 
+def test_groups_make_the_cell_stale_and_leave_its_table_alone(setup: Setup, capsys, tmp_path: Path) -> None:
+    assert bench(capsys, *setup.knn())[0] == 0
+    before = the_cell(setup.home)
+    groups = tmp_path / "groups.csv"
+    rows = [f"{split}/{name}/{index}.jpg,{name}-{index % 2}" for split, count in (("train", 4), ("val", 2))
+            for name in ("cat", "dog", "owl") for index in range(count)]  # two photos a class, cropped into both splits
+    groups.write_text("\n".join(["image,group", *rows]) + "\n", encoding="utf-8")
+    status, err = bench(capsys, *setup.knn("--groups", str(groups)))
+    assert status == 0 and "stale" in err and "dataset units absent →" in err and "images in" not in err  # nothing extracted
+    after = the_cell(setup.home)
+    assert after["inputs"]["table"] == before["inputs"]["table"] and after["inputs"]["fingerprint"] == before["inputs"]["fingerprint"]
+    assert after["inputs"]["dataset"]["units"] is not None and after["provenance"]["bootstrap"]["unit"] == "group (--groups)"
+    assert after["metrics"] == before["metrics"]  # the numbers are the table's; their intervals and tests are the units'
+    status, err = bench(capsys, *setup.knn("--groups", str(groups)))
+    assert status == 0 and "cached:" in err
+
+
 def test_every_refusal_names_a_fix_that_runs(setup: Setup, capsys) -> None:
     # a table extracted differently, on `extract` with several encoders: the fix rebuilds that one
     extract = (*setup.options, "extract", "--dataset", "imagefolder", "--root", str(setup.root), "--processings", "sharpen2")
