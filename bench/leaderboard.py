@@ -141,9 +141,9 @@ def trace_rows(boards: list[Board], adjust: str = "bh") -> tuple[list[str], list
              + "; ".join(f"{first} and {second}" for first, second in pairs) + ".") if pairs else ""
     unknown = " ranks ?: some cells keep no resamples (computed with --bootstrap 0)." if any(
         s.place is not None and s.places is None for s in standings) else ""
-    tests = sum(len(contest.strengths) for contest in found)
-    control = (f" Marks: each contest's one-sided test in the trace's direction, {ADJUSTMENT_NAMES[adjust]} over all {tests} "
-               f"contest entries at {measures.ALPHA:g}." if adjust != "none" else
+    tests = sum(p is not None for contest in found for p in contest.p_values.values())  # the family the control runs over
+    control = (f" Marks: each contest's one-sided test in the trace's direction, {ADJUSTMENT_NAMES[adjust]} over the {tests} "
+               f"such tests of all contests at {measures.ALPHA:g}." if adjust != "none" else
                f" Marks: each contest's one-sided test in the trace's direction at p ≤ {measures.ALPHA:g}, unadjusted (--adjust none).")
     return header, rows, f"{legend} {TRACE_RULE}{control}{apart}{unknown}"
 

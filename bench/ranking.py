@@ -22,6 +22,7 @@ class Contest:
     certain: dict[str, bool]  # the test of no trace, in the trace's direction, passes the false-discovery control
     ranks: dict[str, float]  # 1 = strongest; ties share the mean rank
     resampled: dict[str, np.ndarray]  # the strength in every bootstrap resample, for encoders whose cell keeps it
+    p_values: dict[str, float | None] = dataclasses.field(default_factory=dict)  # the trace's direction; None: untested or the other way
 
     @property
     def title(self) -> str:
@@ -80,7 +81,8 @@ def contests(boards: list[Board], adjust: str = "bh") -> list[Contest]:
         strengths = {name: value for name, (value, _, _) in measured.items()}
         p_values += [p for _, p, _ in measured.values()]
         resampled = {name: samples for name, (_, _, samples) in measured.items() if samples is not None}
-        found.append(Contest(board, strengths, {}, mean_ranks(strengths), resampled))
+        tested = {name: p for name, (_, p, _) in measured.items()}
+        found.append(Contest(board, strengths, {}, mean_ranks(strengths), resampled, tested))
     adjusted = iter(measures.adjust(p_values, adjust))
     return [dataclasses.replace(contest, certain={name: (q := next(adjusted)) is not None and q <= measures.ALPHA for name in contest.strengths})
             for contest in found]
