@@ -80,6 +80,7 @@ QUICK: dict[str, set[str] | None] = {
     "test_store.py": ALL,
     "test_task_registry.py": ALL,
     "test_quick.py": ALL,
+    "test_cli_fuzz.py": ALL,  # random command lines against a tiny home, a fixed bounded budget
     "test_ranking.py": {"test_borda_count_by_hand", "test_rank_ranges_come_from_the_resamples_and_noise_is_not_ranked"},
     "test_run_anywhere.py": {"test_a_folder_named_bench_beside_the_command_does_not_shadow_the_package[checkout]"},  # the CLI, started as users do
     "test_audit.py": {"test_quality_estimate_recovers_every_quality_pillow_saves_with", "test_subsampling_and_formats_are_read_from_the_header",

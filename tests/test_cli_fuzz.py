@@ -21,7 +21,7 @@ from bench import encoders
 from bench.extraction import estimate
 from tests.test_home_boundary import RANDOM, _table, snapshot, tiny_home
 
-EXAMPLES = int(os.environ.get("BENCH_FUZZ_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("BENCH_FUZZ_EXAMPLES", "80"))
 
 
 class WorkStarted(Exception):
