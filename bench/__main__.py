@@ -473,6 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):  # the home's disk is full: the user's to free, not a bug
+            where = f"{error.filename}: " if error.filename else ""
+            errors.print(f"[bold red]error:[/bold red] {escape(where)}no space left on the disk ({escape(error.strerror or str(error))}); "
+                         "free some space and run the same command again", highlight=False, soft_wrap=True)
+            return 2
         if error.errno != errno.ENAMETOOLONG:  # any path option: a name the file system cannot hold is the user's to shorten
             raise
         name = str(error.filename or "")

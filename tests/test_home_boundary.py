@@ -191,3 +191,20 @@ def test_a_cell_whose_primary_metric_is_not_finite_is_recomputed_not_served(valu
     path.write_text(json.dumps(document))
     (pending,) = runner._stale(request, task, dataset, work, store, None)
     assert pending[0].name == RANDOM
+
+
+def test_a_full_disk_while_writing_the_home_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    import errno
+
+    from bench.report import writer
+
+    home = tmp_path / "home"
+    tiny_home(home)
+
+    def full(results_dir: Path, folder: Path, *arguments: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "index.html"))
+
+    monkeypatch.setattr(writer, "write", full)
+    assert bench(home, "report") == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "index.html: no space left on the disk" in error and "Traceback" not in error
