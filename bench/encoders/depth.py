@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from bench.encoders.spec import EncoderSpec
+from bench.naming import DEPTH_MARK, split_depth
 from bench.registry import UnknownNameError
 
-MARK = "@"
+MARK = DEPTH_MARK
 EVERY = "blocks"  # `NAME@blocks`: every block of NAME, in order
 _DEPTH = re.compile(r"block([0-9]+)")
 NAMING = (f"NAME{MARK}blockN embeds NAME at the output of its N-th block (global average pool of the block's feature map; "
@@ -34,10 +35,7 @@ class Block:
     positions: str  # what the pooling averages over
 
 
-def split(name: str) -> tuple[str, str | None]:
-    """`base@suffix` -> (base, suffix); a name without the mark -> (name, None)."""
-    base, mark, suffix = name.partition(MARK)
-    return (base, suffix) if mark else (name, None)
+split = split_depth  # `base@suffix` -> (base, suffix); a name without the mark -> (name, None)
 
 
 def is_depth(name: str) -> bool:
@@ -68,12 +66,6 @@ def at(base: EncoderSpec, suffix: str) -> EncoderSpec:
         pooling=f"global average pool of {block.module}'s output over {block.positions} (block {depth} of {len(known)})",
         source=f"{base.source}, at block {depth} of {len(known)}",
     )
-
-
-def network_spec(spec: EncoderSpec) -> EncoderSpec:
-    """The spec that builds the network a depth reads: the base's loader fields only, the same for
-    every depth of one encoder (and for a base whose weights --weights replaced)."""
-    return replace(spec, name=split(spec.name)[0], block=0, embed_dim=0, pooling="", source="")
 
 
 @lru_cache(maxsize=None)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 
-from bench.encoders.depth import network_spec
 from bench.encoders.spec import EncoderSpec
+from bench.naming import split_depth
 from bench.registry import UnknownNameError
 
 
@@ -56,6 +56,12 @@ def reader(network: torch.nn.Module, name: str) -> Reader:
             x, indices=list(range(count)), intermediates_only=True, output_fmt="NCHW", norm=False), TOKENS)
     stages = tuple(info["module"] for info in network.feature_info)
     return Reader(stages, lambda x: method(x, indices=list(range(len(stages))), intermediates_only=True))
+
+
+def network_spec(spec: EncoderSpec) -> EncoderSpec:
+    """The spec that builds the network a depth reads: the base's loader fields only, the same for
+    every depth of one encoder (and for a base whose weights --weights replaced)."""
+    return replace(spec, name=split_depth(spec.name)[0], block=0, embed_dim=0, pooling="", source="")
 
 
 class Trunk:
