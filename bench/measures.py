@@ -53,13 +53,19 @@ class Test:
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> "Test":
+        """The test a cell stores; one that does not fit raises ValueError (the cell is then damaged, not read)."""
+        if not isinstance(document, Mapping):
+            raise ValueError(f"a test must be a JSON object, not {document!r}")
         p = document.get("p")
-        if p is not None and not (isinstance(p, (int, float)) and 0.0 < float(p) <= 1.0):
+        if p is not None and not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 < float(p) <= 1.0):
             raise ValueError(f"a test's p-value must lie in (0, 1], not {p!r}")
         if document.get("alternative") not in (GREATER, LESS):
             raise ValueError("a test's alternative must be 'greater' or 'less'")
-        return cls(None if p is None else float(p), str(document["alternative"]), float(document.get("reference", 0.0)),
-                   str(document.get("method", "")), int(document.get("permutations", 0)), str(document.get("reason", "")))
+        try:
+            return cls(None if p is None else float(p), str(document["alternative"]), float(document.get("reference", 0.0)),
+                       str(document.get("method", "")), int(document.get("permutations", 0)), str(document.get("reason", "")))
+        except (TypeError, ValueError):
+            raise ValueError("a test's reference and permutations must be numbers") from None
 
 
 def untested(alternative: str, reference: float, reason: str = "no permutations asked (--permutations 0)") -> Test:

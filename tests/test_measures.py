@@ -458,6 +458,21 @@ def test_leaderboard_adjust_none_marks_by_raw_p(board_home: Path, capsys: pytest
     assert {encoder for encoder, row in rows.items() if row["pos−neg marked"] == "True"} == {"toy/a"}
 
 
+@pytest.mark.parametrize("bad", ["0.01", {"p": 0, "alternative": "greater"}, {"p": True, "alternative": "greater"},
+                                 {"p": 0.01, "alternative": "two-sided"}, {"p": 0.01, "alternative": "less", "permutations": None}],
+                         ids=["text", "p-zero", "p-bool", "alternative", "permutations"])
+def test_a_cell_with_a_damaged_test_is_skipped_with_the_reason(tmp_path: Path, bad: object) -> None:
+    write_cell(tmp_path, "toy/a", 1.0, 0.01)
+    write_cell(tmp_path, "toy/b", 2.0, 0.5)
+    (path,) = [found for found in tmp_path.glob("knn-influence/**/*.json") if "toy--a" in str(found)]
+    document = json.loads(path.read_text())
+    document["tests"]["gap_pos_minus_neg"] = bad
+    path.write_text(json.dumps(document))
+    boards, damaged = stored.collect(tmp_path)
+    assert [cell.encoder for board in boards for cell in board.cells] == ["toy/b"]
+    assert len(damaged) == 1 and damaged[0].path == path and "test" in damaged[0].reason
+
+
 def test_the_trace_ranking_counts_only_adjusted_marks_in_the_trace_direction(tmp_path: Path) -> None:
     folder = tmp_path / "results"
     write_cell(folder, "toy/a", 4.0, 0.001)
