@@ -534,6 +534,13 @@ def test_groups_name_units_and_unnamed_images_stay_their_own(folder: Path, tmp_p
     assert other.units_digest not in (None, grouped.units_digest)
 
 
+def test_a_groups_file_saved_by_a_spreadsheet_is_read(folder: Path, tmp_path: Path) -> None:
+    path = tmp_path / "groups.csv"
+    path.write_bytes("\ufeffimage,group\r\ntrain/cat/0.png,shoot1\r\n".encode("utf-8"))  # byte-order mark, CRLF
+    grouped = data.resolve("imagefolder", DatasetOptions(root=folder, groups=path))
+    assert grouped.units(["train/cat/0.png"]) == ["group:shoot1"]
+
+
 @pytest.mark.parametrize(("rows", "header", "message"), [
     ([("train/cat/0.png", "a")], ("file", "group"), "must name the columns image and group"),
     ([("train/cat/0.png", "a"), ("train/cat/0.png", "b")], ("image", "group"), "two groups"),

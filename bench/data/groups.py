@@ -22,7 +22,7 @@ def read(path: Path) -> dict[str, str]:
     if path.stat().st_size > MAX_BYTES:
         raise DataError(f"--groups {path}: {path.stat().st_size:,} bytes is not a list of images (at most {MAX_BYTES:,})")
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's CSV may open with a byte-order mark
             rows = list(csv.DictReader(handle))
     except (UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"--groups {path}: not a CSV file ({error})") from None
