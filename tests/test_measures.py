@@ -354,6 +354,27 @@ def test_a_unit_is_resampled_whole() -> None:
     assert all(effect.test.p is None and "several classes" in effect.test.reason for effect in spanning.values())
 
 
+def test_paircams_resamples_redraw_the_subjects_of_a_unit_together() -> None:
+    rng = np.random.default_rng(16)
+    first, second = pairs_world(rng, subjects=12, trace=0.4)
+    units = np.arange(12) // 3  # four photos, three subjects shot from each
+    subjects, cameras = np.concatenate([np.arange(12), np.arange(12)]), np.repeat([0, 1], 12)
+    resampling = Resampling(30)
+    found = paircams.recall_at_1(np.concatenate([first, second]), subjects, cameras).resample(resampling, units)
+    by_camera = [normalise(first), normalise(second)]
+    drawn = next(counts(4, resampling))
+    for r in (0, 5, 17):
+        copies = drawn[r][units].astype(int)  # a subject comes as often as its photo
+        queries, present = np.repeat(np.arange(12), copies), np.flatnonzero(copies)
+        gaps = []
+        for camera in (0, 1):
+            own, partners = by_camera[camera], by_camera[1 - camera]
+            recalls = [np.mean([all(own[i] @ partners[i] > own[i] @ pool[j] for j in present if j != i) for i in queries])
+                       for pool in (own, partners)]
+            gaps.append(100.0 * (recalls[0] - recalls[1]))
+        assert found.samples["gap_same_minus_different"][r] == pytest.approx(np.mean(gaps), abs=1e-9), r
+
+
 def test_knn_gap_interval_redraws_units_of_train_and_val_together() -> None:
     rng = np.random.default_rng(15)
     train, train_labels, val, val_labels = versions_world(rng, classes=3, train=18, val=9, versions=2, trace=0.6)
