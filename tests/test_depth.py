@@ -209,3 +209,28 @@ def test_the_ray_engine_gives_the_depths_of_one_encoder_one_actor_pool() -> None
     fake = [SimpleNamespace(spec=SimpleNamespace(name=name)) for name in names]
     pools = [[encoding.spec.name for encoding in pool] for pool in shared_pools(fake)]  # type: ignore[arg-type]
     assert pools == [[f"{RANDOM}@block2", f"{RANDOM}@block5", RANDOM], ["effnet/lite0.in1k@block1", "effnet/lite0.in1k"]]
+
+
+def test_the_ray_layout_for_gpus_stores_the_depths_the_local_engine_stores(tmp_path: Path) -> None:
+    """Prepare tasks feeding one actor pool for both depths (run here with CPU actors)."""
+    pytest.importorskip("ray", reason="the Ray engine needs the ray extra (pip install -e '.[ray]')")
+    from bench.extraction import distributed
+    from bench.extraction.engine import drive
+    from bench.extraction.plan import make_plan
+    from bench.extraction.settings import ExtractionSettings
+    from bench.extraction.summary import ExtractionSummary
+
+    dataset = data.resolve("demo-mini")
+    dataset = dataclasses.replace(dataset, listing=data.Listing([r for r in dataset.listing.records if r.split == "val"][:4]))
+    specs = [encoders.get(f"{RANDOM}@block{n}") for n in (2, 5)]
+    staged, local = Store(tmp_path / "staged"), Store(tmp_path / "local")
+    plan = make_plan(dataset, specs, ("jpeg75_420",), staged, splits=("val",))
+    summaries = {spec.name: ExtractionSummary(plan.dataset, spec.name) for spec in specs}
+    settings = ExtractionSettings(device="cpu", batch_size=2, commit_seconds=0)
+    drive(plan, distributed.RayEngine(plan, settings, staged, staged=True), staged, settings, summaries, Console(quiet=True))
+    extraction.extract(dataset, specs, ("jpeg75_420",), local, splits=("val",), console=Console(quiet=True))
+    for spec in specs:
+        assert summaries[spec.name].rows_written == 4
+        mine, theirs = (store.split_vectors(dataset.key, spec.name, "val", ["jpeg75_420"]) for store in (staged, local))
+        assert list(mine.image_ids) == list(theirs.image_ids)
+        assert np.abs(mine.vectors["jpeg75_420"] - theirs.vectors["jpeg75_420"]).max() <= 1e-5
