@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = verbs.add_parser("run", help="run a task and print its leaderboard; finished cells are skipped")
     run.add_argument("task", help="task name, e.g. knn-influence (`list tasks` shows all)")
     run.add_argument("--dataset", help="dataset name, or hf:<repo or path> (default: the task's offline dataset: patches; paircams-sim for paircams, cameras for probe-acquisition)")
-    run.add_argument("--encoders", type=comma_list, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names or sets (paper, cvl, ssl, sup, offline; `list encoders` shows them) (default: {','.join(DEFAULT_ENCODERS)})")
+    run.add_argument("--encoders", type=comma_list, default=DEFAULT_ENCODERS, help=f"comma-separated encoder names or sets (paper, cvl, ssl, sup, offline; `list encoders` shows them); NAME@blockN reads NAME at its N-th block, NAME@blocks at every block (default: {','.join(DEFAULT_ENCODERS)})")
     run.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
     run.add_argument("--rebuild", action="store_true",
                      help="drop the encoders' tables for this dataset and extract again (after a fingerprint or folder change); implies --overwrite")
