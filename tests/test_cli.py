@@ -23,6 +23,10 @@ def test_run_then_cached_rerun_then_leaderboard_from_result_files_alone(tmp_path
         f"knn_acc1.{name}" for name in ("all_same", "all_diff", "pos_same", "neg_same", "uniform")}
     assert len(cell["detail"]["triples"]) == 27 and len(cell["detail"]["uniform"]) == 6
     assert cell["provenance"]["fingerprint"]["weights"].startswith("random-init")
+    # demo-mini's crops of one photo are one unit: the gap's interval redraws photos, its test permutes versions
+    assert cell["schema"] == 3 and cell["provenance"]["bootstrap"]["unit"] == "source photo"
+    assert cell["tests"]["gap_pos_minus_neg"]["alternative"] == "greater" and 0 < cell["tests"]["gap_pos_minus_neg"]["p"] <= 1
+    assert cell["inputs"]["dataset"]["units"] is not None
     assert "effnet/lite0.random" in first.stdout and "pos−neg" in first.stdout
 
     table = Store(tmp_path / "embeddings")
