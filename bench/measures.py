@@ -240,21 +240,22 @@ class KnnScores:
         order = np.lexsort((columns, -scores), axis=-1)[..., : min(width, prefix * self.k)]  # ties: the lower row first
         columns, scores = np.take_along_axis(columns, order, axis=-1), np.take_along_axis(scores, order, axis=-1)
         labels = self.train_labels[columns]
-        mine = labels == self.val_labels[None, :, None]
-        equal = labels[..., :, None] == labels[..., None, :]
         bound = self.bound.reshape(-1)[at]
 
         def one(counted_all: np.ndarray, query_weight: np.ndarray) -> float:
             counted = counted_all[columns]
-            before = np.cumsum(counted, axis=-1) - counted
-            votes = np.clip(self.k - before, 0, counted)
-            last = np.where(votes > 0, scores, np.inf).min(axis=-1)
+            voting = np.argsort(counted == 0, axis=-1, kind="stable")[..., : self.k]  # the first k drawn candidates, in rank order
+            drawn, drawn_labels = np.take_along_axis(counted, voting, axis=-1), np.take_along_axis(labels, voting, axis=-1)
+            before = np.cumsum(drawn, axis=-1) - drawn
+            votes = np.clip(self.k - before, 0, drawn)
+            last = np.where(votes > 0, np.take_along_axis(scores, voting, axis=-1), np.inf).min(axis=-1)
             settled = ((votes.sum(axis=-1) == self.k) & (last > bound)) | (query_weight == 0)[None, :]  # an undrawn query counts for nothing
-            totals = np.einsum("sqmn,sqn->sqm", equal, votes)
+            totals = _label_totals(drawn_labels, votes)
+            mine = drawn_labels == self.val_labels[None, :, None]
             own = np.where(mine, totals, 0).max(axis=-1)
-            rival = np.where(mine, 0, totals)
+            rival = np.where(mine | (votes == 0), 0, totals)
             best = rival.max(axis=-1)
-            lowest = np.where((rival == best[..., None]) & (best[..., None] > 0), labels, np.iinfo(np.int64).max).min(axis=-1)
+            lowest = np.where((rival == best[..., None]) & (best[..., None] > 0), drawn_labels, np.iinfo(np.int64).max).min(axis=-1)
             right = (own > best) | ((own == best) & (own > 0) & (self.val_labels[None, :] < lowest))
             for s, q in zip(*np.nonzero(~settled)):
                 right[s, q] = self._full_hit(q, test[s], identity_d, test[s], positive[s], negative[s], counted_all)
@@ -284,7 +285,9 @@ class KnnScores:
         rows = np.arange(len(self.train_labels))
         same = self.train_labels == self.val_labels[query]
         stored = database_versions[rows, np.where(same, positive, negative)]
-        scores = np.einsum("nd,d->n", np.stack(self.train)[stored, rows], self.val[version][query])
+        if "stack" not in self._cache:
+            self._cache["stack"] = np.stack(self.train)  # (K, N, D), once
+        scores = self._cache["stack"][stored, rows] @ self.val[version][query]
         counted = np.ones(len(rows), dtype=np.int64) if weights is None else weights
         order = np.argsort(-np.where(counted > 0, scores, -np.inf), kind="stable")
         before = np.cumsum(counted[order]) - counted[order]
@@ -316,7 +319,7 @@ def _votes(scores: np.ndarray, counted: np.ndarray | None, labels: np.ndarray, q
         before = np.cumsum(top_counted, axis=-1) - top_counted
         votes = np.clip(k - before, 0, top_counted)
         exact &= votes.sum(axis=-1) == k
-    totals = ((top_labels[..., :, None] == top_labels[..., None, :]) * votes[..., None, :]).sum(axis=-1)  # the entry's label's votes
+    totals = _label_totals(top_labels, votes)
     mine = top_labels == query_labels[None, :, None]
     own = np.where(mine, totals, 0).max(axis=-1)
     rival = np.where(mine | (votes == 0), 0, totals)
@@ -324,6 +327,13 @@ def _votes(scores: np.ndarray, counted: np.ndarray | None, labels: np.ndarray, q
     lowest = np.where((rival == best[..., None]) & (best[..., None] > 0), top_labels, np.iinfo(np.int64).max).min(axis=-1)
     right = (own > best) | ((own == best) & (own > 0) & (query_labels[None, :] < lowest))
     return right, exact
+
+
+def _label_totals(labels: np.ndarray, votes: np.ndarray) -> np.ndarray:
+    """(..., k) the votes of each entry's label among the k entries: a float32 product, exact for
+    counts this small and twice as fast as summing integer products."""
+    same = (labels[..., :, None] == labels[..., None, :]).astype(np.float32)
+    return np.matmul(same, votes[..., None].astype(np.float32))[..., 0].astype(np.int64)
 
 
 def knn_scores(train: Sequence[np.ndarray], train_labels: np.ndarray, val: Sequence[np.ndarray], val_labels: np.ndarray,
