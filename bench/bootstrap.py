@@ -68,23 +68,6 @@ def counts(units: int, resampling: Resampling, strata: np.ndarray | None = None)
         yield np.bincount(flat.ravel(), minlength=(stop - start) * units).reshape(stop - start, units).astype(np.float64)
 
 
-def resampled_sums(per_unit: np.ndarray, resampling: Resampling, strata: np.ndarray | None = None) -> np.ndarray:
-    """(R, m) sums over each resample of the units of m statistics given per unit as an (m, units) array."""
-    per_unit = np.atleast_2d(np.asarray(per_unit, dtype=np.float64))
-    return np.concatenate([block @ per_unit.T for block in counts(per_unit.shape[1], resampling, strata)])
-
-
-def resampled_ratios(numerators: np.ndarray, denominators: np.ndarray, resampling: Resampling,
-                     strata: np.ndarray | None = None) -> np.ndarray:
-    """(R, m) ratios of resampled sums, for statistics that are a total over a count (a mean over
-    pairs, a per-class accuracy); NaN where a resample holds none of a count's units (never, for
-    a count within one stratum of `strata`)."""
-    numerators, denominators = np.atleast_2d(numerators), np.atleast_2d(denominators)
-    totals = resampled_sums(np.concatenate([numerators, denominators]), resampling, strata)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return totals[:, : len(numerators)] / totals[:, len(numerators):]
-
-
 def percentile_interval(samples: np.ndarray, point: float) -> tuple[float, float]:
     """The 2.5th and 97.5th percentiles of a resampled statistic, widened to hold the point: a
     resample never leaves a bounded statistic's range, so neither does the interval."""
@@ -116,41 +99,4 @@ class Resampled:
         return {name: self.samples[name].tolist() for name in names if name in self.samples}
 
 
-def resample_means(per_unit: Mapping[str, np.ndarray], resampling: Resampling, strata: np.ndarray | None = None) -> Resampled:
-    """The mean over units of each per-unit statistic (all of length n), in every resample
-    (drawn within each stratum when `strata` labels the units), and over all units."""
-    names = list(per_unit)
-    stacked = np.stack([np.asarray(per_unit[name], dtype=np.float64) for name in names]) if names else np.zeros((0, 0))
-    points = {name: float(stacked[i].mean()) for i, name in enumerate(names)}
-    if not resampling.enabled or not names:
-        return Resampled({}, points, stacked.shape[1])
-    means = resampled_sums(stacked, resampling, strata) / stacked.shape[1]
-    return Resampled({name: means[:, i] for i, name in enumerate(names)}, points, stacked.shape[1])
-
-
-def mean_intervals(per_unit: Mapping[str, np.ndarray], resampling: Resampling, strata: np.ndarray | None = None) -> dict[str, list[float]]:
-    """name -> [low, high] of the mean over units of each per-unit statistic (all of length n),
-    from shared resamples (drawn within each stratum when `strata` labels the units)."""
-    return resample_means(per_unit, resampling, strata).intervals()
-
-
-def named(names: list[str], bounds: np.ndarray) -> dict[str, list[float]]:
-    """The (2, m) bounds as name -> [low, high]."""
-    return {name: [float(bounds[0, i]), float(bounds[1, i])] for i, name in enumerate(names)}
-
-
 MARK = "*"
-
-
-ROUNDING = 1e-9  # relative: bounds this close to the reference are rounding, not distance
-
-
-def excludes(interval: "list[float] | tuple[float, float] | None", value: float = 0.0, above: bool = False) -> bool:
-    """Whether the interval lies wholly on one side of `value` (the effect is distinguishable from
-    it); with `above`, wholly above it. A bound within rounding of `value` does not exclude it: a
-    statistic that cannot vary (a probe naming one class for every image scores chance per class
-    in every resample) gets a zero-width interval whose float sums can land a hair off chance."""
-    if interval is None:
-        return False
-    margin = ROUNDING * max(1.0, abs(value))
-    return interval[0] > value + margin or (not above and interval[1] < value - margin)

@@ -124,7 +124,9 @@ def within_permutations(generator_: np.random.Generator, items: int, versions: i
 
 def unit_draws(units: np.ndarray, resampling: Resampling) -> np.ndarray:
     """(R, U) how often each unit is drawn in each resample (bench.bootstrap's draws)."""
-    return np.concatenate(list(counts(int(units.max()) + 1, resampling))) if len(units) else np.zeros((resampling.resamples, 0))
+    count = int(units.max()) + 1 if len(units) else 0
+    blocks = list(counts(count, resampling)) if count else []
+    return np.concatenate(blocks) if blocks else np.zeros((resampling.resamples if count == 0 else 0, count))
 
 
 def adjust(p_values: Sequence[float | None], method: str = "bh") -> list[float | None]:
