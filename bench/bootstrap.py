@@ -16,7 +16,7 @@ import numpy as np
 
 LEVEL = 0.95
 SEED = 0
-DEFAULT_RESAMPLES = 1000
+DEFAULT_RESAMPLES = 500  # a percentile interval: its bounds are the 13th draw from either end
 DEFAULT_PERMUTATIONS = 499  # the smallest p-value a test reaches is 1 / (permutations + 1)
 BLOCK_DRAWS = 1 << 22  # unit draws held at once: about 32 MB of counts
 
