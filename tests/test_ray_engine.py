@@ -104,8 +104,7 @@ def test_a_ray_address_where_nothing_answers_is_refused_at_once(tmp_path: Path) 
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    started = time.monotonic()
-    done = run_bench(tmp_path, *EXTRACT, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}")
-    assert done.returncode == 2 and time.monotonic() - started < 60
+    done = run_bench(tmp_path, *EXTRACT, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}")  # a hang ends at run_bench's timeout
+    assert done.returncode == 2
     assert f"--ray-address 127.0.0.1:{port}: nothing answers there" in done.stderr and "Traceback" not in done.stderr
     assert not Store(tmp_path / "embeddings").has_table("demo-mini", ENCODER)
