@@ -21,6 +21,7 @@ from bench.boards import Board, collect
 from bench.encoders.spec import FAMILY_TITLES
 from bench.report import views
 from bench.report.captions import TRACE_RULE
+from bench.report.output import emit
 from bench.results import Cell
 from bench.tasks import Column
 
@@ -295,11 +296,7 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
     if form != "table":
         text = export(boards, form, view, adjust)
         assert text is not None
-        if out is not None:
-            out.write_text(text, encoding="utf-8")
-            (errors or console).print(f"wrote {len(boards) if view == 'tasks' else 1} table(s) to {out}")
-        else:
-            console.print(text, markup=False, highlight=False, soft_wrap=True)
+        emit(text, out, console, errors, f"{len(boards) if view == 'tasks' else 1} table(s)")
         return len(boards)
     if view == "traces":
         console.print(trace_table(boards, adjust))

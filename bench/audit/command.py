@@ -19,6 +19,7 @@ from bench.arguments import non_negative_int, positive_int
 from bench.errors import UsageError
 from bench.registry import UnknownNameError
 from bench.report import audit as board
+from bench.report.output import emit
 from bench.workspace import Workspace
 
 
@@ -114,11 +115,6 @@ def run(name: str, options: data.DatasetOptions, settings: Settings, workspace: 
     if form == "table":
         console.print(board.table(outcome))
     else:
-        text = board.export([outcome], form)
-        if out is not None:
-            out.write_text(text, encoding="utf-8")
-            errors.print(f"wrote the audit board to {out}")
-        else:
-            console.print(text, markup=False, highlight=False, soft_wrap=True)
+        emit(board.export([outcome], form), out, console, errors, "the audit board")
     errors.print(f"[dim]stored {where}[/dim]")
     return outcome

@@ -19,6 +19,7 @@ from rich.table import Table
 from bench.boards import Board
 from bench.encoders.depth import MARK
 from bench.report import plots
+from bench.report.output import emit
 from bench.report.pages import Section
 from bench.results import Cell
 
@@ -195,12 +196,7 @@ def show(boards: list[Board], console: Console, form: str = "table", out: Path |
         for board, drawn in found:
             console.print(table(board, drawn))
         return len(found)
-    text = export(found, form)
-    if out is not None:
-        out.write_text(text, encoding="utf-8")
-        (errors or console).print(f"wrote {len(found)} depth table(s) to {out}")
-    else:
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    emit(export(found, form), out, console, errors, f"{len(found)} depth table(s)")
     return len(found)
 
 
