@@ -116,7 +116,8 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench import fetching, leaderboard
+    from bench import fetching
+    from bench.report import leaderboard
     from bench.audit import command as audit_command
     from bench.tasks import run_options
 
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = verbs.add_parser("leaderboard", help="print leaderboards from stored results alone")
     board.add_argument("--task", help="one task only")
-    board.add_argument("--view", choices=leaderboard.VIEWS, default="tasks",
+    board.add_argument("--view", choices=leaderboard.BOARD_VIEWS, default="tasks",
                        help="tasks: one table per task, dataset and condition; traces: one ranking of encoders by how strongly "
                             "they carry traces across those tables (Borda count); depth: each task's effect against the block "
                             "of the NAME@blockN encoders it was read at (default: tasks)")
@@ -373,7 +374,8 @@ def _dataset_options(arguments: argparse.Namespace) -> "data.DatasetOptions":
 
 
 def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, errors: Console) -> None:
-    from bench import data, encoders, leaderboard, tasks
+    from bench import data, encoders, tasks
+    from bench.report import leaderboard
     from bench.runner import RunRequest, run
 
     task = tasks.get(arguments.task)
@@ -420,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(width=140 if piped else None)
     errors = Console(stderr=True)
     workspace = Workspace.at(arguments.home)
-    from bench import leaderboard, tasks
+    from bench import tasks
+    from bench.report import leaderboard
     from bench.encoders import custom
 
     try:

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from bench import data, encoders, extraction
 from bench.boards import Board
-from bench.leaderboard import Mark
+from bench.report.leaderboard import Mark
 from bench.encoders import depth, trunk
 from bench.encoders.spec import EncoderSpec
 from bench.extraction.fingerprint import fingerprint

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import bootstrap, leaderboard, measures, results, runner, tasks
+from bench import bootstrap, measures, results, runner, tasks
+from bench.report import leaderboard
 from bench.boards import collect
 from bench.picks import Picks
 from bench.tasks import knn_influence
@@ -110,8 +111,10 @@ def test_csv_and_json_hold_the_stored_numbers_and_markdown_prints_what_the_termi
     markdown = run_bench(home, "leaderboard", "--format", "markdown").stdout
     for cell in board.cells:
         line = next(line for line in markdown.splitlines() if line.startswith(f"| {cell.encoder} |"))
-        assert line.split(" | ")[2] == leaderboard.entry(cell, board.task.columns[0], board.task.decimals)
+        assert line.split(" | ")[1] == leaderboard.entry(cell, board.task.columns[0], board.task.decimals)
         assert leaderboard.entry(cell, gap, board.task.decimals, marks[(cell.encoder, gap.path)]) in line
+        family = leaderboard.family_title(cell.family)  # named as the terminal names it, above its encoders
+        assert f"| *{family}* |" in markdown and f"{family}" in terminal.stdout
 
 
 def test_a_column_naming_a_metric_the_cell_lacks_fails_loudly(home: Path) -> None:

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from bench import __main__ as cli
-from bench import boards as stored, data, leaderboard, measures, ranking, results
+from bench import boards as stored, data, measures, ranking, results
+from bench.report import leaderboard
 from bench.bootstrap import Resampling, counts, percentile_interval
 from bench.data import DatasetOptions
 from bench.errors import DataError
@@ -507,7 +508,7 @@ def test_the_trace_ranking_counts_only_adjusted_marks_in_the_trace_direction(tmp
     assert all(standings[name].place is None and standings[name].marked == 0 for name in ("toy/b", "toy/c", "toy/d"))
     unadjusted = {s.encoder: s for s in ranking.borda(ranking.contests(boards, "none"), families)}
     assert unadjusted["toy/c"].place == 2 and unadjusted["toy/b"].place is None  # the wrong direction never counts
-    _, _, note = leaderboard.trace_rows(boards)
+    note = leaderboard.trace_grid(boards).caption
     assert "Benjamini–Hochberg over the 3 such tests" in note  # the family: tests in the trace's direction
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import boards as stored, leaderboard, measures, ranking, results
+from bench import boards as stored, measures, ranking, results
+from bench.report import leaderboard
 from tests.conftest import run_bench
 
 FAMILIES = {"toy/a": "cvl", "toy/b": "ssl", "toy/c": "sup"}
@@ -97,7 +98,8 @@ def test_rank_ranges_come_from_the_resamples_and_noise_is_not_ranked(tmp_path: P
     assert standings["toy/d"].place is None and standings["toy/d"].marked == 0  # its test passes nowhere
     pairs = ranking.inseparable(found, list(ranking.borda(found, FAMILIES)))
     assert len(pairs) == 1 and set(pairs[0]) == {"toy/b", "toy/c"}
-    header, rows, note = leaderboard.trace_rows(boards)
-    row = next(row for row in rows if row[0] == "toy/d")
+    found = leaderboard.trace_grid(boards)
+    header, note = found.header, found.caption
+    row = next(row for row in found.rows if row[0] == "toy/d")
     assert row[header.index("#")] == "—" and row[header.index("ranks")] == "no trace"
     assert "Cannot be told apart" in note and "toy/b" in note

@@ -3,9 +3,10 @@ option, the leaderboard and the report to know it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -16,7 +17,7 @@ from bench import results, tasks
 from bench.arguments import positive_int
 from bench.boards import Board
 from bench.report import plots, views
-from bench.report.captions import View
+from bench.report.captions import TaskView
 from bench.tasks.spec import Column, Inputs, TaskOption, TaskSpec, Work
 
 POWER = TaskOption("power", "the norm's exponent (default: 2)", default=2, parse=positive_int)
@@ -60,14 +61,14 @@ def _figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
 TOY = TaskSpec(
     name="toy-norm", description="mean vector norm (a toy)", plan=_plan, measure=_measure,
     columns=(Column("mean norm", "mean_norm"),), options=(POWER,), default_dataset="demo-mini",
+    view="tests.test_task_registry:TOY_VIEW",
 )
-TOY_VIEW = View(rule=lambda cells: "mean over val images of the vector's p-norm", figures=_figures)
+TOY_VIEW = TaskView(rule=lambda cells: f"mean over val images of the vector's {results.setting(cells, 'power')}-norm", figures=_figures)
 
 
 @pytest.fixture
 def toy_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(tasks.TASKS, TOY.name, TOY)  # the task's registry line
-    monkeypatch.setitem(views.VIEWS, TOY.name, TOY_VIEW)  # and its pictures' line
+    monkeypatch.setitem(tasks.TASKS, TOY.name, TOY)  # the task's one registry line: its view comes with it
 
 
 def test_a_registered_task_runs_with_its_own_option_and_reaches_leaderboard_and_report(
@@ -77,11 +78,32 @@ def test_a_registered_task_runs_with_its_own_option_and_reaches_leaderboard_and_
     (path,) = (tmp_path / "reports" / "results" / "toy-norm").glob("**/*.json")
     cell = json.loads(path.read_text())
     assert cell["condition"] == "power=1" and cell["metrics"]["mean_norm"] > 0
-    out = capsys.readouterr().out
-    assert "toy-norm" in out and "mean norm" in out and "mean over val images" in out
+    out = " ".join(capsys.readouterr().out.split())  # the rule wraps at the terminal's width
+    assert "toy-norm" in out and "mean norm" in out and "mean over val images of the vector's 1-norm" in out
+    exported = tmp_path / "board.json"
+    assert cli.main(["--home", str(tmp_path), "leaderboard", "--task", "toy-norm", "--format", "json", "--out", str(exported)]) == 0
+    (board,) = json.loads(exported.read_text())["boards"]
+    assert board["task"] == "toy-norm" and board["rows"][0]["values"]["mean norm"]["value"] == cell["metrics"]["mean_norm"]
+    assert board["rule"].startswith("mean over val images of the vector's 1-norm")
     assert cli.main(["report", "--home", str(tmp_path)]) == 0  # --home after the verb works too
     page = (tmp_path / "reports" / "latest" / "index.html").read_text()
     assert "toy-norm · demo-mini" in page and (tmp_path / "reports" / "latest" / "toy.png").is_file()
+    assert "vector&#x27;s 1-norm" in page
+
+
+def test_a_task_whose_view_cannot_be_found_is_an_error_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    lost = dataclasses.replace(TOY, view="tests.test_task_registry:NO_SUCH_VIEW")
+    with pytest.raises(views.MissingViewError, match="toy-norm.*NO_SUCH_VIEW"):
+        views.of(lost)
+    with pytest.raises(views.MissingViewError, match="declares no view"):
+        views.of(dataclasses.replace(TOY, view=""))
+    with pytest.raises(views.MissingViewError, match="not a TaskView"):
+        views.of(dataclasses.replace(TOY, view="tests.test_task_registry:POWER"))
+
+
+def test_every_registered_task_declares_a_view_that_loads() -> None:
+    for task in tasks.TASKS.values():
+        assert isinstance(views.of(task), TaskView), task.name
 
 
 def test_an_option_the_task_does_not_take_is_refused(toy_registered: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

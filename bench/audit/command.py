@@ -19,6 +19,7 @@ from bench.arguments import non_negative_int, positive_int
 from bench.errors import UsageError
 from bench.registry import UnknownNameError
 from bench.report import audit as board
+from bench.report import render
 from bench.report.output import emit
 from bench.workspace import Workspace
 
@@ -113,7 +114,7 @@ def run(name: str, options: data.DatasetOptions, settings: Settings, workspace: 
     outcome = audit(name, options, settings, errors, workers)
     where = stored.write(outcome, workspace.results)
     if form == "table":
-        console.print(board.table(outcome))
+        console.print(render.terminal(board.grid(outcome)))
     else:
         emit(board.export([outcome], form), out, console, errors, "the audit board")
     errors.print(f"[dim]stored {where}[/dim]")

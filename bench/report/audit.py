@@ -1,18 +1,19 @@
-"""The audit board as people read it: a rich table for the terminal, the same rows as CSV,
+"""The audit board as people read it: a table for the terminal, the same rows as CSV,
 Markdown and JSON, and a section of the report."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
-from rich.table import Table
-from rich.markup import escape
-
+from bench import tables
 from bench.audit import stored
 from bench.audit.measure import CONSTANT, LABEL, Association, AuditOutcome
+from bench.report import render
 from bench.report.pages import Section
+from bench.tables import Grid
 
 FORMATS = ("table", "csv", "markdown", "json")
 HEADER = ["property", "carried by", "values", "Cramér's V [95 % interval]", "p", "classes most associated with a value"]
@@ -83,14 +84,8 @@ def rule(outcome: AuditOutcome) -> str:
     return " ".join(lines)
 
 
-def table(outcome: AuditOutcome) -> Table:
-    grid = Table(title=escape(title(outcome)), title_justify="left", caption=escape(rule(outcome)), caption_justify="left")
-    for index, header in enumerate(HEADER):
-        grid.add_column(header, justify="right" if 1 <= index <= 4 else "left", style="bold" if index == 0 else None,
-                        no_wrap=index == 3)
-    for row in rows(outcome):
-        grid.add_row(*(escape(value) for value in row))
-    return grid
+def grid(outcome: AuditOutcome) -> Grid:
+    return tables.grid(title(outcome), HEADER, rows(outcome), caption=rule(outcome), numbers=(1, 2, 3, 4), keep_whole=(3,), literal=True)
 
 
 def as_csv(outcomes: list[AuditOutcome]) -> str:
@@ -108,26 +103,9 @@ def as_csv(outcomes: list[AuditOutcome]) -> str:
     return out.getvalue()
 
 
-def _plain(text: str) -> str:
-    """Text from the files (camera models such as "PENTAX *ist DL") kept literal in Markdown."""
-    for special in ("\\", "|", "*", "_"):
-        text = text.replace(special, "\\" + special)
-    return text
-
-
-def _marked_plain(text: str) -> str:
-    """As _plain, keeping a trailing mark a mark."""
-    return _plain(text.removesuffix(MARK)) + (MARK if text.endswith(MARK) else "")
-
-
 def as_markdown(outcomes: list[AuditOutcome]) -> str:
     """Each board as a Markdown table, the values as the terminal prints them, the rule below."""
-    lines: list[str] = []
-    for outcome in outcomes:
-        table_rows = [[_plain(row[0]), *row[1:3], _marked_plain(row[3]), row[4], _plain(row[5])] for row in rows(outcome)]
-        lines += [f"### {_plain(title(outcome))}", "", "| " + " | ".join(HEADER) + " |", "|---|---:|---:|---:|---:|---|",
-                  *("| " + " | ".join(row) + " |" for row in table_rows), "", _plain(rule(outcome)), "", ""]
-    return "\n".join(lines)
+    return "\n".join(line for outcome in outcomes for line in [*render.markdown(grid(outcome)), ""])
 
 
 def export(outcomes: list[AuditOutcome], form: str) -> str:
@@ -144,6 +122,5 @@ def section(outcome: AuditOutcome) -> Section:
     found = Section(f"dataset audit · {outcome.title}",
                     "How strongly the class labels go with properties of the files as stored (read from their headers, no "
                     "encoder): a label tied to a file property is a shortcut any encoder can learn.")
-    found.tables.append((f"{outcome.readable} images, {outcome.files} files, {outcome.classes} classes", HEADER, rows(outcome),
-                         rule(outcome)))
+    found.tables.append(dataclasses.replace(grid(outcome), title=f"{outcome.readable} images, {outcome.files} files, {outcome.classes} classes"))
     return found

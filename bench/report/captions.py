@@ -13,6 +13,7 @@ from bench.boards import Board
 from bench.picks import Entry, Strip
 from bench.report.plots import Figure
 from bench.results import Cell
+from bench.tasks import TASKS, TaskSpec
 
 # figures(pyplot, folder, board) -> the figures written into `folder`
 Figures = Callable[[Any, Path, Board], list[Figure]]
@@ -28,7 +29,9 @@ class GalleryWords:
 
 
 @dataclass(frozen=True)
-class View:
+class TaskView:
+    """How a task's cells are shown; a task names its own in `TaskSpec.view`."""
+
     rule: Callable[[list[Cell]], str]  # how a board's numbers were made, printed under its table
     figures: Figures | None = None
     gallery: GalleryWords | None = None
@@ -62,10 +65,18 @@ def ordinal(rank: int) -> str:
     return f"{rank}{suffix}"
 
 
-TRACE_RULE = (
-    "Trace ranking: every stored leaderboard (task × dataset × condition) of a task with a trace measure is one contest: "
-    "knn-influence pos−neg, paircams different − same recall, probe-processing accuracy − chance, probe-acquisition mean "
-    "per-class accuracy − chance (a probe that always names the largest class scores chance). "
+def traced_tasks() -> list[TaskSpec]:
+    """The tasks that enter the trace ranking, in the registry's order."""
+    return [task for task in TASKS.values() if task.trace is not None]
+
+
+def trace_rule() -> str:
+    """How the trace ranking is made, naming each task's trace measure as the task declares it."""
+    measured = ", ".join(f"{task.name} {task.trace.words or task.trace.label}" for task in traced_tasks() if task.trace is not None)
+    return f"Trace ranking: every stored leaderboard (task × dataset × condition) of a task with a trace measure is one contest: {measured}. {_TRACE_RULE}"
+
+
+_TRACE_RULE = (
     "In a contest of m encoders, the encoder with the r-th strongest trace scores (m − r) / (m − 1) (ties share the mean rank); "
     "Borda = the mean of its scores over the contests it appears in (1 = the strongest trace everywhere, 0 = the weakest). "
     "Contests with one encoder rank nothing and are left out. Each contest column shows the trace strength and the rank; "

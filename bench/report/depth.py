@@ -5,6 +5,7 @@ terminal (`leaderboard --view depth`). Built from the result cells alone."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -13,15 +14,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from bench import tables
 from bench.boards import Board
 from bench.encoders.depth import MARK
-from bench.report import plots
+from bench.report import plots, render
 from bench.report.output import emit
 from bench.report.pages import Section
 from bench.results import Cell
+from bench.tables import Grid
 
 FINAL = "final"  # the base encoder's own embedding, drawn after its deepest block
 _DEPTH = re.compile(rf"^(?P<base>.+){MARK}block(?P<block>[0-9]+)$")
@@ -150,15 +151,9 @@ def rows(board: Board, drawn: list[Series]) -> tuple[list[str], list[list[str]],
     return header, body, note
 
 
-def table(board: Board, drawn: list[Series]) -> Table:
+def grid(board: Board, drawn: list[Series]) -> Grid:
     header, body, note = rows(board, drawn)
-    grid = Table(title=escape(f"{board.task.name} by depth · {board.title()} · {board.condition}"), title_justify="left", caption=escape(note),
-                 caption_justify="left")
-    for index, name in enumerate(header):
-        grid.add_column(name, justify="left" if index == 0 else "right")
-    for row in body:
-        grid.add_row(*(escape(value) for value in row))
-    return grid
+    return tables.grid(f"{board.task.name} by depth · {board.title()} · {board.condition}", header, body, caption=note)
 
 
 def export(found: list[tuple[Board, list[Series]]], form: str) -> str:
@@ -178,9 +173,7 @@ def export(found: list[tuple[Board, list[Series]]], form: str) -> str:
             csv.writer(out).writerows([["task", "dataset", "condition", *header],
                                        *([board.task.name, board.dataset, board.condition, *row] for row in body)])
         else:
-            out.write("\n".join([f"## {board.task.name} by depth · {board.title()} · `{board.condition}`", "",
-                                 "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1),
-                                 *("| " + " | ".join(row) + " |" for row in body), "", note, "", ""]))
+            out.write("\n".join(render.markdown(grid(board, drawn), heading="##")) + "\n")
     return out.getvalue()
 
 
@@ -194,7 +187,7 @@ def show(boards: list[Board], console: Console, form: str = "table", out: Path |
         return 0
     if form == "table":
         for board, drawn in found:
-            console.print(table(board, drawn))
+            console.print(render.terminal(grid(board, drawn)))
         return len(found)
     emit(export(found, form), out, console, errors, f"{len(found)} depth table(s)")
     return len(found)
@@ -254,6 +247,6 @@ def sections(boards: list[Board], folder: Path, plt: Any, marks: MarksOf | None 
         section.figures.append(plots.Figure(name, f"{board.task.name} on {board.title()} ({board.condition}): {shown} against depth, "
                                                   "with 95 % intervals (band and whiskers); line: 0, dotted: chance. A tested point is "
                                                   "hollow where the task's board does not mark it *."))
-        section.tables.append((board.condition, *rows(board, drawn)))
+        section.tables.append(dataclasses.replace(grid(board, drawn), title=board.condition))
         out.append(section)
     return out

@@ -10,7 +10,7 @@ from bench import results
 from bench.boards import Board
 from bench.picks import Entry, Strip
 from bench.report import plots
-from bench.report.captions import GalleryWords, View, interval_rule
+from bench.report.captions import GalleryWords, TaskView, interval_rule
 from bench.results import Cell
 from bench.tasks.knn_influence import gallery_triples
 
@@ -61,4 +61,4 @@ def _title(strip: Strip, entry: Entry, cell: Cell) -> str:
     return f"neg-same: its class under {positive}, the other classes under {negative} (as the query)"
 
 
-VIEW = View(rule, figures, GalleryWords(_legend, _title, lambda strip: f"vote: {strip.fact}, {'right' if strip.hit else 'wrong'}"))
+VIEW = TaskView(rule, figures, GalleryWords(_legend, _title, lambda strip: f"vote: {strip.fact}, {'right' if strip.hit else 'wrong'}"))

@@ -8,7 +8,7 @@ from typing import Any
 from bench import results
 from bench.boards import Board
 from bench.report import plots
-from bench.report.captions import View
+from bench.report.captions import TaskView
 from bench.results import Cell
 
 
@@ -38,4 +38,4 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
                          "chance, the visible frame carries no semantic information.")]
 
 
-VIEW = View(rule, figures)
+VIEW = TaskView(rule, figures)

@@ -9,7 +9,7 @@ from typing import Any
 from bench import results
 from bench.boards import Board
 from bench.report import plots
-from bench.report.captions import View, interval_rule
+from bench.report.captions import TaskView, interval_rule
 from bench.results import Cell
 from bench.tasks.mitigate import STAGES
 
@@ -45,4 +45,4 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
                          "images. The gap and the probe should fall to 0 and chance; the drop in semantic accuracy is the price.")]
 
 
-VIEW = View(rule, figures)
+VIEW = TaskView(rule, figures)

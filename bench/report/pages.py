@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from bench.report import galleries, render
 from bench.report.plots import Figure, slug
-from bench.report import galleries
+from bench.tables import Grid
 
 
 @dataclass
@@ -14,7 +15,7 @@ class Section:
     title: str
     intro: str
     figures: list[Figure] = field(default_factory=list)
-    tables: list[tuple[str, list[str], list[list[str]], str]] = field(default_factory=list)  # title, header, rows, note
+    tables: list[Grid] = field(default_factory=list)
     galleries: list[galleries.Panel] = field(default_factory=list)
 
 
@@ -24,10 +25,8 @@ def markdown_page(title: str, built: list[Section]) -> str:
         lines += [f"## {section.title}", "", section.intro, ""]
         for figure in section.figures:
             lines += [f"![{figure.caption}]({figure.file})", "", f"*{figure.caption}*", ""]
-        for condition, header, rows, note in section.tables:
-            lines += [f"`{condition}`", "", "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---"] + ["---:"] * (len(header) - 2)) + "|"]
-            lines += ["| " + " | ".join(row) + " |" for row in rows]
-            lines += ["", note, ""]
+        for table in section.tables:
+            lines += render.markdown(table, heading="code")
         for panel in section.galleries:
             lines += galleries.markdown_panel(panel)
     return "\n".join(lines)
@@ -40,6 +39,7 @@ nav a { margin-right: 1rem; } figure { margin: 1rem 0; } figure img { max-width:
 figcaption { color: #555; font-size: .9rem; max-width: 60rem; }
 table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #e5e5e5; } th { background: #f6f6f6; text-align: left; }
+td.group { font-style: italic; color: #2a6f97; padding-top: .6rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .note { color: #555; font-size: .85rem; max-width: 60rem; }
 code { background: #f3f3f3; padding: 0 .25rem; }
@@ -60,13 +60,7 @@ def html_page(title: str, built: list[Section]) -> str:
         for figure in section.figures:
             parts.append(f'<figure><img src="{html.escape(figure.file)}" alt="{html.escape(figure.caption)}">'
                          f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
-        for condition, header, rows, note in section.tables:
-            parts.append(f"<p><code>{html.escape(condition)}</code></p><table><tr>"
-                         + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
-            for row in rows:
-                parts.append("<tr>" + "".join(
-                    f'<td{" class=num" if index >= 2 else ""}>{html.escape(value)}</td>' for index, value in enumerate(row)) + "</tr>")
-            parts.append(f'</table><p class="note">{html.escape(note)}</p>')
+        parts += [render.html_table(table) for table in section.tables]
         parts += [galleries.html_panel(panel) for panel in section.galleries]
     parts.append("</body></html>")
     return "\n".join(parts)

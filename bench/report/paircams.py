@@ -9,7 +9,7 @@ from typing import Any
 from bench.boards import Board
 from bench.picks import Entry, Strip
 from bench.report import plots
-from bench.report.captions import GalleryWords, View, interval_rule, ordinal
+from bench.report.captions import GalleryWords, TaskView, interval_rule, ordinal
 from bench.results import Cell
 from bench.tasks.paircams import GALLERY_TOP
 
@@ -67,4 +67,4 @@ def _outcome(strip: Strip) -> str:
     return "hit: the target is nearest" if strip.hit else f"miss: the target ranks {ordinal(int(strip.fact))}"
 
 
-VIEW = View(rule, figures, GalleryWords(_legend, _title, _outcome))
+VIEW = TaskView(rule, figures, GalleryWords(_legend, _title, _outcome))

@@ -9,7 +9,7 @@ from typing import Any
 from bench import processing, results
 from bench.boards import Board
 from bench.report import plots
-from bench.report.captions import View, interval_rule
+from bench.report.captions import TaskView, interval_rule
 from bench.results import Cell
 
 
@@ -53,5 +53,5 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
                          "dotted: chance. Far above chance means the embedding encodes the trace linearly.")]
 
 
-PROCESSING_VIEW = View(processing_rule, figures)
-ACQUISITION_VIEW = View(acquisition_rule, figures)
+PROCESSING_VIEW = TaskView(processing_rule, figures)
+ACQUISITION_VIEW = TaskView(acquisition_rule, figures)

@@ -11,7 +11,7 @@ import numpy as np
 from bench import results
 from bench.boards import Board
 from bench.report import plots
-from bench.report.captions import View, interval_rule
+from bench.report.captions import TaskView, interval_rule
 from bench.results import Cell
 
 PARTS_DRAWN = (
@@ -64,4 +64,4 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
     return [distributions, shifts]
 
 
-VIEW = View(rule, figures)
+VIEW = TaskView(rule, figures)

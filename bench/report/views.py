@@ -1,21 +1,28 @@
-"""Every task's view (the rule under its tables, its figures, the words of its gallery), by task name."""
+"""Every task's view (the rule under its tables, its figures, the words of its gallery): the task
+names it in `TaskSpec.view` ("module:attribute"), and it is imported only when something is drawn."""
 
 from __future__ import annotations
 
-from bench.report import knn_influence, masking, mitigate, paircams, probes, similarity
-from bench.report.captions import View
+import importlib
 
-VIEWS: dict[str, View] = {
-    "knn-influence": knn_influence.VIEW,
-    "paircams": paircams.VIEW,
-    "similarity": similarity.VIEW,
-    "masking": masking.VIEW,
-    "probe-processing": probes.PROCESSING_VIEW,
-    "probe-acquisition": probes.ACQUISITION_VIEW,
-    "mitigate": mitigate.VIEW,
-}
+from bench.errors import BenchError
+from bench.report.captions import TaskView
+from bench.tasks import TaskSpec
 
 
-def of(task: str) -> View:
-    """The task's view; a task without one gets an empty rule and no figures."""
-    return VIEWS.get(task, View(rule=lambda cells: ""))
+class MissingViewError(BenchError, LookupError):
+    """A task names a view that does not exist."""
+
+
+def of(task: TaskSpec) -> TaskView:
+    """The view the task declares; one that cannot be found is an error naming the task and the view."""
+    module, _, attribute = task.view.partition(":")
+    if not module:
+        raise MissingViewError(f"task {task.name!r} declares no view: set TaskSpec.view to the module that holds its TaskView")
+    try:
+        found = getattr(importlib.import_module(module), attribute or "VIEW")
+    except (ImportError, AttributeError) as error:
+        raise MissingViewError(f"task {task.name!r} declares the view {task.view!r}, which cannot be loaded ({error})") from None
+    if not isinstance(found, TaskView):
+        raise MissingViewError(f"task {task.name!r} declares the view {task.view!r}, which is a {type(found).__name__}, not a TaskView")
+    return found

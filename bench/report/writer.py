@@ -3,28 +3,18 @@ figures beside them, so the report opens from disk without a server."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from bench import boards, data, leaderboard
+from bench import boards, data
 from bench.audit import stored as stored_audits
-from bench.encoders.spec import FAMILY_TITLES
 from bench.errors import NoResultsError
 from bench.registry import UnknownNameError
 from bench.report import audit as audit_view
-from bench.report import depth, galleries, views
+from bench.report import depth, galleries, leaderboard, views
 from bench.report.pages import Section, html_page, markdown_page
 from bench.report.plots import pyplot
-
-
-def _table(board: boards.Board) -> tuple[list[str], list[list[str]]]:
-    task = board.task
-    header = ["encoder", "family", *(column.header for column in task.columns)]
-    marks = leaderboard.board_marks(board)
-    rows = [[cell.encoder, FAMILY_TITLES.get(cell.family, cell.family),
-             *(leaderboard.entry(cell, column, task.decimals, marks.get((cell.encoder, column.path))) for column in task.columns)]
-            for cell in board.ordered()]
-    return header, rows
 
 
 def _dataset_note(board: boards.Board) -> str:
@@ -38,21 +28,20 @@ def _dataset_note(board: boards.Board) -> str:
 def sections(found: list[boards.Board], folder: Path, warn: Callable[[str], None] | None = None) -> list[Section]:
     plt = pyplot()
     out: list[Section] = []
-    ranked = leaderboard.trace_rows(found)
+    ranked = leaderboard.trace_grid(found)
     if ranked is not None:
         ranking = Section("trace ranking", "Encoders ordered by how strongly they carry processing and acquisition traces across "
                                            "every task below (the contests c1, c2, …), by a Borda count.")
-        ranking.tables.append(("every task run", *ranked))
+        ranking.tables.append(dataclasses.replace(ranked, title="every task run"))
         out.append(ranking)
     for board in found:
-        view = views.of(board.task.name)
+        view = views.of(board.task)
         section = Section(f"{board.task.name} · {board.title()}", f"{board.task.description}. Dataset: {_dataset_note(board)}.")
         if view.figures is not None:
             section.figures.extend(view.figures(plt, folder, board))
         if view.gallery is not None:
             section.galleries.extend(galleries.panels(board.ordered(), view.gallery, folder, warn))
-        header, rows = _table(board)
-        section.tables.append((board.condition, header, rows, leaderboard.rule(board)))
+        section.tables.append(dataclasses.replace(leaderboard.grid(board), title=board.condition))
         out.append(section)
     return out + depth.sections(found, folder, plt, leaderboard.board_marks)
 

@@ -340,5 +340,6 @@ TASK = TaskSpec(
         Column("chance", "chance"),
     ),
     options=(GROUP, K, SEEDS, SEARCH, BACKEND, BOOTSTRAP, PERMUTATIONS),
-    trace=Trace("pos−neg", GAP),
+    trace=Trace("pos−neg", GAP, words="pos−neg"),
+    view="bench.report.knn_influence",
 )

@@ -83,4 +83,5 @@ TASK = TaskSpec(
         Column("chance", "chance"),
     ),
     options=(K, BACKEND),
+    view="bench.report.masking",
 )

@@ -169,4 +169,5 @@ TASK = TaskSpec(
     ),
     options=(GROUP, K, SEEDS, SEARCH, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
     decimals=1,  # nine columns, four with intervals: one decimal keeps the table within a terminal
+    view="bench.report.mitigate",
 )

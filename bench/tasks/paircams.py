@@ -266,5 +266,6 @@ TASK = TaskSpec(
     ),
     options=(BOOTSTRAP, PERMUTATIONS),
     default_dataset="paircams-sim",
-    trace=Trace("diff−same", GAP, sign=-1.0),
+    trace=Trace("diff−same", GAP, sign=-1.0, words="different − same recall"),
+    view="bench.report.paircams",
 )

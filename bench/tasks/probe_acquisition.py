@@ -223,5 +223,7 @@ TASK = TaskSpec(
     ),
     options=(probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, MASK, BOOTSTRAP, PERMUTATIONS),
     default_dataset="cameras",
-    trace=Trace("mean class acc − chance", "probe_mean_class_acc", baseline="chance", above=True),
+    trace=Trace("mean class acc − chance", "probe_mean_class_acc", baseline="chance", above=True,
+                words="mean per-class accuracy − chance (a probe that always names the largest class scores chance)"),
+    view="bench.report.probes:ACQUISITION_VIEW",
 )

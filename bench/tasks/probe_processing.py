@@ -195,5 +195,6 @@ TASK = TaskSpec(
         Column("search val", "search.val_acc1"),
     ),
     options=(GROUP, SEEDS, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
-    trace=Trace("probe − chance", "probe_acc1.mean", baseline="chance", above=True),
+    trace=Trace("probe − chance", "probe_acc1.mean", baseline="chance", above=True, words="accuracy − chance"),
+    view="bench.report.probes:PROCESSING_VIEW",
 )

@@ -145,4 +145,5 @@ TASK = TaskSpec(
     ),
     options=(GROUP, BOOTSTRAP, PERMUTATIONS),
     decimals=3,
+    view="bench.report.similarity",
 )

@@ -55,6 +55,7 @@ class Trace:
     sign: float = 1.0  # -1 where a more negative value is the stronger trace
     baseline: str | None = None  # a metric to subtract first (e.g. chance)
     above: bool = False  # a trace only where the interval lies above the baseline (probes)
+    words: str = ""  # what the strength is, in the ranking's rule ("different − same recall")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class TaskSpec:
     default_dataset: str = "patches"  # what `run` uses without --dataset: offline data that fits the task
     decimals: int = 2  # how the leaderboard prints the metrics
     trace: Trace | None = None  # how the task enters the trace ranking (`leaderboard --view traces`)
+    view: str = ""  # its view in bench.report, "module:attribute" (attribute default VIEW), imported only to draw
 
     @property
     def primary(self) -> str:

@@ -13,19 +13,18 @@ from typing import Any, Iterable
 
 from rich.console import Console, Group
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from bench import bootstrap, measures, ranking, results
+from bench import bootstrap, measures, ranking, results, tables
 from bench.boards import Board, collect
 from bench.encoders.spec import FAMILY_TITLES
-from bench.report import views
-from bench.report.captions import TRACE_RULE
+from bench.report import render, views
+from bench.report.captions import trace_rule, traced_tasks
 from bench.report.output import emit
 from bench.results import Cell
+from bench.tables import Grid, Rows
 from bench.tasks import Column
 
-VIEWS = ("tasks", "traces", "depth")
+BOARD_VIEWS = ("tasks", "traces", "depth")  # what `leaderboard --view` shows
 FORMATS = ("table", "csv", "markdown", "json")
 
 
@@ -74,7 +73,7 @@ def marks_rule(board: Board, adjust: str) -> str:
 
 def rule(board: Board, adjust: str = "bh") -> str:
     """Everything printed under a board: how its numbers were made, then what its marks mean."""
-    return f"{views.of(board.task.name).rule(list(board.cells))} {marks_rule(board, adjust)}"
+    return f"{views.of(board.task).rule(list(board.cells))} {marks_rule(board, adjust)}"
 
 
 def entry(cell: Cell, column: Column, decimals: int, mark: Mark | None = None) -> str:
@@ -100,25 +99,24 @@ def title(board: Board) -> str:
     return f"{board.task.name} · {board.title()} · {board.condition}"
 
 
-def table(board: Board, adjust: str = "bh") -> Table:
-    """One table per board: encoders grouped by family, best first, the rule under it."""
+def grid(board: Board, adjust: str = "bh") -> Grid:
+    """One board as a table: encoders grouped by family, best first, the rule under it."""
     task = board.task
     marks = board_marks(board, adjust)
-    grid = Table(title=escape(title(board)), title_justify="left", caption=escape(rule(board, adjust)), caption_justify="left")
-    grid.add_column("encoder", style="bold", no_wrap=True)
-    for column in task.columns:
-        grid.add_column(column.header, justify="right", no_wrap=column.interval)  # an interval reads badly split over lines
-    for family, members in results.by_family(task.primary, list(board.cells)):
-        grid.add_section()
-        grid.add_row(Text(FAMILY_TITLES.get(family, family), style="italic cyan"), *[""] * len(task.columns))
-        for cell in members:
-            grid.add_row(escape(cell.encoder), *(escape(entry(cell, column, task.decimals, marks.get((cell.encoder, column.path))))
-                                                 for column in task.columns))
-    return grid
+    groups = tuple(Rows(family_title(family), tuple(
+        (cell.encoder, *(entry(cell, column, task.decimals, marks.get((cell.encoder, column.path))) for column in task.columns))
+        for cell in members)) for family, members in results.by_family(task.primary, list(board.cells)))
+    whole = (0, *(index for index, column in enumerate(task.columns, start=1) if column.interval))
+    return Grid(title(board), ("encoder", *(column.header for column in task.columns)), groups, rule(board, adjust), keep_whole=whole)
 
 
-def trace_rows(boards: list[Board], adjust: str = "bh") -> tuple[list[str], list[list[str]], str] | None:
-    """The trace ranking as (header, rows, note), or None when no two encoders share a contest."""
+def family_title(family: str) -> str:
+    """How a board names an encoder family, everywhere it prints."""
+    return FAMILY_TITLES.get(family, family)
+
+
+def trace_grid(boards: list[Board], adjust: str = "bh") -> Grid | None:
+    """The trace ranking as a table, or None when no two encoders share a contest."""
     found = ranking.contests(boards, adjust)
     if not found:
         return None
@@ -134,7 +132,7 @@ def trace_rows(boards: list[Board], adjust: str = "bh") -> tuple[list[str], list
         ]
         place = "—" if standing.place is None else str(standing.place)
         places = "no trace" if standing.place is None else (f"{standing.places[0]}–{standing.places[1]}" if standing.places else "?")
-        rows.append([standing.encoder, standing.family.upper(), place, places,
+        rows.append([standing.encoder, family_title(standing.family), place, places,
                      f"{standing.borda:.2f}", str(standing.contests), str(standing.marked), *entries])
     legend = " ".join(f"c{number} = {contest.title}." for number, contest in enumerate(found, start=1))
     pairs = ranking.inseparable(found, standings)
@@ -146,21 +144,8 @@ def trace_rows(boards: list[Board], adjust: str = "bh") -> tuple[list[str], list
     control = (f" Marks: each contest's one-sided test in the trace's direction, {ADJUSTMENT_NAMES[adjust]} over the {tests} "
                f"such tests of all contests at {measures.ALPHA:g}." if adjust != "none" else
                f" Marks: each contest's one-sided test in the trace's direction at p ≤ {measures.ALPHA:g}, unadjusted (--adjust none).")
-    return header, rows, f"{legend} {TRACE_RULE}{control}{apart}{unknown}"
-
-
-def trace_table(boards: list[Board], adjust: str = "bh") -> Table | None:
-    """The trace ranking as a rich table, or None when there is nothing to rank."""
-    found = trace_rows(boards, adjust)
-    if found is None:
-        return None
-    header, rows, note = found
-    grid = Table(title="trace ranking · every task run", title_justify="left", caption=escape(note), caption_justify="left")
-    for name in header:
-        grid.add_column(name, justify="left" if name in ("encoder", "family") else "right", style="bold" if name == "encoder" else None)
-    for row in rows:
-        grid.add_row(*(escape(value) for value in row))
-    return grid
+    return tables.grid("trace ranking · every task run", header, rows, caption=f"{legend} {trace_rule()}{control}{apart}{unknown}",
+                       numbers=tuple(range(2, len(header))))
 
 
 def _number(value: float) -> float | None:
@@ -229,41 +214,26 @@ def as_csv(boards: list[Board], adjust: str = "bh") -> str:
     return out.getvalue()
 
 
-def _markdown_table(header: list[str], rows: list[list[str]], right_from: int | None = None) -> list[str]:
-    """A Markdown table's lines; columns from `right_from` on are right-aligned."""
-    aligns = ["---:" if right_from is not None and i >= right_from else "---" for i in range(len(header))]
-    return ["| " + " | ".join(header) + " |", "|" + "".join(f"{align}|" for align in aligns), *("| " + " | ".join(row) + " |" for row in rows)]
-
-
 def as_markdown(boards: list[Board], adjust: str = "bh") -> str:
     """Each board as a Markdown table, the values as the terminal prints them, the rule below."""
-    lines = []
-    for board in boards:
-        task = board.task
-        marks = board_marks(board, adjust)
-        rows = [[cell.encoder, cell.family.upper(), *(entry(cell, column, task.decimals, marks.get((cell.encoder, column.path)))
-                                                      for column in task.columns)]
-                for cell in board.ordered()]
-        lines += [f"### {title(board)}", "", *_markdown_table(["encoder", "family", *(c.header for c in task.columns)], rows, 2),
-                  "", rule(board, adjust), ""]
-    return "\n".join(lines)
+    return "\n".join(line for board in boards for line in render.markdown(grid(board, adjust)))
 
 
-def _traces_as(form: str, found: tuple[list[str], list[list[str]], str]) -> str:
-    header, rows, note = found
+def _traces_as(form: str, found: Grid) -> str:
     if form == "json":
-        return json.dumps({"header": header, "rows": rows, "note": note}, indent=2, ensure_ascii=False)
+        return json.dumps({"header": list(found.header), "rows": [list(row) for row in found.rows], "note": found.caption},
+                          indent=2, ensure_ascii=False)
     if form == "csv":
         out = io.StringIO()
-        csv.writer(out).writerows([header, *rows])
+        csv.writer(out).writerows([found.header, *found.rows])
         return out.getvalue()
-    return "\n".join([*_markdown_table(header, rows), "", note, ""])
+    return "\n".join(render.markdown(found))
 
 
 def export(boards: list[Board], form: str, view: str = "tasks", adjust: str = "bh") -> str | None:
     """The boards (or their trace ranking) as CSV, Markdown or JSON; None where there is nothing to rank."""
     if view == "traces":
-        found = trace_rows(boards, adjust)
+        found = trace_grid(boards, adjust)
         return None if found is None else _traces_as(form, found)
     if form == "csv":
         return as_csv(boards, adjust)
@@ -290,8 +260,9 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
 
         return depth.show(boards, console, form, out, errors, marks=lambda board: board_marks(board, adjust))
     if view == "traces" and ranking.contests(boards) == []:
-        console.print(f"No trace ranking{which}: it needs a stored leaderboard of knn-influence, paircams, probe-processing or "
-                      "probe-acquisition with at least two encoders.")
+        named = [task.name for task in traced_tasks()]
+        console.print(f"No trace ranking{which}: it needs a stored leaderboard of {', '.join(named[:-1])} or {named[-1]} "
+                      "with at least two encoders.")
         return 0
     if form != "table":
         text = export(boards, form, view, adjust)
@@ -299,7 +270,7 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
         emit(text, out, console, errors, f"{len(boards) if view == 'tasks' else 1} table(s)")
         return len(boards)
     if view == "traces":
-        console.print(trace_table(boards, adjust))
+        console.print(render.terminal(trace_grid(boards, adjust)))
         return 1
-    console.print(Group(*(table(board, adjust) for board in boards)))
+    console.print(Group(*(render.terminal(grid(board, adjust)) for board in boards)))
     return len(boards)
