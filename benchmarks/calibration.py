@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 import time
 from dataclasses import dataclass
@@ -33,10 +34,13 @@ if str(PROJECT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(PROJECT))
 
 from bench import measures  # noqa: E402
+from bench.audit import association  # noqa: E402
+from bench.audit import properties as audit_properties  # noqa: E402
 from bench.bootstrap import Resampling  # noqa: E402
 from bench.seeding import stable_int  # noqa: E402
 
 NOMINAL = 5.0  # % of null replicates marked, at most (plus two Monte-Carlo errors)
+AUDIT_PHOTOS: Path | None = None  # a folder of camera photos for the audit's real nulls (--audit-photos)
 
 
 @dataclass(frozen=True)
@@ -314,6 +318,127 @@ def real_family(vectors: list[np.ndarray], labels: np.ndarray, sizes: Sizes, see
 
 
 # ---------------------------------------------------------------------------------------------
+# Audit: Cramér's V between the class labels and a file property (bench.audit.association)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileWorld:
+    """Files of fixed classes (`files_per_class`) carrying one property: each file's value drawn from
+    `values` (shares, the same for every class: no association) or, with `planted` > 0, from the
+    class's own mix (1 − s) · values + s · [value = class mod levels], s set so that the population's
+    Cramér's V is `planted`. A file holds `crops` records (a range: crops of one photo) of its class."""
+
+    files_per_class: tuple[int, ...]
+    values: tuple[float, ...]
+    planted: float = 0.0
+    crops: tuple[int, int] = (1, 1)
+
+    def conditional(self, strength: float) -> np.ndarray:
+        """(classes, levels): each class's value shares at mix strength s."""
+        base = np.asarray(self.values) / np.sum(self.values)
+        own = np.eye(len(base))[np.arange(len(self.files_per_class)) % len(base)]
+        return (1.0 - strength) * base[None] + strength * own
+
+    def population_v(self, strength: float) -> float:
+        """Cramér's V of the population: records' classes in the proportions of their files' crops."""
+        weights = np.asarray(self.files_per_class, dtype=float) / np.sum(self.files_per_class)
+        joint = weights[:, None] * self.conditional(strength)
+        shares = joint.sum(axis=0)
+        kept = shares > 0
+        phi2 = float((joint[:, kept] ** 2 / (weights[:, None] * shares[None, kept])).sum() - 1.0)
+        return float(np.sqrt(max(phi2, 0.0) / (min(len(weights), int(kept.sum())) - 1)))
+
+    def strength(self) -> float:
+        """The mix strength whose population V is `planted` (bisection: V grows with s)."""
+        low, high = 0.0, 1.0
+        for _ in range(60):
+            middle = (low + high) / 2
+            low, high = (middle, high) if self.population_v(middle) < self.planted else (low, middle)
+        return (low + high) / 2
+
+    def draw(self, generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(record labels, record files, file values), drawn anew."""
+        file_labels = np.repeat(np.arange(len(self.files_per_class)), self.files_per_class)
+        mix = self.conditional(self.strength() if self.planted else 0.0)[file_labels]
+        values = np.minimum((generator.random(len(file_labels))[:, None] > np.cumsum(mix, axis=1)).sum(axis=1), mix.shape[1] - 1)
+        crops = generator.integers(self.crops[0], self.crops[1] + 1, len(file_labels))
+        return np.repeat(file_labels, crops), np.repeat(np.arange(len(file_labels)), crops), values
+
+
+def audit_replicate(labels: np.ndarray, units: np.ndarray, values: np.ndarray, sizes: Sizes, seed: int) -> Replicate:
+    """The audit's V, interval and p for one property, as bench.audit.measure computes them: codes
+    compacted, a file's stratum its first class, a constant property (one value) not measured."""
+    _, label_codes = np.unique(labels, return_inverse=True)
+    _, value_codes = np.unique(values, return_inverse=True)
+    classes, levels = int(label_codes.max()) + 1, int(value_codes.max()) + 1
+    coded = association.Coded(label_codes.astype(np.int64), units.astype(np.int64), value_codes.astype(np.int64), classes, levels)
+    if levels < 2 or classes < 2:
+        return Replicate(0.0, None, None, moved=False)
+    strata = np.full(len(values), classes, dtype=np.int64)
+    np.minimum.at(strata, coded.units, coded.labels)
+    v = float(association.cramers_v(coded.table()))
+    interval = association.bootstrap_interval(coded, strata, sizes.resamples, np.random.default_rng([seed, 1]))
+    p = association.permutation_p(coded, v, sizes.permutations, np.random.default_rng([seed, 2]))
+    return Replicate(v, interval, p)
+
+
+def audit_family(world: FileWorld, sizes: Sizes, seed: int, replicates: int) -> list[Replicate]:
+    return [audit_replicate(*world.draw(rng(seed, f"audit-{world}", r)), sizes, r) for r in range(replicates)]
+
+
+def real_audit_family(labels: np.ndarray, values: np.ndarray, sizes: Sizes, seed: int, replicates: int, name: str) -> list[Replicate]:
+    """Real files' values of one property against their real labels shuffled over the files: the
+    label counts and the property's values are as found, their association is gone."""
+    units = np.arange(len(labels))
+    return [audit_replicate(rng(seed, f"real-audit-{name}", r).permutation(labels), units, values, sizes, r) for r in range(replicates)]
+
+
+@functools.lru_cache(maxsize=None)
+def real_properties(folder: Path) -> dict[str, np.ndarray]:
+    """Every audited property of the image files under `folder`, read as the audit reads them
+    (unreadable files left out), one array of values per property."""
+    paths = sorted(str(path) for path in folder.rglob("*") if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff"))
+    reading = audit_properties.read(paths)
+    return {prop.name: np.array([reading.values[path][prop.name] for path in reading.values]) for prop in audit_properties.PROPERTIES}
+
+
+ZIPF_60 = tuple(1.0 / np.arange(1, 61))  # 60 values, a few common and many rare (as Exif models)
+UNBALANCED = (80, 50, 30, 20, 12, 8, 6, 4, 3, 2, 2, 2)  # 12 classes of 2 to 80 files
+
+
+def audit_families(sizes: Sizes, seed: int, photos: Path | None) -> list[tuple[str, str, str, float | None, Callable[[int], list[Replicate]]]]:
+    """(effect, null, unit, planted, run) for the audit: nulls with labels independent of the files'
+    values, shaped as datasets are; planted associations of known population V; and, given a
+    folder of photos, its real properties against its real Exif makes shuffled over files."""
+    found = [
+        ("audit V", "100 classes of 3 files, 5 values", "file", None,
+         FileWorld((3,) * 100, (0.4, 0.25, 0.15, 0.12, 0.08))),
+        ("audit V", "12 unbalanced classes (2–80 files), 4 values", "file", None, FileWorld(UNBALANCED, (0.4, 0.3, 0.2, 0.1))),
+        ("audit V", "60 values, most rare (Zipf), 10 classes of 20 files", "file", None, FileWorld((20,) * 10, ZIPF_60)),
+        ("audit V", "one value on 97 % of files, 10 classes of 30", "file", None, FileWorld((30,) * 10, (0.97, 0.03))),
+        ("audit V", "crops: 8 classes of 5 files, 3–12 crops a file", "file", None,
+         FileWorld((5,) * 8, (0.5, 0.3, 0.2), crops=(3, 12))),
+        ("audit V", "planted V 0.1, 10 classes of 40 files, 4 values", "file", 0.1,
+         FileWorld((40,) * 10, (0.4, 0.3, 0.2, 0.1), planted=0.1)),
+        ("audit V", "planted V 0.3, 10 classes of 40 files, 4 values", "file", 0.3,
+         FileWorld((40,) * 10, (0.4, 0.3, 0.2, 0.1), planted=0.3)),
+        ("audit V", "planted V 0.3, 12 unbalanced classes", "file", 0.3, FileWorld(UNBALANCED, (0.4, 0.3, 0.2, 0.1), planted=0.3)),
+        ("audit V", "planted V 0.6, 5 classes of 20 files, 3 values", "file", 0.6, FileWorld((20,) * 5, (0.5, 0.3, 0.2), planted=0.6)),
+        ("audit V", "planted V 0.3, 8 classes of 10 files, 3–12 crops a file", "file", 0.3,
+         FileWorld((10,) * 8, (0.5, 0.3, 0.2), planted=0.3, crops=(3, 12))),
+    ]
+    rows = [(effect, null, unit, planted, lambda n, world=world: audit_family(world, sizes, seed, n))
+            for effect, null, unit, planted, world in found]
+    if photos is not None:
+        read = real_properties(photos)
+        for name in ("jpeg_quality", "subsampling", "model", "iso", "pixel_size"):
+            rows.append(("audit V", f"real: {name} of {len(read['make'])} photos in {photos.name}, their makes shuffled", "file", None,
+                         lambda n, name=name: real_audit_family(read["make"], read[name], sizes, seed, n, name)))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
 # The table
 # ---------------------------------------------------------------------------------------------
 
@@ -358,6 +483,7 @@ def families(sizes: Sizes, seed: int, only: set[str] | None) -> list[tuple[str, 
          lambda n: processing_probe_family(sizes, seed, n, signal=0.5)),
         ("acquisition probe acc", "probe right 30 % of the time (acc 36.4 %)", "image", 100 * (0.3 + 0.7 / 11),
          lambda n: label_probe_family(sizes, seed, n, "probe_acc1", tiny=False, quality=0.3)),
+        *audit_families(sizes, seed, AUDIT_PHOTOS),
     ]
     return [row for row in found if only is None or any(word in row[0] for word in only)]
 
@@ -447,6 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-home", type=Path, help="a bench home with real embeddings (see the epilog)")
     parser.add_argument("--real-root", type=Path, help="the imagefolder those embeddings come from")
     parser.add_argument("--real-encoder", default="effnet/lite0.in1k")
+    parser.add_argument("--audit-photos", type=Path, help="a folder of camera photos: the audit's real properties against "
+                        "their Exif makes shuffled over the files")
     return parser
 
 
@@ -456,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.replicates:
         sizes = dataclasses.replace(sizes, replicates=arguments.replicates)
     only = set(arguments.only.split(",")) if arguments.only else None
+    global AUDIT_PHOTOS
+    AUDIT_PHOTOS = arguments.audit_photos
     began = time.perf_counter()
     rows = run_rows(sizes, arguments.seed, only, arguments.workers)
     if arguments.real_home is not None and arguments.real_root is not None:

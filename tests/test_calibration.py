@@ -71,3 +71,39 @@ def test_quick_mode_prints_the_table(calibration: ModuleType, capsys: pytest.Cap
                    "planted effects", "planted camera trace 0.3"):
         assert phrase in printed
     assert status == (1 if "over the goal" in printed else 0)
+
+
+def test_an_audit_replicate_is_the_v_the_audit_prints_for_its_files(calibration: ModuleType) -> None:
+    """The audit family's V is bench.audit.measure's V on the same files, crops of one file included."""
+    from bench.audit.measure import MEASURED, AuditSettings, measure
+    from bench.audit.properties import PROPERTIES, Reading
+    from bench.data.record import ImageRecord
+
+    world = calibration.FileWorld((6,) * 4, (0.5, 0.3, 0.2), planted=0.4, crops=(1, 3))
+    labels, units, values = world.draw(calibration.rng(0, "test-audit", 0))
+    records = [ImageRecord(f"i{i}", "train", int(label), f"c{label}", f"f{unit}.jpg") for i, (label, unit) in enumerate(zip(labels, units))]
+    constant = {prop.name: "same" for prop in PROPERTIES}
+    reading = Reading({f"f{unit}.jpg": {**constant, "jpeg_quality": f"q{values[unit]}"} for unit in range(len(values))}, {})
+    found = {item.name: item for item in measure("toy", "toy", {}, records, reading, AuditSettings(permutations=19, resamples=50)).properties}
+    assert found["jpeg_quality"].status == MEASURED and found["format"].status != MEASURED
+    replicate = calibration.audit_replicate(labels, units, values, calibration.Sizes(permutations=19, resamples=50), 0)
+    assert replicate.value == pytest.approx(found["jpeg_quality"].v, abs=1e-12)
+    assert replicate.interval is not None and replicate.p is not None and 0.05 <= replicate.p <= 1.0
+
+
+def test_a_planted_v_is_what_the_audit_measures_on_many_files(calibration: ModuleType) -> None:
+    """The planted V is the population's: the audit's V on 3,000 files lands on it, and 0 plants nothing."""
+    from bench.audit import association
+
+    for planted in (0.0, 0.25, 0.6):
+        world = calibration.FileWorld((600,) * 5, (0.5, 0.3, 0.2), planted=planted)
+        if planted:
+            assert world.population_v(world.strength()) == pytest.approx(planted, abs=1e-9)
+        labels, units, values = world.draw(calibration.rng(0, "test-planted", 0))
+        coded = association.Coded(labels, units, values, 5, 3)
+        assert float(association.cramers_v(coded.table())) == pytest.approx(planted, abs=0.03)
+
+
+def test_an_audit_null_with_one_value_is_not_measured(calibration: ModuleType) -> None:
+    replicate = calibration.audit_replicate(np.array([0, 1, 1]), np.arange(3), np.array([2, 2, 2]), calibration.Sizes(), 0)
+    assert replicate.p is None and not replicate.moved
