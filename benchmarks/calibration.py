@@ -439,6 +439,76 @@ def audit_families(sizes: Sizes, seed: int, photos: Path | None) -> list[tuple[s
 
 
 # ---------------------------------------------------------------------------------------------
+# Mitigate: the trace left after a method fitted on train (bench.mitigation), on nulls
+# ---------------------------------------------------------------------------------------------
+
+MITIGATE_ADVERSARIAL_STEPS = 100  # a lighter fit than the task's 600 steps: the null's level, not the removal, is measured here
+
+
+def _split(vectors: list[np.ndarray], labels: np.ndarray, prefix: str):
+    from bench.vectors import SplitVectors
+
+    return SplitVectors(np.array([f"{prefix}{i:05d}" for i in range(len(labels))]), labels.astype(np.int64),
+                        {f"v{v}": matrix for v, matrix in enumerate(vectors)})
+
+
+def mitigate_family(world: Versions, sizes: Sizes, seed: int, replicates: int, method: str, k: int = 5, train_photos: int = 12,
+                    val_photos: int = 6) -> list[Replicate]:
+    """The knn gap's test and interval on the vectors a method fitted on the train split hands back:
+    fitting reads the version labels, so whether the versions stay exchangeable after it is what
+    this measures."""
+    from bench import mitigation
+
+    adversarial = mitigation.AdversarialSettings(steps=MITIGATE_ADVERSARIAL_STEPS, batch=128)
+    out = []
+    for r in range(replicates):
+        generator = rng(seed, f"mitigate-{method}-{world}", r)
+        (train, train_labels, train_units), (val, val_labels, val_units) = world.draw(generator, train_photos, val_photos)
+        train_split, val_split = _split(train, train_labels, "t"), _split(val, val_labels, "v")
+        names = list(train_split.vectors)
+        fitted = mitigation.fit(method, train_split, names, adversarial=dataclasses.replace(adversarial, seed=r))
+        after_train, after_val = fitted.apply(train_split), fitted.apply(val_split)
+        found = measures.knn_gap([after_train.vectors[name] for name in names], train_labels, [after_val.vectors[name] for name in names],
+                                 val_labels, k, train_units=train_units, val_units=val_units, permutations=sizes.permutations,
+                                 resampling=Resampling(sizes.resamples, seed=r), seed=r)
+        out.append(Replicate(found.value, found.interval, found.test.p))
+    return out
+
+
+def mitigate_probe_family(world: Versions, sizes: Sizes, seed: int, replicates: int, method: str, train_photos: int = 12,
+                          val_photos: int = 6) -> list[Replicate]:
+    """The processing probe's test after the method: probe-processing's protocol, with a small search."""
+    from bench import mitigation
+    from bench.tasks.linear_probe import ProbeSettings
+    from bench.tasks.probe_processing import processing_probe
+
+    out = []
+    for r in range(replicates):
+        generator = rng(seed, f"mitigate-probe-{method}-{world}", r)
+        (train, train_labels, _), (val, val_labels, val_units) = world.draw(generator, train_photos, val_photos)
+        train_split, val_split = _split(train, train_labels, "t"), _split(val, val_labels, "v")
+        names = list(train_split.vectors)
+        fitted = mitigation.fit(method, train_split, names)
+        probed = processing_probe(fitted.apply(train_split), fitted.apply(val_split), names, seeds=(0,),
+                                  settings=ProbeSettings(trials=2, epochs=20), search_seed=r)
+        found = measures.processing_probe_accuracy(probed.predictions, len(names), units=val_units, permutations=sizes.permutations,
+                                                   resampling=Resampling(sizes.resamples, seed=r), seed=r)
+        out.append(Replicate(found.value, found.interval, found.test.p))
+    return out
+
+
+def mitigate_families(sizes: Sizes, seed: int) -> list[tuple[str, str, str, float | None, Callable[[int], list[Replicate]]]]:
+    """(effect, null, unit, planted, run) for mitigate: exchangeable versions, a method fitted on
+    their labels in train, the trace left tested on train and val."""
+    plain = Versions()
+    rows = [(f"mitigate {method}: gap after", "exchangeable versions, fitted on train", "image", None,
+             lambda n, method=method: mitigate_family(plain, sizes, seed, n, method)) for method in ("projection", "normalise", "adversarial")]
+    rows += [(f"mitigate {method}: probe after", "exchangeable versions, fitted on train", "image", None,
+              lambda n, method=method: mitigate_probe_family(plain, sizes, seed, n, method)) for method in ("projection", "normalise")]
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
 # The table
 # ---------------------------------------------------------------------------------------------
 
@@ -484,6 +554,7 @@ def families(sizes: Sizes, seed: int, only: set[str] | None) -> list[tuple[str, 
         ("acquisition probe acc", "probe right 30 % of the time (acc 36.4 %)", "image", 100 * (0.3 + 0.7 / 11),
          lambda n: label_probe_family(sizes, seed, n, "probe_acc1", tiny=False, quality=0.3)),
         *audit_families(sizes, seed, AUDIT_PHOTOS),
+        *mitigate_families(sizes, seed),
     ]
     return [row for row in found if only is None or any(word in row[0] for word in only)]
 
