@@ -98,3 +98,16 @@ class Stage:
 
     def _line(self, text: str) -> None:
         self.console.print(f"{self.description}: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+class Reporter:
+    """The command line's progress channel for tasks (bench.tasks.spec.Progress) on `console`."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def stage(self, description: str, total: int, unit: str = "items", note: Callable[[], str] | None = None) -> Stage:
+        return Stage(self.console, description, total, unit=unit, note=note)
+
+    def note(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)

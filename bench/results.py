@@ -25,6 +25,31 @@ from bench.runtime import package_versions
 SCHEMA = 3  # 3: the tests that mark effects (p-values) beside the intervals; 2: flat metrics, intervals, picks, inputs
 
 
+Setting = str | int | float | bool  # one typed setting of a cell, as its JSON holds it
+
+
+class MissingSettingError(BenchError, KeyError):
+    """A reader asked a cell for a setting its task did not record."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The settings that tell one task's cells apart, typed: the cell records them, and its file is
+    named by `text` ("group=jpeg,k=10,seeds=5")."""
+
+    settings: tuple[tuple[str, Setting], ...]
+
+    @property
+    def text(self) -> str:
+        return ",".join(f"{name}={value}" for name, value in self.settings)
+
+    def as_dict(self) -> dict[str, Setting]:
+        return dict(self.settings)
+
+
 class MissingMetricError(BenchError, KeyError):
     """A reader asked a cell for a metric it does not hold (a column naming a field that does not exist)."""
 
@@ -58,6 +83,13 @@ class Cell:
     inputs: Mapping[str, Any] = field(default_factory=dict)  # bench.identity.CellInputs, as JSON
     dataset_identity: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Setting] = field(default_factory=dict)  # the condition's settings, typed
+
+    def __post_init__(self) -> None:
+        if not self.settings:  # a cell written before cells recorded their settings, or made by hand: its condition's text
+            object.__setattr__(self, "settings", _parsed(self.condition))
+        elif condition(**self.settings).text != self.condition:
+            raise ValueError(f"settings {dict(self.settings)} do not make the condition {self.condition!r}")
 
     @property
     def task(self) -> str:
@@ -93,9 +125,13 @@ class Cell:
         self.value(name)
         return self.tests.get(name)
 
-    def setting(self, name: str) -> str:
-        """A part of the cell's condition ("?" where it has none)."""
-        return dict(part.split("=", 1) for part in self.condition.split(",") if "=" in part).get(name, "?")
+    def setting(self, name: str) -> Setting:
+        """The setting `name` of the cell's condition; one the task did not record is an error naming it."""
+        try:
+            return self.settings[name]
+        except KeyError:
+            raise MissingSettingError(f"{self.task} cell of {self.encoder} on {self.dataset} ({self.condition}) records no setting "
+                                      f"{name!r}; it records {', '.join(self.settings) or 'none'}") from None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -104,7 +140,7 @@ class Cell:
             "resamples": {name: list(values) for name, values in self.resamples.items()},
             "tests": {name: test.as_json() for name, test in self.tests.items()}, "detail": dict(self.detail),
             "picks": self.picks.as_json() if self.picks is not None else None, "inputs": dict(self.inputs),
-            "dataset_identity": dict(self.dataset_identity), "provenance": dict(self.provenance),
+            "dataset_identity": dict(self.dataset_identity), "provenance": dict(self.provenance), "settings": dict(self.settings),
         }
 
     @classmethod
@@ -125,6 +161,9 @@ class Cell:
                    for bounds in intervals.values()):
             raise ValueError("intervals must be [low, high] pairs")
         picks = document.get("picks")
+        settings = _mapping(document, "settings")
+        if not all(isinstance(value, (str, int, float, bool)) for value in settings.values()):
+            raise ValueError("settings must be numbers, text or true/false")
         return cls(
             CellKey(document["task"], document["dataset"], document["encoder"], document["condition"]), document["family"],
             {name: float(value) for name, value in metrics.items()},
@@ -132,7 +171,7 @@ class Cell:
             {name: tuple(float(value) for value in values) for name, values in _mapping(document, "resamples").items()},
             {name: Test.from_json(found) for name, found in _mapping(document, "tests").items()},
             _mapping(document, "detail"), Picks.from_json(picks) if picks is not None else None, _mapping(document, "inputs"),
-            _mapping(document, "dataset_identity"), _mapping(document, "provenance"),
+            _mapping(document, "dataset_identity"), _mapping(document, "provenance"), settings,
         )
 
 
@@ -143,14 +182,23 @@ def _mapping(document: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-def condition(**parts: object) -> str:
-    """A stable, readable condition string from keyword parts."""
-    return ",".join(f"{key}={value}" for key, value in sorted(parts.items()))
+def _parsed(condition: str) -> dict[str, Setting]:
+    """The settings of a cell written before cells recorded them, read back from its condition's text."""
+    return dict(part.split("=", 1) for part in condition.split(",") if "=" in part)
+
+
+def condition(**settings: Setting) -> Condition:
+    """A task's condition from its settings, in a stable order."""
+    for name, value in settings.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise TypeError(f"setting {name!r} must be a number, text or true/false, not {type(value).__name__}")
+    return Condition(tuple(sorted(settings.items())))
 
 
 def setting(cells: list[Cell], name: str) -> str:
-    """A part of the cells' condition as they record it ("30"; "2 or 30" if the cells differ)."""
-    return " or ".join(sorted({cell.setting(name) for cell in cells}))
+    """A setting of the cells as they record it ("30"; "2 or 30" if the cells differ); one a cell
+    lacks is an error naming it."""
+    return " or ".join(sorted({str(cell.setting(name)) for cell in cells}))
 
 
 def git_sha() -> str | None:

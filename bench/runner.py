@@ -11,21 +11,27 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from rich.console import Console
 from rich.markup import escape
 
-from bench import bootstrap, data, encoders, extraction, identity, processing, results
+from bench import bootstrap, data, encoders, extraction, identity, processing, results, table_state
 from bench.encoders.catalog import DEFAULT_ENCODERS
 from bench.encoders.custom import with_weights
 from bench.encoders.spec import EncoderSpec
 from bench.extraction.fingerprint import fingerprint
 from bench.extraction.settings import ExtractionSettings
-from bench.store import Store, table_name
+from bench.progress import Reporter
+from bench.report import render
+from bench.table_state import table_name
 from bench.tasks.options import inference
-from bench.tasks.spec import Inputs, Outcome, TaskSpec, Work
+from bench.tables import Grid
+from bench.tasks.spec import SILENT, Inputs, Outcome, TaskSpec, Work
 from bench.workspace import Workspace
+
+if TYPE_CHECKING:
+    from bench.store import Store  # LanceDB and pyarrow load only when a cell is computed
 
 
 @dataclass(frozen=True)
@@ -65,11 +71,12 @@ class Measured:
 
 def measure(task: TaskSpec, spec: EncoderSpec, store: Store, dataset: data.ResolvedDataset, work: Work, device: str,
             console: Console | None) -> Measured:
+    # `console` None (a Ray worker): nobody watches, the task reports to a silent channel
     """Read the encoder's vectors of the work's splits and processings, and let the task measure
     them (in this process, or in a Ray task: everything here is picklable)."""
     started = time.perf_counter()
     vectors = {split: store.split_vectors(dataset.key, spec.name, split, work.processings) for split in work.splits}
-    outcome = task.measure(Inputs(spec, dataset, vectors, work.settings, device, console))
+    outcome = task.measure(Inputs(spec, dataset, vectors, work.settings, device, Reporter(console) if console is not None else SILENT))
     return Measured(outcome, time.perf_counter() - started)
 
 
@@ -95,14 +102,16 @@ def run(request: RunRequest, task: TaskSpec) -> list[Path]:
     """The task's cells for every encoder of the request; returns the paths written."""
     dataset = data.resolve(request.dataset, request.dataset_options)
     options = options_of(task, request.values)
-    work = task.plan(options, dataset)  # a dataset the task cannot use is refused here, before any extraction
+    work = task.work(options, dataset)  # a dataset the task cannot use is refused here, before any extraction
     for note in work.notes:
-        request.console.print(note)
+        request.console.print(render.terminal(note) if isinstance(note, Grid) else note)
     resampling = inference(options, dataset) if work.unit else None
-    store = Store(request.workspace.embeddings_uri)
-    pending = _stale(request, task, dataset, work, store, resampling)
+    pending = _stale(request, task, dataset, work, None, resampling)
     if not pending:
         return []
+    from bench.store import Store
+
+    store = Store(request.workspace.embeddings_uri)
     specs = [spec for spec, _, _ in pending]
     if request.plan_only:
         request.console.print(f"{len(pending)} cell(s) to compute; what their extraction needs:")
@@ -128,7 +137,7 @@ def run(request: RunRequest, task: TaskSpec) -> list[Path]:
         summary = summaries[spec.name]
         cell, bootstrap_seconds = assemble(key, spec.family, found.outcome, resampling, task)
         cell = dataclasses.replace(
-            cell, inputs=read[spec.name].as_json(), dataset_identity=dataset.identity,
+            cell, inputs=read[spec.name].as_json(), dataset_identity=dataset.identity, settings=work.condition.as_dict(),
             provenance=results.provenance(
                 table=table_name(dataset.key, spec.name), table_version=store.version(dataset.key, spec.name),
                 fingerprint=store.fingerprint(dataset.key, spec.name), **cell.provenance,
@@ -148,17 +157,32 @@ def _finite(cell: results.Cell, task: TaskSpec) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _stale(request: RunRequest, task: TaskSpec, dataset: data.ResolvedDataset, work: Work, store: Store,
+def _table_id(uri: str, dataset: str, encoder: str, store: Store | None = None) -> str | None:
+    """The id of the table a cell reads: from the table's state record while that is current,
+    without opening LanceDB; else from the store, which records it anew."""
+    known = table_state.recall(uri, table_name(dataset, encoder))
+    if known is not None:
+        return known.table_id
+    if store is None:
+        from bench.store import Store
+
+        store = Store(uri)
+    return store.table_id(dataset, encoder)
+
+
+def _stale(request: RunRequest, task: TaskSpec, dataset: data.ResolvedDataset, work: Work, store: Store | None,
            resampling: bootstrap.Resampling | None) -> list[tuple[EncoderSpec, results.CellKey, identity.CellInputs]]:
     """The encoders whose cell must be computed, each with its key and the inputs it will have;
-    an unchanged stored cell is served (`cached:`), another is recomputed with the reason."""
+    an unchanged stored cell is served (`cached:`), another is recomputed with the reason.
+    `store`: the store if it is open already (None: opened only where a table's record is not current)."""
+    uri = store.uri if store is not None else request.workspace.embeddings_uri
     versions = {name: processing.get(name).version for name in work.processings}
     pending = []
     for spec in request.encoder_specs():
-        key = results.CellKey(task.name, dataset.key, spec.name, work.condition)
+        key = results.CellKey(task.name, dataset.key, spec.name, work.condition.text)
         wanted = identity.CellInputs(
             {**dataset.identity, "contents": dataset.contents, "units": dataset.units_digest}, fingerprint(spec, request.extraction.precision, dataset.identity),
-            versions, None if request.rebuild else store.table_id(dataset.key, spec.name),  # a rebuilt table is dropped unread
+            versions, None if request.rebuild else _table_id(uri, dataset.key, spec.name, store),  # a rebuilt table is dropped unread
         )
         cached, unreadable = (None, None) if request.overwrite else results.stored(key, request.workspace.results)
         if cached is not None and not _finite(cached, task):

@@ -111,3 +111,38 @@ def test_tasks_measure_without_drawing_storing_or_borrowing_private_helpers() ->
             if target.startswith("bench.tasks.") and member.startswith("_"):
                 problems.append(f"{name}:{line} imports the private {member} of {target}")
     assert not problems, "; ".join(problems)
+
+
+def third_party_imports(name: str) -> list[tuple[str, int]]:
+    """(top-level package, line) for every import of another package, at any depth."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name.split(".")[0], node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.append((node.module.split(".")[0], node.lineno))
+    return found
+
+
+def test_tasks_report_through_the_command_lines_channel_and_never_print() -> None:
+    problems = []
+    for name, path in MODULES.items():
+        if not name.startswith("bench.tasks"):
+            continue
+        problems += [f"{name}:{line} imports rich" for package, line in third_party_imports(name) if package == "rich"]
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        problems += [f"{name}:{node.lineno} calls print" for node in ast.walk(tree)
+                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    assert not problems, "; ".join(problems)
+
+
+def test_boards_are_drawn_in_the_report_wing_by_one_markdown_writer() -> None:
+    assert "bench.leaderboard" not in MODULES and "bench.report.leaderboard" in MODULES
+    writers = []
+    for name, path in MODULES.items():
+        text = path.read_text(encoding="utf-8")
+        if '" | ".join(' in text:  # how a Markdown table's row is joined
+            writers.append(name)
+    assert writers == ["bench.report.render"], writers
+

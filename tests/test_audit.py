@@ -13,7 +13,7 @@ from PIL import Image
 from rich.console import Console
 
 from bench.audit import association, command, properties, quality, stored
-from bench.audit.measure import CONSTANT, LABEL, MEASURED, AuditOutcome, Settings
+from bench.audit.measure import CONSTANT, LABEL, MEASURED, AuditOutcome, AuditSettings
 from bench.data import DatasetOptions
 from bench.report import audit as board
 from bench.report import writer
@@ -92,7 +92,7 @@ def _folder(root: Path, classes_of_files: list[int]) -> Path:
     return root
 
 
-def _audit(root: Path, settings: Settings = Settings()) -> AuditOutcome:
+def _audit(root: Path, settings: AuditSettings = AuditSettings()) -> AuditOutcome:
     return command.audit("imagefolder", DatasetOptions(root=root), settings, Console(file=io.StringIO()))
 
 
@@ -164,7 +164,7 @@ def test_damaged_files_are_counted_unreadable_and_the_outcome_is_stored(tmp_path
     assert len(files) == 1
     outcome = stored.from_json(json.loads(files[0].read_text(encoding="utf-8")))
     assert outcome.unreadable == 2 and outcome.readable == 300 and _row(outcome, "jpeg_quality").marked
-    assert outcome.settings == Settings(permutations=99, resamples=50)
+    assert outcome.settings == AuditSettings(permutations=99, resamples=50)
     _, markdown, _ = writer.write(home / "reports" / "results", home / "reports" / "latest", "audit only")
     page = markdown.read_text(encoding="utf-8")
     assert "## dataset audit · imagefolder" in page and "| JPEG quality | 100 % | 3 |" in page
@@ -191,7 +191,7 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_cameras_read_their_own_tables_and_exif(shared_data: Path) -> None:
-    outcome = command.audit("cameras", DatasetOptions(root=shared_data / "cameras"), Settings(permutations=199, resamples=100),
+    outcome = command.audit("cameras", DatasetOptions(root=shared_data / "cameras"), AuditSettings(permutations=199, resamples=100),
                             Console(file=io.StringIO()))
     assert _row(outcome, "make").status == LABEL  # the labels are the Exif make: not audited against themselves
     jpeg, model = _row(outcome, "jpeg_quality"), _row(outcome, "model")

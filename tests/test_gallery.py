@@ -132,8 +132,8 @@ def knn_cell(results_dir: Path, encoder: str, seed: int, break_path: bool = Fals
         gone = dataclasses.replace(strip.shots[0], path="/nonexistent/photo.png")
         strip = dataclasses.replace(strip, shots=(gone, *strip.shots[1:]))
         shown = dataclasses.replace(shown, entries=(dataclasses.replace(entry, strips=(strip, *entry.strips[1:])), *shown.entries[1:]))
-    settings = knn_influence.Settings(classes, 3, (0,), "versioned", "faiss-cpu")
-    key = results.CellKey("knn-influence", "demo-mini", encoder, "group=toy")
+    settings = knn_influence.KnnSettings(classes, 3, (0,), "versioned", "faiss-cpu")
+    key = results.CellKey("knn-influence", "demo-mini", encoder, "group=toy,k=3,seeds=1")
     cell, _ = runner.assemble(key, "sup", knn_influence.KnnOutcome(outcome, settings, (len(train.image_ids), len(val.image_ids)), shown),
                               None, tasks.get("knn-influence"))
     results.write(cell, results_dir)

@@ -181,7 +181,7 @@ def test_a_cell_whose_primary_metric_is_not_finite_is_recomputed_not_served(valu
     task = tasks.get("knn-influence")
     request = runner.RunRequest(workspace=Workspace.at(home), dataset="demo-mini", encoders=(RANDOM,), console=Console(file=None, stderr=True))
     dataset = data.resolve("demo-mini")
-    work = task.plan(runner.options_of(task, {"group": "sharpening", "k": 1, "seeds": 1}), dataset)
+    work = task.work(runner.options_of(task, {"group": "sharpening", "k": 1, "seeds": 1}), dataset)
     monkeypatch.setattr(runner.identity, "changes", lambda stored, wanted: [])  # every input unchanged: only the numbers decide
     monkeypatch.setattr(runner, "fingerprint", lambda *arguments: {})
     store = Store(home / "embeddings")

@@ -47,7 +47,7 @@ def stored(results_dir: Path) -> None:
         found = knn_influence.run(train, val, CLASSES, k=5, seeds=(0,), backend="torch")
         gap = measures.knn_gap([train.vectors[name] for name in CLASSES], train.labels, [val.vectors[name] for name in CLASSES], val.labels,
                                5, permutations=resampling.permutations, resampling=resampling)
-        outcome = knn_influence.KnnOutcome(found, knn_influence.Settings(CLASSES, 5, (0,), "versioned", "torch", resampling), (150, 100),
+        outcome = knn_influence.KnnOutcome(found, knn_influence.KnnSettings(CLASSES, 5, (0,), "versioned", "torch", resampling), (150, 100),
                                            Picks(224, "bicubic", ()), gap)
         cell, _ = runner.assemble(results.CellKey(task.name, "toy", encoder, "group=jpeg,k=5,seeds=1"), family, outcome, resampling, task)
         results.write(cell, results_dir)
@@ -97,6 +97,9 @@ def test_csv_and_json_hold_the_stored_numbers_and_markdown_prints_what_the_termi
     assert gap.path == "gap_pos_minus_neg"
     assert [row[f"{gap.header} marked"] for row in rows] == ["True", "False"]  # the planted trace is marked, the control is not
     assert [float(row[f"{gap.header} p"]) for row in rows][0] == pytest.approx(1 / 100)  # no permutation reaches the planted gap
+    # the follow-up study reports this gap (its SPD) unsigned: the export carries both
+    assert [float(row[f"{gap.header} absolute"]) for row in rows] == [abs(cells[row["encoder"]].value(gap.path)) for row in rows]
+    assert all(f"{column.header} absolute" not in rows[0] for column in board.task.columns if not column.absolute)
 
     document = json.loads(run_bench(home, "leaderboard", "--format", "json").stdout)
     (record,) = document["boards"]

@@ -421,7 +421,7 @@ BOARD = {"toy/a": 0.001, "toy/b": 0.03, "toy/c": 0.04, "toy/d": 0.045, "toy/e": 
 def write_cell(results_dir: Path, encoder: str, gap: float, p: float | None, alternative: str = measures.GREATER,
                dataset: str = "toy") -> None:
     test = measures.Test(p, alternative, 0.0, "exact permutation", 99)
-    cell = results.Cell(results.CellKey("knn-influence", dataset, encoder, "group=jpeg"), "cvl", {**KNN_METRICS, "gap_pos_minus_neg": gap},
+    cell = results.Cell(results.CellKey("knn-influence", dataset, encoder, "group=jpeg,k=10,seeds=1"), "cvl", {**KNN_METRICS, "gap_pos_minus_neg": gap},
                         {"gap_pos_minus_neg": (gap - 1.0, gap + 1.0)}, {}, {"gap_pos_minus_neg": test})
     results.write(cell, results_dir)
 
@@ -439,7 +439,7 @@ def gap_entries(text: str) -> dict[str, str]:
     for line in text.splitlines():
         cells = [part.strip() for part in line.strip("|").split("|")]
         if cells and cells[0] in BOARD:
-            found[cells[0]] = cells[2 + 5]  # encoder, family, five accuracies, pos−neg
+            found[cells[0]] = cells[1 + 5]  # encoder, five accuracies, pos−neg (the family is the heading above)
     return found
 
 

@@ -34,16 +34,16 @@ def stored_cells(results_dir: Path) -> None:
     """Three contests with known ranks, one leaderboard with a single encoder, and tasks without a trace measure."""
     for encoder, gap, interval, p in (("toy/a", 3.0, [1.0, 5.0], 0.001), ("toy/b", 1.0, [-0.5, 2.5], 0.3),
                                       ("toy/c", -1.0, [-2.0, 0.1], 0.9)):
-        write(results_dir, "knn-influence", "toy", "group=jpeg", encoder,
+        write(results_dir, "knn-influence", "toy", "group=jpeg,k=10,seeds=1", encoder,
               knn_metrics(gap), {"gap_pos_minus_neg": interval}, p_values={"gap_pos_minus_neg": p})
     for encoder, gap in (("toy/a", -10.0), ("toy/b", -20.0), ("toy/c", 0.0)):
         write(results_dir, "paircams", "toy-pairs", "processing=original", encoder,
               {"recall_at_1.same": 50.0 + gap, "recall_at_1.different": 50.0, "gap_same_minus_different": gap})
     for encoder, accuracy in (("toy/a", 50.0), ("toy/b", 45.0), ("toy/c", 30.0)):
-        write(results_dir, "probe-processing", "toy", "group=jpeg", encoder, {"probe_acc1.mean": accuracy, "probe_acc1.std": 1.0, "chance": 20.0})
-    write(results_dir, "knn-influence", "other", "group=jpeg", "toy/c", knn_metrics(9.0))  # alone: ranks nothing
+        write(results_dir, "probe-processing", "toy", "epochs=2,group=jpeg,schedule=paper,seeds=1,trials=2", encoder, {"probe_acc1.mean": accuracy, "probe_acc1.std": 1.0, "chance": 20.0})
+    write(results_dir, "knn-influence", "other", "group=jpeg,k=10,seeds=1", "toy/c", knn_metrics(9.0))  # alone: ranks nothing
     for encoder in FAMILIES:
-        write(results_dir, "similarity", "toy", "group=jpeg", encoder, {"shift_semantic_same": 0.1, "shift_semantic_diff": 0.1})
+        write(results_dir, "similarity", "toy", "group=jpeg,other=jpeg75_420,query=jpeg95_444", encoder, {"shift_semantic_same": 0.1, "shift_semantic_diff": 0.1})
 
 
 def test_borda_count_by_hand(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_rank_ranges_come_from_the_resamples_and_noise_is_not_ranked(tmp_path: P
         for encoder, gap, own in (("toy/a", 5.0, 0.2), ("toy/b", 2.0, 0.6), ("toy/c", 2.1, 0.6), ("toy/d", 0.1, 0.3)):
             samples = gap + 0.3 * shared[number] + own * rng.normal(size=400)
             low, high = np.percentile(samples, [2.5, 97.5])
-            write(tmp_path, "knn-influence", dataset, "group=jpeg", encoder, knn_metrics(gap),
+            write(tmp_path, "knn-influence", dataset, "group=jpeg,k=10,seeds=1", encoder, knn_metrics(gap),
                   {"gap_pos_minus_neg": [min(low, gap), max(high, gap)]}, {"gap_pos_minus_neg": samples.tolist()},
                   {"gap_pos_minus_neg": 0.4 if encoder == "toy/d" else 0.002})
     boards, _ = stored.collect(tmp_path)

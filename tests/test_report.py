@@ -47,12 +47,12 @@ def write_cells(results_dir: Path) -> None:
     for encoder, family in ENCODERS:
         classes = ("jpeg75_420", "jpeg95_444")
         train, val = synthetic_splits(rng, classes)
-        knn_settings = knn_influence.Settings(classes, 3, (0, 1), "versioned", "faiss-cpu", RESAMPLING)
+        knn_settings = knn_influence.KnnSettings(classes, 3, (0, 1), "versioned", "faiss-cpu", RESAMPLING)
         found = knn_influence.run(train, val, classes, k=3, seeds=(0, 1), backend="faiss-cpu")
         gap = measures.knn_gap([train.vectors[name] for name in classes], train.labels, [val.vectors[name] for name in classes],
                                val.labels, 3, permutations=RESAMPLING.permutations, resampling=RESAMPLING)
         outcome = knn_influence.KnnOutcome(found, knn_settings, (40, 12), NO_PICKS, gap)
-        store(results_dir, "knn-influence", encoder, family, "group=jpeg", outcome)
+        store(results_dir, "knn-influence", encoder, family, "group=jpeg,k=3,seeds=2", outcome)
 
         subjects = np.repeat(np.arange(20), 2)
         cameras = np.tile([0, 1], 20)
@@ -65,26 +65,26 @@ def write_cells(results_dir: Path) -> None:
         shifts = measures.similarity_shifts([train.vectors[classes[1]], train.vectors[classes[0]]], train.labels,
                                             [val.vectors[classes[1]], val.vectors[classes[0]]], val.labels,
                                             permutations=RESAMPLING.permutations, resampling=RESAMPLING)
-        store(results_dir, "similarity", encoder, family, "group=jpeg", dataclasses.replace(found, shifts=shifts))
+        store(results_dir, "similarity", encoder, family, f"group=jpeg,other={classes[0]},query={classes[1]}", dataclasses.replace(found, shifts=shifts))
 
         sweep = processing.MASK_SWEEP
         train, val = synthetic_splits(rng, sweep)
-        curve = masking.MaskingCurve(masking.curve(train, val, sweep, 3, "faiss-cpu"), 4, masking.Settings(sweep, 3, "faiss-cpu"))
+        curve = masking.MaskingCurve(masking.curve(train, val, sweep, 3, "faiss-cpu"), 4, masking.MaskingSettings(sweep, 3, "faiss-cpu"))
         store(results_dir, "masking", encoder, family, "k=3", curve)
 
         outcome = probe_processing.processing_probe(train, val, sweep, seeds=(0, 1), settings=PROBE)
-        probe = probe_processing.ProcessingProbe(outcome, probe_processing.Settings(sweep, (0, 1), PROBE), len(val.image_ids), "cpu")
-        store(results_dir, "probe-processing", encoder, family, "group=toy", probe)
+        probe = probe_processing.ProcessingProbe(outcome, probe_processing.ProcessingProbeSettings(sweep, (0, 1), PROBE), len(val.image_ids), "cpu")
+        store(results_dir, "probe-processing", encoder, family, f"epochs={PROBE.epochs},group=toy,schedule={PROBE.schedule},seeds=2,trials={PROBE.trials}", probe)
         found = probe_acquisition.acquisition_probe(train, val, val, "mask95", settings=PROBE)
         acquired = probe_acquisition.AcquisitionProbe(found, val.labels, ("a", "b", "c", "d"),
-                                                      probe_acquisition.Settings("mask95", PROBE, {"train": (40, 4)}), "cpu")
-        store(results_dir, "probe-acquisition", encoder, family, "processing=mask95", acquired)
+                                                      probe_acquisition.AcquisitionProbeSettings("mask95", PROBE, {"train": (40, 4)}), "cpu")
+        store(results_dir, "probe-acquisition", encoder, family, f"epochs={PROBE.epochs},processing=mask95,schedule={PROBE.schedule},trials={PROBE.trials}", acquired)
 
         measured = {name: 50.0 + 10.0 * rng.normal(size=len(val.image_ids)) for name in ("gap_pos_minus_neg", "probe_acc1", "all_same")}
         erased = erasure.Erasure(np.eye(16)[:, :2], (erasure.Round(80.0, 1), erasure.Round(60.0, 1), erasure.Round(34.0, 0)), 100 / 3, 2.0)
         mitigation = mitigate.Mitigation(measured, {name: values - 5.0 for name, values in measured.items()}, erased,
-                                         mitigate.Settings(knn_influence.Settings(sweep, 3, (0, 1), "versioned", "faiss-cpu"), PROBE), 4, (40, 12), 0.1, "cpu")
-        store(results_dir, "mitigate", encoder, family, "group=toy", mitigation)
+                                         mitigate.MitigateSettings(knn_influence.KnnSettings(sweep, 3, (0, 1), "versioned", "faiss-cpu"), PROBE), 4, (40, 12), 0.1, "cpu")
+        store(results_dir, "mitigate", encoder, family, f"epochs={PROBE.epochs},group=toy,k=3,schedule={PROBE.schedule},seeds=2,trials={PROBE.trials}", mitigation)
 
 
 def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ class MeanNorm:
         return None
 
 
-def _plan(options: Mapping[str, Any], dataset: Any) -> Work:
+def _work(options: Mapping[str, Any], dataset: Any) -> Work:
     return Work(results.condition(power=options["power"]), ("jpeg95_444",), ("val",), options["power"])
 
 
@@ -59,7 +59,7 @@ def _figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
 
 
 TOY = TaskSpec(
-    name="toy-norm", description="mean vector norm (a toy)", plan=_plan, measure=_measure,
+    name="toy-norm", description="mean vector norm (a toy)", work=_work, measure=_measure,
     columns=(Column("mean norm", "mean_norm"),), options=(POWER,), default_dataset="demo-mini",
     view="tests.test_task_registry:TOY_VIEW",
 )
@@ -78,6 +78,7 @@ def test_a_registered_task_runs_with_its_own_option_and_reaches_leaderboard_and_
     (path,) = (tmp_path / "reports" / "results" / "toy-norm").glob("**/*.json")
     cell = json.loads(path.read_text())
     assert cell["condition"] == "power=1" and cell["metrics"]["mean_norm"] > 0
+    assert cell["settings"] == {"power": 1}  # typed as the task decided it, not parsed back from the file's name
     out = " ".join(capsys.readouterr().out.split())  # the rule wraps at the terminal's width
     assert "toy-norm" in out and "mean norm" in out and "mean over val images of the vector's 1-norm" in out
     exported = tmp_path / "board.json"
@@ -114,8 +115,18 @@ def test_an_option_the_task_does_not_take_is_refused(toy_registered: None, tmp_p
 
 
 def test_two_different_options_under_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    clash = TaskSpec(name="clash", description="", plan=_plan, measure=_measure, columns=(Column("x", "x"),),
+    clash = TaskSpec(name="clash", description="", work=_work, measure=_measure, columns=(Column("x", "x"),),
                      options=(TaskOption("k", "another k"),))
     monkeypatch.setitem(tasks.TASKS, clash.name, clash)
     with pytest.raises(ValueError, match="two different options named 'k'"):
         tasks.run_options()
+
+
+def test_a_setting_the_cells_did_not_record_is_an_error_naming_it() -> None:
+    cell = results.Cell(results.CellKey("toy-norm", "demo-mini", "effnet/lite0.random", "power=2"), "sup", {"mean_norm": 1.0},
+                        settings={"power": 2})
+    assert results.setting([cell], "power") == "2"
+    with pytest.raises(results.MissingSettingError, match="records no setting 'k'; it records power"):
+        results.setting([cell], "k")
+    with pytest.raises(ValueError, match="do not make the condition"):  # settings and the file's name cannot disagree
+        results.Cell(cell.key, "sup", {"mean_norm": 1.0}, settings={"power": 3})

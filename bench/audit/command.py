@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench import data, results
 from bench.audit import properties, stored
-from bench.audit.measure import AuditOutcome, Settings, measure
+from bench.audit.measure import AuditOutcome, AuditSettings, measure
 from bench.data import cameras
 from bench.arguments import non_negative_int, positive_int
 from bench.errors import UsageError
+from bench.progress import Stage
 from bench.registry import UnknownNameError
 from bench.report import audit as board
 from bench.report import render
@@ -45,7 +45,7 @@ def add_parser(verbs, add_dataset_options: Callable[[argparse.ArgumentParser], N
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, help="dataset name, or hf:<repo or path> (`list datasets` shows them)")
     add_dataset_options(parser)
-    defaults = Settings()
+    defaults = AuditSettings()
     parser.add_argument("--permutations", type=positive_int, default=defaults.permutations,
                         help=f"permutations of the p-value; the smallest p is 1/(N+1) (default: {defaults.permutations})")
     parser.add_argument("--bootstrap", type=positive_int, default=defaults.resamples,
@@ -61,8 +61,8 @@ def add_parser(verbs, add_dataset_options: Callable[[argparse.ArgumentParser], N
     return parser
 
 
-def settings_of(arguments: argparse.Namespace) -> Settings:
-    return Settings(permutations=arguments.permutations, resamples=arguments.bootstrap, seed=arguments.seed)
+def settings_of(arguments: argparse.Namespace) -> AuditSettings:
+    return AuditSettings(permutations=arguments.permutations, resamples=arguments.bootstrap, seed=arguments.seed)
 
 
 def label_property(dataset: data.ResolvedDataset) -> str | None:
@@ -86,27 +86,21 @@ def dataset_title(dataset: data.ResolvedDataset) -> str:
     return f"{name} ({where})" if where else name
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, transient=True)
-
-
-def audit(name: str, options: data.DatasetOptions, settings: Settings, errors: Console, workers: int | None = None) -> AuditOutcome:
+def audit(name: str, options: data.DatasetOptions, settings: AuditSettings, errors: Console, workers: int | None = None) -> AuditOutcome:
     """List the dataset, read its files' headers (in `workers` processes; None: by the dataset's
     size; progress on `errors`), and measure."""
     dataset = data.resolve(name, options)
     records = dataset.listing.records
     files = list(dict.fromkeys(record.path for record in records))
-    with _progress(errors) as progress:
-        task = progress.add_task("reading file headers", total=len(files))
+    with Stage(errors, "reading file headers", len(files), unit="files") as progress:
         workers = properties.default_workers(len(files)) if workers is None else workers
-        reading = properties.read(files, advance=lambda count: progress.advance(task, count), workers=workers)
+        reading = properties.read(files, advance=lambda count: progress.update(advance=count), workers=workers)
     identity: dict[str, Any] = {**dataset.identity, "contents": dataset.contents}
     outcome = measure(dataset.key, dataset_title(dataset), identity, records, reading, settings, label_property(dataset))
     return dataclasses.replace(outcome, provenance=results.provenance())
 
 
-def run(name: str, options: data.DatasetOptions, settings: Settings, workspace: Workspace, console: Console,
+def run(name: str, options: data.DatasetOptions, settings: AuditSettings, workspace: Workspace, console: Console,
         errors: Console, form: str = "table", out: Path | None = None, workers: int | None = None) -> AuditOutcome:
     """Audit a dataset, store the outcome, and print the board (or write it in `form`)."""
     if out is not None and form == "table":

@@ -21,7 +21,7 @@ SHOWN_UNREADABLE = 5  # unreadable files named in the outcome
 
 
 @dataclass(frozen=True)
-class Settings:
+class AuditSettings:
     """How the association is measured: every number of the outcome depends on these."""
 
     permutations: int = 999
@@ -78,7 +78,7 @@ class AuditOutcome:
     unreadable_examples: tuple[tuple[str, str], ...]
     crops: int  # images cut from a larger file (their properties are the file's)
     simulated: int  # images whose capture is simulated at load time (not in the file)
-    settings: Settings
+    settings: AuditSettings
     properties: tuple[Association, ...]
     label_property: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +88,7 @@ class AuditOutcome:
         return [found for found in self.properties if found.status == MEASURED]
 
 
-def _rng(settings: Settings, name: str, purpose: str) -> np.random.Generator:
+def _rng(settings: AuditSettings, name: str, purpose: str) -> np.random.Generator:
     return np.random.default_rng([settings.seed, stable_int(f"audit|{name}|{purpose}")])
 
 
@@ -103,7 +103,7 @@ def _links(table: np.ndarray, value_names: list[str], class_names: list[str]) ->
 
 
 def _associate(prop: Property, records: list[ImageRecord], reading: Reading, label_codes: np.ndarray, class_names: list[str],
-               units: np.ndarray, files: list[str], strata: np.ndarray, status: str, settings: Settings) -> Association:
+               units: np.ndarray, files: list[str], strata: np.ndarray, status: str, settings: AuditSettings) -> Association:
     file_values = [reading.values[path][prop.name] for path in files]
     value_names = sorted(set(file_values))
     index = {value: code for code, value in enumerate(value_names)}
@@ -133,7 +133,7 @@ def _marked(found: list[Association], level: float) -> list[Association]:
 
 
 def measure(dataset: str, title: str, identity: dict[str, Any], records: list[ImageRecord], reading: Reading,
-            settings: Settings = Settings(), label_property: str | None = None) -> AuditOutcome:
+            settings: AuditSettings = AuditSettings(), label_property: str | None = None) -> AuditOutcome:
     """The audit of a listing given what its files said (`properties.read`)."""
     readable = [record for record in records if record.path in reading.values]
     files = list(dict.fromkeys(record.path for record in readable))

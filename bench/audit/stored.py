@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.audit.measure import Association, AuditOutcome, Settings, ValueLink
+from bench.audit.measure import Association, AuditOutcome, AuditSettings, ValueLink
 
 FOLDER = "audit"
 SCHEMA = 1
@@ -35,7 +35,7 @@ def from_json(document: dict[str, Any]) -> AuditOutcome:
                                                    for link in item["values"])})
             for item in document["properties"])
         fields = {name: document[name] for name in (field.name for field in dataclasses.fields(AuditOutcome))}
-        return AuditOutcome(**{**fields, "settings": Settings(**document["settings"]), "properties": properties,
+        return AuditOutcome(**{**fields, "settings": AuditSettings(**document["settings"]), "properties": properties,
                                "unreadable_examples": tuple(map(tuple, document["unreadable_examples"]))})
     except (KeyError, TypeError) as error:
         raise ValueError(f"an audit with a missing or malformed field ({error})") from None

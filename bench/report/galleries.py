@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bench import processing
+from bench import processing, tables
 from bench.errors import BenchError
-from bench.extraction.prepare import View, prepare
 from bench.picks import Entry, Picks, Shot
+from bench.report import render
 from bench.report.captions import GalleryWords
 from bench.results import Cell
 
@@ -93,6 +93,8 @@ def draw(shot: Shot, view: Picks):
     """The shot as the encoder saw it (extraction's own prepare stage: decode, processing,
     resize and centre crop, after-crop ops), scaled down to a PIXELS-wide PNG image."""
     from PIL import Image
+
+    from bench.extraction.prepare import View, prepare  # torch loads only when a gallery is drawn
 
     seen = View(view.size, view.interpolation)
     pixels = prepare(shot.record(), processing.get(shot.processing), [seen]).pixels[seen]
@@ -197,7 +199,7 @@ def _thumb_markdown(thumb: Thumb) -> str:
     picture = f"![{thumb.labels}]({thumb.file})" if thumb.file else f"(no image: {thumb.source}: {thumb.problem})"
     processing = f"**{thumb.processing}**" if thumb.shares else thumb.processing
     heading = f"{thumb.heading} ✓" if thumb.kind == "target" and thumb.heading != "target" else thumb.heading
-    return "<br>".join(part.replace("|", "\\|") for part in (picture, heading, thumb.labels, processing) if part)
+    return "<br>".join(part for part in (picture, heading, thumb.labels, processing) if part)
 
 
 def markdown_panel(panel: Panel) -> list[str]:
@@ -205,10 +207,8 @@ def markdown_panel(panel: Panel) -> list[str]:
     for block in panel.blocks:
         width = max((len(row.thumbs) for row in block.rows), default=0)
         lines.append(" ".join(_thumb_markdown(thumb) for thumb in (block.query, block.target) if thumb))
-        lines += ["", "| encoder | database | outcome | " + " | ".join(str(rank) for rank in range(1, width + 1)) + " |",
-                  "|" + "---|" * (3 + width)]
-        for row in block.rows:
-            cells = [_thumb_markdown(thumb) for thumb in row.thumbs] + [""] * (width - len(row.thumbs))
-            lines.append(f"| {row.encoder} | {row.title} | {row.outcome} | " + " | ".join(cells) + " |")
-        lines += ["", block.note, ""] if block.note else [""]
+        rows = [[row.encoder, row.title, row.outcome, *(_thumb_markdown(thumb) for thumb in row.thumbs), *[""] * (width - len(row.thumbs))]
+                for row in block.rows]
+        lines += ["", *render.markdown(tables.grid("", ["encoder", "database", "outcome", *map(str, range(1, width + 1))], rows,
+                                                   caption=block.note, numbers=()))]
     return lines

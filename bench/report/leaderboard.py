@@ -165,6 +165,8 @@ def as_records(boards: list[Board], adjust: str = "bh") -> list[dict[str, Any]]:
             values = {}
             for column in task.columns:
                 found: dict[str, Any] = {"value": _number(cell.value(column.path))}
+                if column.absolute:  # as the follow-up study reports its gaps
+                    found["absolute"] = None if found["value"] is None else abs(found["value"])
                 bounds = cell.interval(column.path) if column.interval else None
                 if bounds is not None:
                     found |= {"low": bounds[0], "high": bounds[1]}
@@ -180,7 +182,8 @@ def as_records(boards: list[Board], adjust: str = "bh") -> list[dict[str, Any]]:
         out.append({"task": task.name, "dataset": board.dataset, "dataset_title": board.title(), "condition": board.condition,
                     "rule": rule(board, adjust), "adjustment": adjust, "tests": sum(m.p is not None for m in marks.values()),
                     "columns": [{"header": column.header, "metric": column.path, "interval": column.interval,
-                                 "reference": column.baseline or ("0" if column.interval else None), "above": column.above}
+                                 "reference": column.baseline or ("0" if column.interval else None), "above": column.above,
+                                 "follow_up": column.follow_up or None, "absolute": column.absolute}
                                 for column in task.columns],
                     "rows": rows})
     return out
@@ -196,7 +199,8 @@ def as_csv(boards: list[Board], adjust: str = "bh") -> str:
     names: list[str] = []
     for record in records:
         for column in record["columns"]:
-            names += [column["header"]] + ([f"{column['header']} {extra}" for extra in EXTRAS] if column["interval"] else [])
+            names += [column["header"]] + ([f"{column['header']} absolute"] if column["absolute"] else []) + (
+                [f"{column['header']} {extra}" for extra in EXTRAS] if column["interval"] else [])
     names = list(dict.fromkeys(names))
     out = io.StringIO()
     writer = csv.writer(out)
@@ -206,7 +210,7 @@ def as_csv(boards: list[Board], adjust: str = "bh") -> str:
             flat: dict[str, Any] = {}
             for header, found in row["values"].items():
                 flat[header] = "" if found["value"] is None else repr(found["value"])
-                for extra in EXTRAS:
+                for extra in ("absolute", *EXTRAS):
                     if extra in found:
                         flat[f"{header} {extra}"] = "" if found[extra] is None else (found[extra] if extra == "marked" else repr(found[extra]))
             writer.writerow([record["task"], record["dataset"], record["dataset_title"], record["condition"], row["encoder"], row["family"],

@@ -20,9 +20,10 @@ def terminal(grid: Grid) -> Table:
     for index, name in enumerate(grid.header):
         table.add_column(name, justify="right" if grid.right(index) else "left", style="bold" if index == 0 else None,
                          no_wrap=index in grid.keep_whole)
-    for group in grid.groups:
-        if group.heading:
+    for index, group in enumerate(grid.groups):
+        if index or group.heading:
             table.add_section()
+        if group.heading:
             table.add_row(Text(group.heading, style="italic cyan"), *[""] * (len(grid.header) - 1))
         for row in group.rows:
             table.add_row(*(escape(value) for value in row))
@@ -42,9 +43,9 @@ def markdown(grid: Grid, heading: str = "###") -> list[str]:
     """The table's Markdown lines: its title (a heading of level `heading`, or `code` for an inline
     code line), the table with a row per group heading, the caption below."""
     plain = _literal if grid.literal else (lambda text: text.replace("|", "\\|"))
-    title = f"`{grid.title}`" if heading == "code" else f"{heading} {plain(grid.title)}"
+    title = [f"`{grid.title}`" if heading == "code" else f"{heading} {plain(grid.title)}", ""] if grid.title else []
     aligns = ["---:" if grid.right(index) else "---" for index in range(len(grid.header))]
-    lines = [title, "", "| " + " | ".join(grid.header) + " |", "|" + "".join(f"{align}|" for align in aligns)]
+    lines = [*title, "| " + " | ".join(grid.header) + " |", "|" + "".join(f"{align}|" for align in aligns)]
     for group in grid.groups:
         if group.heading:
             lines.append("| " + " | ".join([f"*{plain(group.heading)}*", *[""] * (len(grid.header) - 1)]) + " |")

@@ -243,7 +243,7 @@ def picks(outcome: KnnInfluence, train: SplitVectors, val: SplitVectors, records
 
 
 @dataclass(frozen=True)
-class Settings:
+class KnnSettings:
     classes: tuple[str, ...]
     k: int
     seeds: tuple[int, ...]
@@ -257,7 +257,7 @@ class KnnOutcome:
     """One encoder's knn-influence: every triple and draw, and its gallery."""
 
     found: KnnInfluence
-    settings: Settings
+    settings: KnnSettings
     images: tuple[int, int]  # (train, val)
     shown: Picks
     gap: measures.Effect | None = None  # pos−neg with its interval and test (bench.measures.knn_gap)
@@ -294,18 +294,18 @@ class KnnOutcome:
         return self.shown
 
 
-def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+def work(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     group, seeds = options[GROUP.name], options[SEEDS.name]
     classes = processing.group(group)
     k = knn_k(NAME, options, dataset)
-    settings = Settings(classes, k, tuple(range(seeds)), options[SEARCH.name], exact_search.resolve_backend(options[BACKEND.name]),
+    settings = KnnSettings(classes, k, tuple(range(seeds)), options[SEARCH.name], exact_search.resolve_backend(options[BACKEND.name]),
                         inference(options, dataset))
     return Work(results.condition(group=group, k=k, seeds=seeds), classes, ("train", "val"), settings, unit=dataset.unit_name)
 
 
 def measure(inputs: Inputs) -> KnnOutcome:
     """Every triple and uniform draw, and the gallery's queries."""
-    settings: Settings = inputs.settings
+    settings: KnnSettings = inputs.settings
     train, val = inputs.vectors["train"], inputs.vectors["val"]
     found = run(train, val, settings.classes, k=settings.k, seeds=settings.seeds, search=settings.search, backend=settings.backend,
                 keep=gallery_triples(settings.classes), in_place=True)  # normalised where they lie: the gap's test reads unit vectors
@@ -314,7 +314,7 @@ def measure(inputs: Inputs) -> KnnOutcome:
     return KnnOutcome(found, settings, (len(train.image_ids), len(val.image_ids)), shown, gap_effect(train, val, inputs.dataset, settings))
 
 
-def gap_effect(train: SplitVectors, val: SplitVectors, dataset: data.ResolvedDataset, settings: Settings) -> measures.Effect | None:
+def gap_effect(train: SplitVectors, val: SplitVectors, dataset: data.ResolvedDataset, settings: KnnSettings) -> measures.Effect | None:
     """pos−neg's interval and test on the vectors as stored (L2-normalised by bench.measures)."""
     if settings.inference is None:
         return None
@@ -328,15 +328,15 @@ def gap_effect(train: SplitVectors, val: SplitVectors, dataset: data.ResolvedDat
 TASK = TaskSpec(
     name=NAME,
     description="kNN accuracy when the database is processed like / unlike the query (paper §7)",
-    plan=plan,
+    work=work,
     measure=measure,
     columns=(
-        Column("all-same", "knn_acc1.all_same"),
+        Column("all-same", "knn_acc1.all_same", follow_up="SP"),
         Column("all-diff", "knn_acc1.all_diff"),
         Column("pos-same", "knn_acc1.pos_same"),
         Column("neg-same", "knn_acc1.neg_same"),
         Column("uniform", "knn_acc1.uniform"),
-        Column("pos−neg", "gap_pos_minus_neg", interval=True),
+        Column("pos−neg", "gap_pos_minus_neg", interval=True, follow_up="SPD", absolute=True),
         Column("chance", "chance"),
     ),
     options=(GROUP, K, SEEDS, SEARCH, BACKEND, BOOTSTRAP, PERMUTATIONS),

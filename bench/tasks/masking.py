@@ -17,7 +17,7 @@ NAME = "masking"
 
 
 @dataclass(frozen=True)
-class Settings:
+class MaskingSettings:
     ratios: tuple[str, ...]  # the masking ops, in order
     k: int
     backend: str
@@ -27,7 +27,7 @@ class Settings:
 class MaskingCurve:
     accuracies: dict[str, float]  # masking op -> knn_acc1 (%)
     classes: int
-    settings: Settings
+    settings: MaskingSettings
 
     def metrics(self) -> dict[str, float]:
         return {**{f"knn_acc1.{name}": value for name, value in self.accuracies.items()}, "chance": 100.0 / self.classes}
@@ -55,15 +55,15 @@ def curve(train: SplitVectors, val: SplitVectors, ratios: Sequence[str], k: int,
     return out
 
 
-def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+def work(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     k = knn_k(NAME, options, dataset)
     ratios = processing.MASK_SWEEP
-    settings = Settings(ratios, k, exact_search.resolve_backend(options[BACKEND.name]))
+    settings = MaskingSettings(ratios, k, exact_search.resolve_backend(options[BACKEND.name]))
     return Work(results.condition(k=k, ratios="-".join(ratios)), ratios, ("train", "val"), settings)
 
 
 def measure(inputs: Inputs) -> MaskingCurve:
-    settings: Settings = inputs.settings
+    settings: MaskingSettings = inputs.settings
     train, val = inputs.vectors["train"], inputs.vectors["val"]
     return MaskingCurve(curve(train, val, settings.ratios, settings.k, settings.backend), class_count(train, val), settings)
 
@@ -71,7 +71,7 @@ def measure(inputs: Inputs) -> MaskingCurve:
 TASK = TaskSpec(
     name=NAME,
     description="kNN accuracy with queries and database masked at 0-95 % of the crop (paper §9.2, Fig. 5)",
-    plan=plan,
+    work=work,
     measure=measure,
     columns=(
         Column("0%", "knn_acc1.mask0"),

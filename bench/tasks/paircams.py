@@ -213,7 +213,7 @@ def _pairing(records: list[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([m["subject_id"] for m in meta], dtype=np.int64), np.array([m["camera_class"] for m in meta], dtype=np.int64)
 
 
-def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+def work(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     """The test images as they are; a dataset without subject pairs is refused before any extraction."""
     tests = [record for record in dataset.listing.records if record.split == "test"]
     pairable = [record for record in tests if {"subject_id", "camera_class"} <= {key for key, value in record.meta if value is not None}]
@@ -252,12 +252,12 @@ def measure(inputs: Inputs) -> PairCamsOutcome:
 TASK = TaskSpec(
     name=NAME,
     description="PairCams near-duplicate retrieval: recall@1 with same- vs different-camera distractors (paper §8)",
-    plan=plan,
+    work=work,
     measure=measure,
     columns=(
         Column("same", "recall_at_1.same"),
         Column("different", "recall_at_1.different"),
-        Column("same−diff", "gap_same_minus_different", interval=True),
+        Column("same−diff", "gap_same_minus_different", interval=True, follow_up="SPD", absolute=True),
         Column("same dslr", "recall_at_1.same_dslr_compact"),
         Column("same phone", "recall_at_1.same_phone"),
         Column("diff dslr", "recall_at_1.different_dslr_compact"),

@@ -13,12 +13,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-from rich.table import Table
-
 from bench import bootstrap, data, measures, results
 from bench.arguments import masking_op
 from bench.knn import class_count
 from bench.runtime import pick_device
+from bench.tables import Grid, Rows
 from bench.tasks import probes
 from bench.tasks.linear_probe import (
     ProbeSettings,
@@ -101,7 +100,7 @@ def _check_splits(dataset: data.ResolvedDataset) -> dict[str, tuple[int, int]]:
     return {split: (images, len(classes)) for split, (images, classes) in counts.items()}
 
 
-def split_table(dataset: data.ResolvedDataset) -> Table:
+def split_table(dataset: data.ResolvedDataset) -> Grid:
     """Images per split and class: present, and of how many its split files name where the
     dataset lists what is missing (flickrexif)."""
     present = Counter((record.split, record.label_name) for record in dataset.listing.records)
@@ -110,25 +109,18 @@ def split_table(dataset: data.ResolvedDataset) -> Table:
     classes = sorted({name for _, name in named})
     title = (f"{dataset.key}: photos present per split and class, of those its split files name" if listed_missing
              else f"{dataset.key}: images per split and class")
-    grid = Table(title=title, title_justify="left")
-    grid.add_column("class")
-    for split in SPLITS:
-        grid.add_column(split, justify="right")
-
     def entry(split: str, name: str | None) -> str:
         keys = [(split, name)] if name is not None else [(split, c) for c in classes]
         here, of = sum(present.get(key, 0) for key in keys), sum(named.get(key, 0) for key in keys)
         return f"{here} / {of}" if listed_missing else str(here)
 
-    for name in classes:
-        grid.add_row(name, *(entry(split, name) for split in SPLITS))
-    grid.add_section()
-    grid.add_row(f"all ({len(classes)} classes)", *(entry(split, None) for split in SPLITS))
-    return grid
+    rows = tuple((name, *(entry(split, name) for split in SPLITS)) for name in classes)
+    total = ((f"all ({len(classes)} classes)", *(entry(split, None) for split in SPLITS)),)
+    return Grid(title, ("class", *SPLITS), (Rows("", rows), Rows("", total)))
 
 
 @dataclass(frozen=True)
-class Settings:
+class AcquisitionProbeSettings:
     version: str  # the processing op the images are embedded under (mask95 by default)
     probe: ProbeSettings
     splits: dict[str, tuple[int, int]]  # split -> (images, classes)
@@ -141,7 +133,7 @@ class AcquisitionProbe:
     outcome: probes.ProbeOutcome
     test_labels: np.ndarray
     class_names: tuple[str, ...]
-    settings: Settings
+    settings: AcquisitionProbeSettings
     device: str
     units: tuple[str, ...] | None = None  # each test image's unit (None: the image itself)
 
@@ -189,20 +181,20 @@ class AcquisitionProbe:
         return None
 
 
-def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+def work(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     version = options[MASK.name]
     settings = probes.settings_of(options)
     split_counts = _check_splits(dataset)
     condition = results.condition(processing=version, **probes.settings_condition(settings))
-    return Work(condition, (version,), SPLITS, Settings(version, settings, split_counts), unit=dataset.unit_name, notes=(split_table(dataset),))
+    return Work(condition, (version,), SPLITS, AcquisitionProbeSettings(version, settings, split_counts), unit=dataset.unit_name, notes=(split_table(dataset),))
 
 
 def measure(inputs: Inputs) -> AcquisitionProbe:
-    settings: Settings = inputs.settings
+    settings: AcquisitionProbeSettings = inputs.settings
     splits = [inputs.vectors[split] for split in SPLITS]
     names = {record.label: record.label_name for record in inputs.dataset.listing.records}
     device = pick_device(inputs.device)  # --device (auto: CUDA when present)
-    with probes.TrialProgress(inputs.console, inputs.encoder.name, settings.probe.trials) as progress:
+    with probes.TrialProgress(inputs.progress, inputs.encoder.name, settings.probe.trials) as progress:
         outcome = acquisition_probe(*splits, settings.version, settings=settings.probe, device=device, on_trial=progress.trial)
         progress.finished()
     return AcquisitionProbe(outcome, splits[2].labels, tuple(names.get(label, str(label)) for label in range(outcome.classes)),
@@ -212,10 +204,10 @@ def measure(inputs: Inputs) -> AcquisitionProbe:
 TASK = TaskSpec(
     name=NAME,
     description="linear probe: recover the camera attribute (make, model, ISO, ...) from masked images (paper §6.2-6.3)",
-    plan=plan,
+    work=work,
     measure=measure,
     columns=(
-        Column("probe acc", "probe_acc1", interval=True, baseline="majority", above=True),
+        Column("probe acc", "probe_acc1", interval=True, baseline="majority", above=True, follow_up="MP"),
         Column("mean class acc", "probe_mean_class_acc", interval=True, baseline="chance", above=True),
         Column("chance", "chance"),
         Column("majority", "majority"),

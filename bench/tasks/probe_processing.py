@@ -110,7 +110,7 @@ def processing_probe(
 
 
 @dataclass(frozen=True)
-class Settings:
+class ProcessingProbeSettings:
     classes: tuple[str, ...]
     seeds: tuple[int, ...]
     probe: ProbeSettings
@@ -121,7 +121,7 @@ class ProcessingProbe:
     """The probe of one group: the search, the final probes' verdicts on every val image under every class."""
 
     outcome: probes.ProbeOutcome
-    settings: Settings
+    settings: ProcessingProbeSettings
     val_images: int
     device: str
     units: tuple[str, ...] | None = None  # each val image's unit (None: the image itself)
@@ -164,19 +164,19 @@ class ProcessingProbe:
         return None
 
 
-def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+def work(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     group, seed_count = options[GROUP.name], options[SEEDS.name]
     settings = probes.settings_of(options)
     condition = results.condition(group=group, seeds=seed_count, **probes.settings_condition(settings))
     classes = processing.group(group)
-    return Work(condition, classes, ("train", "val"), Settings(classes, tuple(range(seed_count)), settings), unit=dataset.unit_name)
+    return Work(condition, classes, ("train", "val"), ProcessingProbeSettings(classes, tuple(range(seed_count)), settings), unit=dataset.unit_name)
 
 
 def measure(inputs: Inputs) -> ProcessingProbe:
-    settings: Settings = inputs.settings
+    settings: ProcessingProbeSettings = inputs.settings
     train_split, val_split = inputs.vectors["train"], inputs.vectors["val"]
     device = pick_device(inputs.device)  # --device (auto: CUDA when present)
-    with probes.TrialProgress(inputs.console, inputs.encoder.name, settings.probe.trials) as progress:
+    with probes.TrialProgress(inputs.progress, inputs.encoder.name, settings.probe.trials) as progress:
         outcome = processing_probe(train_split, val_split, settings.classes, seeds=settings.seeds, settings=settings.probe, device=device,
                                    on_trial=progress.trial)
         progress.finished()
@@ -186,10 +186,10 @@ def measure(inputs: Inputs) -> ProcessingProbe:
 TASK = TaskSpec(
     name=NAME,
     description="linear probe: recover each image's processing class from its embedding (paper §6.1, Fig. 4)",
-    plan=plan,
+    work=work,
     measure=measure,
     columns=(
-        Column("probe acc", "probe_acc1.mean", interval=True, baseline="chance", above=True),
+        Column("probe acc", "probe_acc1.mean", interval=True, baseline="chance", above=True, follow_up="MP"),
         Column("± std", "probe_acc1.std"),
         Column("chance", "chance"),
         Column("search val", "search.val_acc1"),

@@ -8,15 +8,13 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-from rich.console import Console
 
 from bench import bootstrap
 from bench.arguments import positive_int
 from bench.errors import BenchError
-from bench.progress import Stage
 from bench.seeding import stable_int
 from bench.tasks.linear_probe import SCHEDULES, ProbeSettings, Search, Trial
-from bench.tasks.spec import TaskOption
+from bench.tasks.spec import Progress, TaskOption
 
 if TYPE_CHECKING:  # torch loads only when a probe trains
     import torch
@@ -88,17 +86,18 @@ def trials_record(found: Search) -> list[dict[str, object]]:
 
 
 class TrialProgress:
-    """Progress over the search trials and the final training (bench.progress: a bar, or log lines)."""
+    """Progress over the search trials and the final training, reported to the run's channel."""
 
-    def __init__(self, console: Console | None, encoder: str, trials: int):
+    def __init__(self, progress: Progress, encoder: str, trials: int):
         self.best = float("-inf")
-        self.stage = Stage(console, f"probe {encoder}: search", trials + 1, unit="trials", note=self._best)
+        self.description = f"probe {encoder}: search"
+        self.stage = progress.stage(self.description, trials + 1, unit="trials", note=self._best)
 
     def _best(self) -> str:
         return f"best val {max(self.best, 0.0):.2f}%"
 
     def __enter__(self) -> "TrialProgress":
-        self.stage.__enter__()
+        self.counter = self.stage.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -106,8 +105,8 @@ class TrialProgress:
 
     def trial(self, done: Trial) -> None:
         self.best = max(self.best, done.val_acc1)
-        self.stage.update(advance=1)
+        self.counter.update(advance=1)
 
     def finished(self) -> None:
-        self.stage.update(advance=1, description=self.stage.description.replace("search", "search and final fit"))
+        self.counter.update(advance=1, description=self.description.replace("search", "search and final fit"))
 

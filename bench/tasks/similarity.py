@@ -105,20 +105,20 @@ def pair(group: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class Settings:
+class SimilaritySettings:
     query: str  # a: the queries' processing
     other: str  # b
     inference: bootstrap.Resampling | None
 
 
-def plan(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
+def work(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     a, b = pair(options[GROUP.name])
     return Work(results.condition(group=options[GROUP.name], query=a, other=b), (a, b), ("train", "val"),
-                Settings(a, b, inference(options, dataset)), unit=dataset.unit_name)
+                SimilaritySettings(a, b, inference(options, dataset)), unit=dataset.unit_name)
 
 
 def measure(inputs: Inputs) -> Distributions:
-    settings: Settings = inputs.settings
+    settings: SimilaritySettings = inputs.settings
     a, b = settings.query, settings.other
     train, val = inputs.vectors["train"], inputs.vectors["val"]
     found = distributions(val.vectors[a], val.labels, train.vectors[a], train.vectors[b], train.labels, (a, b))
@@ -133,7 +133,7 @@ def measure(inputs: Inputs) -> Distributions:
 TASK = TaskSpec(
     name=NAME,
     description="cosine similarity split by semantic same/diff x processing same/diff, and the shift (paper §9.1, Fig. 2)",
-    plan=plan,
+    work=work,
     measure=measure,
     columns=(
         Column("sem= proc=", "mean_cosine.semantic_same/processing_same"),

@@ -6,11 +6,13 @@ the store, keeps each cell's identity and writes it; the report (bench.report) d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Callable, Generic, Mapping, Protocol, TypeVar
+
+from bench.results import Condition
+from bench.tables import Grid
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from bench.bootstrap import Resampled, Resampling
     from bench.data import ResolvedDataset
     from bench.encoders.spec import EncoderSpec
@@ -28,6 +30,8 @@ class Column:
     baseline: str | None = None  # metric the interval is judged against (None: 0); marked where it lies outside
     above: bool = False  # marked only where the interval lies above the baseline (a probe below chance carries no trace)
     decimals: int | None = None  # None: the task's
+    follow_up: str = ""  # the name "Invisible Shortcuts" (arXiv 2608.05424) gives this measure (MP, SP, SPD)
+    absolute: bool = False  # a signed gap the follow-up reports unsigned: exports carry |value| beside it
 
 
 @dataclass(frozen=True)
@@ -58,29 +62,78 @@ class Trace:
     words: str = ""  # what the strength is, in the ranking's rule ("different − same recall")
 
 
-@dataclass(frozen=True)
-class Work:
-    """What one run of a task does, decided from its options and the dataset before any extraction:
-    the cells' condition, the rows it reads, and the task's own settings for `measure`."""
+S = TypeVar("S")  # a task's own settings record
 
-    condition: str
+
+class Counter(Protocol):
+    """One long stage's count of finished items."""
+
+    description: str
+
+    def update(self, completed: int | None = None, advance: int = 0, description: str | None = None) -> None: ...
+
+
+class Progress(Protocol):
+    """Where a task reports what the user should see while it measures: the command line owns it
+    (a bar on a terminal, timed lines in a log); a task never prints."""
+
+    def stage(self, description: str, total: int, unit: str = "items", note: Callable[[], str] | None = None) -> AbstractContextManager[Counter]:
+        """A long stage of `total` items."""
+
+    def note(self, text: str) -> None:
+        """A line worth reading once (what a measurement found on the way)."""
+
+
+class _Quiet:
+    description = ""
+
+    def update(self, completed: int | None = None, advance: int = 0, description: str | None = None) -> None:
+        return None
+
+    def __enter__(self) -> "_Quiet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class Silent:
+    """Progress nobody watches (a Ray worker, a test)."""
+
+    def stage(self, description: str, total: int, unit: str = "items", note: Callable[[], str] | None = None) -> _Quiet:
+        return _Quiet()
+
+    def note(self, text: str) -> None:
+        return None
+
+
+SILENT = Silent()
+
+
+@dataclass(frozen=True)
+class Work(Generic[S]):
+    """What one run of a task does, decided from its options and the dataset before any extraction:
+    the cells' condition (its settings, typed, which the cells record), the rows it reads, and the
+    task's own settings for `measure`."""
+
+    condition: Condition
     processings: tuple[str, ...]
     splits: tuple[str, ...]
-    settings: Any
+    settings: S
     unit: str | None = None  # what the bootstrap resamples ("val image"); None: the task has no intervals
-    notes: tuple[Any, ...] = ()  # what the user should see before the run (text or rich renderables: images and classes per split)
+    notes: tuple[str | Grid, ...] = ()  # what the user should see before the run (text, or a table: images and classes per split)
 
 
 @dataclass(frozen=True)
-class Inputs:
+class Inputs(Generic[S]):
     """What `measure` gets for one encoder: the vectors it reads, already loaded, and its settings."""
 
     encoder: EncoderSpec
     dataset: ResolvedDataset
     vectors: Mapping[str, SplitVectors]  # split -> the split under every processing the work reads
-    settings: Any
+    settings: S
     device: str = "cpu"  # where probes train (--device)
-    console: Console | None = None  # for progress bars of long measurements
+    progress: Progress = SILENT  # the command line's channel for progress and notes
 
 
 class Outcome(Protocol):
@@ -106,7 +159,7 @@ class Outcome(Protocol):
 class TaskSpec:
     name: str
     description: str
-    plan: Callable[[Mapping[str, Any], "ResolvedDataset"], Work]  # the task's options (by name) and the dataset -> its work
+    work: Callable[[Mapping[str, Any], "ResolvedDataset"], Work]  # the task's options (by name) and the dataset -> its work
     measure: Callable[[Inputs], Outcome]
     columns: tuple[Column, ...]  # the first is the primary metric (the leaderboard's order)
     options: tuple[TaskOption, ...] = ()
