@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench.data.record import METADATA_COLUMNS
-from bench import identity, invocation
+from bench import identity, invocation, table_state
 from bench.errors import BenchError
-from bench.naming import encoder_slug, safe_part
+from bench.table_state import table_name
 from bench.vectors import SplitVectors
 
 T = TypeVar("T")
@@ -88,11 +88,6 @@ def _table_io(method: Callable[..., T]) -> Callable[..., T]:
             ) from None
 
     return guarded
-
-
-def table_name(dataset: str, encoder: str) -> str:
-    """A LanceDB-safe table name that still reads as dataset + encoder."""
-    return safe_part(f"{dataset}__{encoder_slug(encoder)}")
 
 
 def schema(dim: int, fingerprint: dict[str, Any], table_id: str = "") -> pa.Schema:
@@ -242,9 +237,7 @@ class Store:
 
     def _local(self) -> Path | None:
         """The store's folder, for a store on this machine's disk."""
-        if "://" in self.uri and not self.uri.startswith("file://"):
-            return None
-        return Path(self.uri.removeprefix("file://"))
+        return table_state.local_folder(self.uri)
 
     def table_names(self) -> list[str]:
         folder = self._local()
@@ -270,11 +263,30 @@ class Store:
 
     @_table_io
     def table_id(self, dataset: str, encoder: str) -> str | None:
-        """The id the table was created with (None: no such table); a rebuilt table has a new one."""
+        """The id the table was created with (None: no such table); a rebuilt table has a new one.
+        Read from the table's state record while that is current (bench.table_state)."""
+        known = table_state.recall(self.uri, table_name(dataset, encoder))
+        if known is not None:
+            return known.table_id
         if not self.has_table(dataset, encoder):
             return None
-        metadata = self._open(table_name(dataset, encoder)).schema.metadata or {}
-        return metadata.get(TABLE_ID_KEY, b"").decode() or None
+        return self._record(table_name(dataset, encoder)).table_id
+
+    def _record(self, name: str, table: Any = None) -> table_state.TableState:
+        """The table's id, version and fingerprint as LanceDB has them now, recorded beside the
+        table for bench.table_state where no commit landed while they were read."""
+        folder = self._local()
+        before = table_state.manifests(folder, name) if folder is not None else None
+        if table is None:
+            table = self._open(name)
+        else:
+            table.checkout_latest()
+        metadata = table.schema.metadata or {}
+        state = table_state.TableState(metadata.get(TABLE_ID_KEY, b"").decode() or None, int(table.version),
+                                       json.loads(metadata.get(FINGERPRINT_KEY, b"{}")))
+        if folder is not None and before is not None and table_state.manifests(folder, name) == before:
+            table_state.remember(self.uri, name, state, before)
+        return state
 
     @_table_io
     def prepare(self, dataset: str, encoder: str, dim: int, fingerprint: dict[str, Any]) -> pa.Schema:
@@ -287,7 +299,9 @@ class Store:
             if name not in self.table_names():
                 self.db.create_table(name, schema=wanted, storage_options=STORAGE_OPTIONS)
         self.check_fingerprint(dataset, encoder, fingerprint)
-        return self._open(name).schema
+        table = self._open(name)
+        self._record(name, table)
+        return table.schema
 
     @_table_io
     def check_fingerprint(self, dataset: str, encoder: str, fingerprint: dict[str, Any], fix: str | None = None) -> None:
@@ -309,6 +323,7 @@ class Store:
         with self.lock(dataset, encoder):
             if name in self.table_names():
                 self.db.drop_table(name)
+            table_state.forget(self.uri, name)
 
     def lock(self, dataset: str, encoder: str):
         """The table's writer lock: every bench process that writes a table (upserts, repairs,
@@ -358,6 +373,7 @@ class Store:
             else:
                 table.merge_insert(list(KEY_COLUMNS)).when_matched_update_all().when_not_matched_insert_all().execute(batch)
             table.checkout_latest()
+            self._record(table_name(dataset, encoder), table)
             return Written(int(table.version), appended)
 
     @_table_io
@@ -444,7 +460,7 @@ class Store:
             alone = since is not None and version == since
         if fragments and not alone:
             self.repair_duplicates(dataset, encoder)
-        return Written(self.version(dataset, encoder), alone)
+        return Written(self._record(table_name(dataset, encoder)).version, alone)
 
     @_table_io
     def compact(self, dataset: str, encoder: str) -> None:
