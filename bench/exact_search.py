@@ -11,6 +11,7 @@ candidates and dropping same-label rows; otherwise each query label is searched 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal
 
@@ -46,11 +47,27 @@ def resolve_backend(requested: str = "auto") -> str:
             raise UsageError(refusal)
     if requested != "auto":
         return requested
+    if not cuda_driver():  # neither FAISS nor torch sees a GPU without it: decided without importing either
+        return "faiss-cpu"
     if faiss_gpus() > 0:
         return "faiss-gpu"
     if _torch_cuda():
         return "torch"
     return "faiss-cpu"
+
+
+def cuda_driver() -> bool:
+    """Whether the NVIDIA driver library, which every CUDA runtime loads, can be loaded here (on
+    Linux; elsewhere assumed present, so torch and FAISS decide as before)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
 
 
 def faiss_gpus() -> int:
