@@ -34,12 +34,13 @@ from rich.console import Console  # the imports below run after _unshadow (pypro
 from rich.markup import escape
 from rich.table import Table
 
-from bench import exact_search, invocation, processing
+from bench import exact_search, processing
 from bench.arguments import comma_list, non_negative_int, positive_int, seconds, split_map
 from bench.encoders.catalog import DEFAULT_ENCODERS
 from bench.encoders.spec import FAMILIES
 from bench.errors import BenchError, UsageError
 from bench.extraction.settings import ENGINES, PRECISIONS, ExtractionSettings
+from bench.invocation import Invocation
 from bench.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console) -> None:
+def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console, command: Invocation) -> None:
     from bench import query, store
 
     if arguments.format == "parquet" and not arguments.out:
@@ -235,7 +236,10 @@ def _query(arguments: argparse.Namespace, workspace: Workspace, console: Console
     with _writing(arguments.out):
         _write_rows(arguments, found, dataset, limit, console)
     if arguments.like and arguments.format == "table":
-        console.print(f"[dim]{escape(query.search_method(found))}[/dim]")
+        from bench.cli_fixes import index_advice
+
+        advice = f"; {index_advice(arguments.encoder, command)}" if query.index_would_help(found) else ""
+        console.print(f"[dim]{escape(query.search_method(found) + advice)}[/dim]")
     if arguments.out:
         console.print(f"{found.num_rows} rows written to {arguments.out}")
 
@@ -416,7 +420,7 @@ def _switches(parser: argparse.ArgumentParser) -> set[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    invocation.start(sys.argv[1:] if argv is None else argv, _switches(parser))
+    command = Invocation(tuple(sys.argv[1:] if argv is None else argv), frozenset(_switches(parser)))  # for the fixes errors name
     # Piped output (files, CI logs) gets room for the leaderboard columns instead of 80.
     piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     console = Console(width=140 if piped else None)
@@ -440,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.verb == "run":
             _run(arguments, workspace, console, errors)
         elif arguments.verb == "query":
-            _query(arguments, workspace, console)
+            _query(arguments, workspace, console, command)
         elif arguments.verb == "vector-index":
             _vector_index(arguments, workspace, console)
         elif arguments.verb == "report":
@@ -473,7 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 leaderboard.show(workspace.results, names, console, errors, view=arguments.view, form=arguments.format,
                                  out=Path(arguments.out).expanduser() if arguments.out else None, adjust=arguments.adjust)
     except BenchError as error:
-        errors.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        from bench.cli_fixes import explain
+
+        errors.print(f"[bold red]error:[/bold red] {escape(explain(error, command))}", highlight=False, soft_wrap=True)
         return 2
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):  # the home's disk is full: the user's to free, not a bug

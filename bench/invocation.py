@@ -1,11 +1,11 @@
 """The command the user typed, so that a message suggesting a fix names a command that runs: the
 user's own options (home, encoders file, dataset, folder, attribute, precision…), changed only
-where the fix changes them."""
+where the fix changes them. The command line makes one and words its errors' fixes with it
+(bench.cli_fixes); nothing below the command line sees it."""
 
 from __future__ import annotations
 
 import shlex
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -82,16 +82,3 @@ class Invocation:
 
 def _command(words: list[str]) -> str:
     return f"{PROGRAM} {shlex.join(words)}"
-
-
-_current: ContextVar[Invocation] = ContextVar("bench_invocation", default=Invocation())
-
-
-def current() -> Invocation:
-    """The running command's invocation (empty outside the command line)."""
-    return _current.get()
-
-
-def start(arguments: Iterable[str], switches: Iterable[str] = ()) -> None:
-    """Record the command being run (called once by the command line)."""
-    _current.set(Invocation(tuple(arguments), frozenset(switches)))

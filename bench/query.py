@@ -9,9 +9,9 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from bench import data, exact_search, invocation, vector_index
-from bench.errors import BenchError
-from bench.store import MissingEmbeddingsError, Store, table_name, vector_matrix
+from bench import data, exact_search, vector_index
+from bench.errors import BenchError, Remake
+from bench.store import FingerprintMismatchError, MissingEmbeddingsError, Store, table_name, vector_matrix
 from bench.vectors import normalise
 
 
@@ -46,8 +46,8 @@ def dataset_key(store: Store, name: str, encoder: str, options: "data.DatasetOpt
 def _check(store: Store, dataset: str, encoder: str, columns: Sequence[str] | None) -> list[str]:
     if not store.has_table(dataset, encoder):
         raise MissingEmbeddingsError(
-            f"no table for {dataset} x {encoder} in {store.uri}; tables here: {', '.join(store.table_names()) or 'none'}. "
-            f"Extract first: `{invocation.current().command('extract', '--encoders', encoder)}`"
+            dataset, encoder, f"no table for {dataset} x {encoder} in {store.uri}; tables here: {', '.join(store.table_names()) or 'none'}",
+            absent=True,
         )
     valid = store.columns(dataset, encoder)
     unknown = [column for column in columns or () if column not in valid]
@@ -113,19 +113,18 @@ def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndar
     from bench.data import ImageRecord
     from bench.extraction.embed import Embedder
     from bench.extraction.fingerprint import fingerprint
-    from bench.extraction.prepare import DECODE_ERRORS, prepare, view_of
+    from bench.extraction.prepare import DECODE_ERRORS, prepare, input_shape_of
     from bench.runtime import pick_device
 
     spec = encoders.get(encoder)
     stored = store.fingerprint(dataset, encoder)
     precision = stored.get("precision", "fp32")
-    store.check_fingerprint(
-        dataset, encoder, fingerprint(spec, precision, stored.get("dataset")),
-        fix=f"query it with the encoder as it was then (the same --encoders-file and weights), or re-extract it as the encoder is "
-            f"now: `{_rebuild_command(store, dataset, encoder, precision)}`",
-    )
+    try:
+        store.check_fingerprint(dataset, encoder, fingerprint(spec, precision, stored.get("dataset")))
+    except FingerprintMismatchError as error:  # the encoder was edited since: remaking the table with the same rows is a fix
+        raise FingerprintMismatchError(dataset, encoder, error.problem, remake=_remake(store, dataset, encoder, precision)) from None
     record = ImageRecord(image_id=str(path), split="query", label=-1, label_name="", path=str(path))
-    view = view_of(spec)
+    view = input_shape_of(spec)
     try:
         pixels = prepare(record, processing.get("original"), [view]).pixels[view]
     except DECODE_ERRORS as error:
@@ -134,20 +133,25 @@ def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndar
     return embedder(pixels[None])[0]
 
 
-def _rebuild_command(store: Store, dataset: str, encoder: str, precision: str) -> str:
-    """The extraction that remakes the table with the same rows (splits and processings)."""
+def _remake(store: Store, dataset: str, encoder: str, precision: str) -> Remake:
+    """What an extraction that remakes the table with the same rows extracts (splits and processings)."""
     rows = store.scan(dataset, encoder, columns=["split", "processing"])
-    splits, processings = (sorted(set(rows.column(name).to_pylist())) for name in ("split", "processing"))
-    return invocation.current().command("extract", "--encoders", encoder, "--processings", ",".join(processings),
-                                        "--splits", ",".join(splits), "--precision", precision, "--rebuild")
+    splits, processings = (tuple(sorted(set(rows.column(name).to_pylist()))) for name in ("split", "processing"))
+    return Remake(processings, splits, precision)
 
 
 SEARCH_KEY = b"bench.search"  # schema metadata of a `like` result: how the neighbours were found
+INDEX_ADVICE_KEY = b"bench.index_would_help"  # present when building the vector index would have let `like` use it
 
 
 def search_method(found: pa.Table) -> str:
     """How `like` found these rows (the vector index, or exact search and why)."""
     return (found.schema.metadata or {}).get(SEARCH_KEY, b"").decode()
+
+
+def index_would_help(found: pa.Table) -> bool:
+    """Whether `like` searched exactly for want of an index that covers every row."""
+    return INDEX_ADVICE_KEY in (found.schema.metadata or {})
 
 
 def like(
@@ -158,7 +162,8 @@ def like(
     through the table's vector index when it covers every row (see `bench.vector_index`), else exactly."""
     valid = _check(store, dataset, encoder, columns)
     chosen = list(columns) if columns else [column for column in valid if column not in UNSHOWN]
-    indexed, why = (False, "asked for --exact") if exact else vector_index.usable(store, dataset, encoder)
+    use = vector_index.IndexUse(False, "asked for --exact") if exact else vector_index.usable(store, dataset, encoder)
+    indexed, why = use.usable, use.reason
     if indexed:
         query = normalise(embed_image(encoder, image, store, dataset)[None])[0]
         try:
@@ -167,7 +172,7 @@ def like(
             raise _rejected(store, dataset, encoder, where, error) from None
         return found.replace_schema_metadata({SEARCH_KEY: f"nearest by the {why}".encode()})
     candidates = _scan(store, dataset, encoder, where, [*chosen, "vector"] if "vector" not in chosen else chosen, None)
-    method = {SEARCH_KEY: f"exact search over {candidates.num_rows} rows ({why})".encode()}
+    method = {SEARCH_KEY: f"exact search over {candidates.num_rows} rows ({why})".encode(), **({INDEX_ADVICE_KEY: b"1"} if use.build_helps else {})}
     if candidates.num_rows == 0:
         return candidates.select(chosen).append_column("score", pa.array([], pa.float32())).replace_schema_metadata(method)
     query = embed_image(encoder, image, store, dataset)

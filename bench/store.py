@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench.data.record import METADATA_COLUMNS
-from bench import identity, invocation, table_state
-from bench.errors import BenchError
+from bench import identity, table_state
+from bench.errors import BenchError, DamagedTableError, DuplicateRowsError, FingerprintMismatchError, MissingEmbeddingsError
 from bench.table_state import table_name
 from bench.vectors import SplitVectors
 
@@ -26,21 +26,9 @@ TABLE_ID_KEY = b"bench.table_id"  # a fresh id per table creation: a rebuilt tab
 STORAGE_OPTIONS = {"new_table_data_storage_version": "2.0"}  # 2-5x faster for float vectors
 
 
-class FingerprintMismatchError(BenchError, RuntimeError):
-    """A table holds vectors extracted differently from what is being asked now."""
-
-
-class MissingEmbeddingsError(BenchError, LookupError):
-    """Rows a task needs are not in the store yet."""
-
-
 class StorageError(BenchError):
     """The store's URI cannot be used: an unknown scheme, a file, an endpoint that does not answer,
     refused credentials, a missing bucket."""
-
-
-class DamagedTableError(BenchError):
-    """A table's files cannot be read (a missing data file, a truncated manifest)."""
 
 
 PLAIN_WORDS = (  # (what the storage engine says, what it means), first match wins
@@ -73,7 +61,7 @@ def _engine_failure(error: Exception) -> bool:
 
 def _table_io(method: Callable[..., T]) -> Callable[..., T]:
     """A Store method on one (dataset, encoder) table whose storage failures become one
-    `DamagedTableError` naming the table and how to rebuild it."""
+    `DamagedTableError` naming the table and why it cannot be read."""
 
     @functools.wraps(method)
     def guarded(self: "Store", dataset: str, encoder: str, *args: Any, **kwargs: Any) -> T:
@@ -82,10 +70,7 @@ def _table_io(method: Callable[..., T]) -> Callable[..., T]:
         except (RuntimeError, OSError, ValueError) as error:
             if not _engine_failure(error):
                 raise
-            raise DamagedTableError(
-                f"table {table_name(dataset, encoder)!r} in {self.uri} cannot be read ({_reason(error)}); if its files are "
-                f"damaged, rebuild it: `{invocation.current().rebuild(encoder)}`"
-            ) from None
+            raise DamagedTableError(dataset, encoder, f"table {table_name(dataset, encoder)!r} in {self.uri} cannot be read ({_reason(error)})") from None
 
     return guarded
 
@@ -304,18 +289,17 @@ class Store:
         return table.schema
 
     @_table_io
-    def check_fingerprint(self, dataset: str, encoder: str, fingerprint: dict[str, Any], fix: str | None = None) -> None:
-        """Refuse, with the differing fields and the fix, a table extracted differently. `fix`: the
-        command that rebuilds it (default: the user's command for this encoder, with --rebuild)."""
+    def check_fingerprint(self, dataset: str, encoder: str, fingerprint: dict[str, Any], *, sharing: int = 1) -> None:
+        """Refuse, with the differing fields, a table extracted differently. `sharing`: the encoders
+        the command works on (the fix rebuilds this one, then runs the command again)."""
         name = table_name(dataset, encoder)
         fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True))  # tuples -> lists, as stored
         existing = self.fingerprint(dataset, encoder)
         if existing != fingerprint:
             details = "; ".join(identity.differences(existing, fingerprint))
-            fix = fix or f"rebuild it: `{invocation.current().rebuild(encoder)}`"
             raise FingerprintMismatchError(
-                f"table {name!r} in {self.uri} holds vectors extracted differently ({details}). Refusing to mix them; {fix}, "
-                "or use another --home."
+                dataset, encoder, f"table {name!r} in {self.uri} holds vectors extracted differently ({details}). Refusing to mix them",
+                sharing=sharing,
             )
 
     def drop(self, dataset: str, encoder: str) -> None:
@@ -495,7 +479,7 @@ class Store:
         Each processing is one filtered scan; its vectors are written once, in image_id order,
         straight from the scanned Arrow buffers into the result (no intermediate copy)."""
         if not self.has_table(dataset, encoder):
-            raise MissingEmbeddingsError(f"no embeddings for {dataset} x {encoder}; run `python -m bench extract` first")
+            raise MissingEmbeddingsError(dataset, encoder, f"no embeddings for {dataset} x {encoder}", absent=True)
         image_ids: pa.Array | None = None
         labels: np.ndarray | None = None
         vectors: dict[str, np.ndarray] = {}
@@ -504,7 +488,7 @@ class Store:
                 dataset, encoder, where=f"split = '{split}' AND processing = '{processing}'", columns=["image_id", "label", "vector"]
             )
             if found.num_rows == 0:
-                raise MissingEmbeddingsError(f"{dataset} x {encoder}: no {split!r} rows under {processing!r}")
+                raise MissingEmbeddingsError(dataset, encoder, f"{dataset} x {encoder}: no {split!r} rows under {processing!r}")
             order = pc.sort_indices(found.column("image_id")).to_numpy()
             ids = found.column("image_id").take(order).combine_chunks()
             _refuse_duplicates(ids, dataset, encoder, split, processing)
@@ -513,7 +497,7 @@ class Store:
                 labels = np.array(found.column("label").take(order).to_numpy(), dtype=np.int64)  # writable: callers hand it to torch
             elif not ids.equals(image_ids):
                 raise MissingEmbeddingsError(
-                    f"{dataset} x {encoder}: split {split!r} under {processing!r} has {len(ids)} rows "
+                    dataset, encoder, f"{dataset} x {encoder}: split {split!r} under {processing!r} has {len(ids)} rows "
                     f"but {processings[0]!r} has {len(image_ids)}; rerun extraction to fill the gaps"
                 )
             vectors[processing] = _ordered_matrix(found.column("vector"), order)
@@ -543,7 +527,7 @@ def _refuse_duplicates(sorted_ids: pa.Array, dataset: str, encoder: str, split: 
     same = pc.equal(sorted_ids[1:], sorted_ids[:-1])
     if pc.any(same).as_py():
         repeated = pc.unique(sorted_ids[1:].filter(same))
-        raise MissingEmbeddingsError(
-            f"{dataset} x {encoder}: {len(repeated)} image(s) stored more than once under {split!r}/{processing!r} "
-            f"(e.g. {repeated[0].as_py()!r}); `{invocation.current().rerun()}` repairs the table before it reads it"
+        raise DuplicateRowsError(
+            dataset, encoder, f"{dataset} x {encoder}: {len(repeated)} image(s) stored more than once under {split!r}/{processing!r} "
+            f"(e.g. {repeated[0].as_py()!r})"
         )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench import exact_search, invocation
+from bench import exact_search
 from bench.store import KEY_COLUMNS, Store, merge_keys, vector_matrix
 from bench.vectors import normalise
 
@@ -54,12 +54,21 @@ def build(store: Store, dataset: str, encoder: str, sample: int = 100, seed: int
                        float(np.percentile(latencies, 90)))
 
 
-def usable(store: Store, dataset: str, encoder: str) -> tuple[bool, str]:
+@dataclass(frozen=True)
+class IndexUse:
+    """Whether `query --like` may use the table's index, why (not), and whether building the
+    index (again) would let it."""
+
+    usable: bool
+    reason: str
+    build_helps: bool = False
+
+
+def usable(store: Store, dataset: str, encoder: str) -> IndexUse:
     """Whether `query --like` may use the index, and why not when it may not."""
     state = store.vector_index(dataset, encoder)
-    build = invocation.current().command("vector-index", "build", "--encoder", encoder)
     if state is None:
-        return False, f"no vector index (build one with `{build}`)"
+        return IndexUse(False, "no vector index", build_helps=True)
     if state.unindexed_rows:
-        return False, f"the vector index misses {state.unindexed_rows} rows added since it was built (rebuild it with `{build}`)"
-    return True, f"{state.kind} vector index over {state.indexed_rows} rows (approximate)"
+        return IndexUse(False, f"the vector index misses {state.unindexed_rows} rows added since it was built", build_helps=True)
+    return IndexUse(True, f"{state.kind} vector index over {state.indexed_rows} rows (approximate)")

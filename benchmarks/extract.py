@@ -146,18 +146,18 @@ def predecode(records, ops, embedder):
     embedder's own normalisation."""
     import torch
 
-    from bench.extraction.prepare import prepare, view_of
+    from bench.extraction.prepare import prepare, input_shape_of
 
-    view = view_of(embedder.spec)
+    view = input_shape_of(embedder.spec)
     tensors = [embedder.inputs(prepare(record, op, [view]).pixels[view][None])[0] for record in records for op in ops]
     return torch.stack(tensors) if tensors else torch.empty(0)
 
 
 def prepare_all(records, ops, specs) -> float:
     """Seconds for extraction's prepare stage over every item, one thread: the decoding work."""
-    from bench.extraction.prepare import prepare, view_of
+    from bench.extraction.prepare import prepare, input_shape_of
 
-    views = list(dict.fromkeys(view_of(spec) for spec in specs))
+    views = list(dict.fromkeys(input_shape_of(spec) for spec in specs))
     started = time.perf_counter()
     for record in records:
         for op in ops:

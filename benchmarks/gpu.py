@@ -632,7 +632,7 @@ def extraction_part(sizes: Sizes, device, arguments: argparse.Namespace, board: 
     from bench.extraction.embed import Embedder
     from bench.extraction.local import defaults
     from bench.extraction.plan import Plan, Target, WorkItem
-    from bench.extraction.prepare import view_of
+    from bench.extraction.prepare import input_shape_of
     from bench.extraction.settings import ExtractionSettings
     from bench.runtime import cpu_count, keep_freed_memory
 
@@ -650,7 +650,7 @@ def extraction_part(sizes: Sizes, device, arguments: argparse.Namespace, board: 
             label = ENCODER_LABELS.get(name, name)
             try:
                 spec = encoders.get(name)
-                view = view_of(spec)
+                view = input_shape_of(spec)
                 plan = Plan(dataset="gpu-benchmark", targets=(Target(spec, {}, view),),
                             items=[WorkItem(records[i % len(records)], op, (0,)) for i in range(items)], stored={}, since={})
                 if view not in decoded:

@@ -148,11 +148,11 @@ def test_several_depths_are_stored_from_one_pass_of_the_network(tmp_path: Path, 
     assert dims == {names[0]: 24, names[1]: 112, names[2]: 320}
     # the stored block-5 vector of the first image is timm's block 5, pooled, on the prepared pixels
     from bench.extraction.embed import Embedder
-    from bench.extraction.prepare import prepare, view_of
+    from bench.extraction.prepare import prepare, input_shape_of
     from bench import processing
 
     record = next(r for r in dataset.listing.records if r.image_id == stored[names[1]].image_ids[0])
-    view = view_of(encoders.get(RANDOM))
+    view = input_shape_of(encoders.get(RANDOM))
     pixels = prepare(record, processing.get("jpeg75_420"), [view]).pixels[view][None]
     inputs = Embedder(encoders.load(encoders.get(RANDOM)), torch.device("cpu")).inputs(pixels)
     expected = _hooked(reference, "blocks.4", inputs).mean(dim=(2, 3))[0].numpy()

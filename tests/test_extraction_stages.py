@@ -18,7 +18,7 @@ from bench.extraction.commit import COMMIT_ROWS, Committer, Embedded, row
 from bench.extraction.embed import Embedder
 from bench.extraction.fingerprint import fingerprint
 from bench.extraction.plan import make_plan
-from bench.extraction.prepare import View, prepare, view_of
+from bench.extraction.prepare import InputShape, prepare, input_shape_of
 from bench.store import FingerprintMismatchError, Store
 
 RANDOM = "effnet/lite0.random"
@@ -69,7 +69,7 @@ def test_prepare_is_pure_and_matches_torchvision_to_the_bit(mini: data.ResolvedD
     record = mini.listing.records[0]
     spec = _spec()
     op = processing.get("jpeg75_420")
-    small, large = view_of(spec), View(160, "bilinear")
+    small, large = input_shape_of(spec), InputShape(160, "bilinear")
     first = prepare(record, op, [small, large]).pixels
     again = prepare(record, op, [large, small]).pixels
     assert set(first) == {small, large} and first[large].shape == (3, 160, 160) and first[small].dtype == torch.uint8
@@ -83,7 +83,7 @@ def test_prepare_is_pure_and_matches_torchvision_to_the_bit(mini: data.ResolvedD
 
 def test_masking_runs_after_each_views_crop(mini: data.ResolvedDataset) -> None:
     record = mini.listing.records[0]
-    pixels = prepare(record, processing.get("mask95"), [View(64, "bicubic"), View(96, "bicubic")]).pixels
+    pixels = prepare(record, processing.get("mask95"), [InputShape(64, "bicubic"), InputShape(96, "bicubic")]).pixels
     for view, tensor in pixels.items():
         box = processing.mask_box(view.size, 0.95)
         assert tensor[:, box[1]:box[3], box[0]:box[2]].max() == 0  # the centred box is black in every view
@@ -95,7 +95,7 @@ def test_embedder_equals_the_model_on_torchvision_tensors(mini: data.ResolvedDat
     loaded = encoders.load(spec)
     records = mini.listing.records[:3]
     op = processing.get("jpeg95_444")
-    pixels = torch.stack([prepare(r, op, [view_of(spec)]).pixels[view_of(spec)] for r in records])
+    pixels = torch.stack([prepare(r, op, [input_shape_of(spec)]).pixels[input_shape_of(spec)] for r in records])
     expected = torch.stack([loaded.preprocess(processing.apply(op, r.load(), seed=0, image_id=r.image_id)) for r in records])
     with torch.inference_mode():
         reference = loaded.model(expected).numpy()

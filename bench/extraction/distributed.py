@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from bench.encoders.spec import EncoderSpec
-    from bench.extraction.prepare import View
+    from bench.extraction.prepare import InputShape
     from bench.store import FragmentWriter
 
 MAX_CPU_ACTORS_PER_NODE = 8  # on CPU-only clusters; each actor holds a copy of every encoder
@@ -118,7 +118,7 @@ def _item_rows(plan: Plan) -> list[dict[str, Any]]:
     return [{"index": index, "item": pickle.dumps(item)} for index, item in enumerate(plan.items)]
 
 
-def _view_key(view) -> str:
+def _shape_key(view) -> str:
     return f"{view.size}_{view.interpolation}"
 
 
@@ -141,7 +141,7 @@ class Prepare:
         count = len(batch["index"])
         out: dict[str, np.ndarray] = {"index": batch["index"], "item": batch["item"]}
         for view in self.views:
-            out[f"pixels_{_view_key(view)}"] = np.zeros((count, 3, view.size, view.size), dtype=np.uint8)
+            out[f"pixels_{_shape_key(view)}"] = np.zeros((count, 3, view.size, view.size), dtype=np.uint8)
         errors, warned = [], []
         for row, item in enumerate(_items(batch) if items is None else items):
             try:
@@ -152,7 +152,7 @@ class Prepare:
                 warned.append("")
                 continue
             for view, pixels in prepared.pixels.items():
-                out[f"pixels_{_view_key(view)}"][row] = pixels.numpy()
+                out[f"pixels_{_shape_key(view)}"][row] = pixels.numpy()
             errors.append("")
             warned.append("\n".join(prepared.warnings))
         out["error"] = np.asarray(errors, dtype=object)
@@ -166,7 +166,7 @@ class Encoding:
 
     target: int
     spec: EncoderSpec
-    view: View
+    shape: InputShape
     writer: FragmentWriter  # writes rows as Lance fragments of this encoder's table
     schema: pa.Schema
 
@@ -216,7 +216,7 @@ class Embed:
             wanted = np.array([not batch["error"][position] and encoding.target in item.targets for position, item in enumerate(items)])
             payload = b""
             if wanted.any():
-                pixels = torch.from_numpy(np.ascontiguousarray(batch[f"pixels_{_view_key(encoding.view)}"][wanted]))
+                pixels = torch.from_numpy(np.ascontiguousarray(batch[f"pixels_{_shape_key(encoding.shape)}"][wanted]))
                 chosen = [items[position] for position in np.flatnonzero(wanted)]
                 table = rows_to_arrow([row(item.record, item.op) for item in chosen], embedder(pixels), encoding.schema)
                 payload = encoding.writer.write(table)
@@ -262,12 +262,12 @@ class RayEngine:
         """`schemas`: the tables' schemas, by target; the tables exist when this is called."""
         ray, plan, settings = self.ray, self.plan, self.settings
         working = list(schemas)
-        encodings = [Encoding(t, plan.targets[t].spec, plan.targets[t].view,
+        encodings = [Encoding(t, plan.targets[t].spec, plan.targets[t].shape,
                               self.store.fragment_writer(plan.dataset, plan.targets[t].spec.name), schemas[t]) for t in working]
         gpus = int(ray.cluster_resources().get("GPU", 0)) if settings.device != "cpu" else 0
         staged = bool(gpus) if self.staged is None else self.staged
         batch_size = settings.batch_size or (256 if gpus else 8)
-        prepare_stage = Prepare({t: plan.targets[t].view for t in working})
+        prepare_stage = Prepare({t: plan.targets[t].shape for t in working})
         blocks = -(-len(plan.items) // batch_size)  # one batch each; a pool larger than this would idle
         dataset = ray.data.from_items(_item_rows(plan), override_num_blocks=blocks)
         common = {"batch_size": batch_size, "batch_format": "numpy"}

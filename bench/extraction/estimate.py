@@ -117,7 +117,7 @@ def measure(plan: Plan, settings: ExtractionSettings, sample: int = SAMPLE_ITEMS
     prepared = []
     for item in chosen:
         try:
-            prepared.append(prepare(item.record, item.op, plan.views(item)).pixels)
+            prepared.append(prepare(item.record, item.op, plan.input_shapes(item)).pixels)
         except DECODE_ERRORS:
             continue
     prepare_rate = len(chosen) / max(time.perf_counter() - started, 1e-9)
@@ -136,7 +136,7 @@ def measure(plan: Plan, settings: ExtractionSettings, sample: int = SAMPLE_ITEMS
             if achieved and spent >= budget:
                 break
             target = plan.targets[t]
-            pixels = [found[target.view] for found in prepared if target.view in found]
+            pixels = [found[target.shape] for found in prepared if target.shape in found]
             if not pixels:
                 forward[t] = "no sample item decoded"
                 continue

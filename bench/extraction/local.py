@@ -14,7 +14,7 @@ from bench import encoders
 from bench.extraction.commit import BatchOutcome, Embedded, row
 from bench.extraction.embed import Embedder
 from bench.extraction.plan import Plan
-from bench.extraction.prepare import DECODE_ERRORS, Prepared, View, prepare
+from bench.extraction.prepare import DECODE_ERRORS, Prepared, InputShape, prepare
 from bench.extraction.settings import ExtractionSettings
 from bench.runtime import cpu_count, keep_freed_memory, pick_device
 
@@ -40,20 +40,20 @@ class _Items(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[Prepared | None, int, str]:
         item = self.plan.items[index]
         try:
-            return prepare(item.record, item.op, self.plan.views(item)), index, ""
+            return prepare(item.record, item.op, self.plan.input_shapes(item)), index, ""
         except DECODE_ERRORS as error:
             return None, index, f"{type(error).__name__}: {error}"
 
 
 @dataclass
 class Batch:
-    grouped: dict[View, tuple[list[int], torch.Tensor]]  # per view: item indices and their stacked pixels
+    grouped: dict[InputShape, tuple[list[int], torch.Tensor]]  # per view: item indices and their stacked pixels
     failed: list[tuple[int, str]]  # (item index, error)
     warned: list[tuple[int, str]]  # (item index, decoder warning)
 
 
 def _collate(batch: list[tuple[Prepared | None, int, str]]) -> Batch:
-    grouped: dict[View, tuple[list[int], list[torch.Tensor]]] = {}
+    grouped: dict[InputShape, tuple[list[int], list[torch.Tensor]]] = {}
     failed, warned = [], []
     for prepared, index, error in batch:
         if prepared is None:
@@ -143,7 +143,7 @@ class LocalEngine:
             problems += [(index, "warnings", message) for index, message in batch.warned]
             embedded: dict[int, Embedded] = {}
             for t, embedder in self.embedders.items():
-                indices, pixels = batch.grouped.get(plan.targets[t].view, ([], None))
+                indices, pixels = batch.grouped.get(plan.targets[t].shape, ([], None))
                 chosen = [position for position, index in enumerate(indices) if t in plan.items[index].targets]
                 if not chosen:
                     continue

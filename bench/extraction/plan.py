@@ -15,12 +15,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bench import invocation, processing
+from bench import processing
 from bench.data import ImageRecord
 from bench.encoders.spec import EncoderSpec
-from bench.errors import BenchError, UsageError
+from bench.errors import DatasetChangedError, UsageError
 from bench.extraction.fingerprint import fingerprint
-from bench.extraction.prepare import View, view_of
+from bench.extraction.prepare import InputShape, input_shape_of
 from bench.store import Store, item_keys, merge_keys, table_name
 
 if TYPE_CHECKING:
@@ -29,17 +29,13 @@ if TYPE_CHECKING:
 FRESH_TABLE_VERSION = 1  # the version of a table that was just created and holds no rows
 
 
-class DatasetChangedError(BenchError):
-    """A table was extracted from a folder whose listing has changed since."""
-
-
 @dataclass(frozen=True)
 class Target:
     """One encoder and the table its rows go to."""
 
     spec: EncoderSpec
     fingerprint: dict[str, Any]
-    view: View
+    shape: InputShape
 
 
 @dataclass(frozen=True)
@@ -66,9 +62,9 @@ class Plan:
         """The targets (positions) that lack at least one item."""
         return [t for t in range(len(self.targets)) if self.missing(t)]
 
-    def views(self, item: WorkItem) -> list[View]:
-        """The distinct views the item's targets need, in target order."""
-        return list(dict.fromkeys(self.targets[t].view for t in item.targets))
+    def input_shapes(self, item: WorkItem) -> list[InputShape]:
+        """The distinct input shapes the item's targets need, in target order."""
+        return list(dict.fromkeys(self.targets[t].shape for t in item.targets))
 
 
 def check_splits(dataset: "ResolvedDataset", splits: Sequence[str]) -> list[str]:
@@ -102,7 +98,7 @@ def make_plan(
     notes = check_splits(dataset, splits)
     records = [record for record in dataset.listing.records if record.split in splits]
     ops = [processing.get(name) for name in processings]
-    targets = tuple(Target(spec, fingerprint(spec, precision, dataset.identity), view_of(spec)) for spec in specs)
+    targets = tuple(Target(spec, fingerprint(spec, precision, dataset.identity), input_shape_of(spec)) for spec in specs)
     columns = ([r.image_id for r in records for _ in ops], [r.split for r in records for _ in ops], [op.name for _ in records for op in ops])
     wanted = item_keys(*columns, [op.version for _ in records for op in ops], [r.stamp for r in records for _ in ops])
     wanted_merge = merge_keys(*columns)
@@ -118,9 +114,7 @@ def make_plan(
             stored[name], since[name] = 0, FRESH_TABLE_VERSION
             continue
         _refuse_changed_folder(store, dataset, name, target.fingerprint)
-        rebuild_one = invocation.current().rerun({"--encoders": name}, add=("--rebuild",))
-        others = ", then your command again for the other encoders" if len(targets) > 1 else ""
-        store.check_fingerprint(dataset.key, name, target.fingerprint, fix=f"rebuild it: `{rebuild_one}`{others}")
+        store.check_fingerprint(dataset.key, name, target.fingerprint, sharing=len(targets))
         state = store.key_state(dataset.key, name)
         if state.duplicates() and dry:
             notes.append(f"table {table_name(dataset.key, name)} holds {state.duplicates()} duplicate row(s); a run repairs them first")
@@ -160,8 +154,8 @@ def _refuse_changed_folder(store: Store, dataset: "ResolvedDataset", encoder: st
             changed += 1
     where = dataset.identity["root"] or dataset.name
     raise DatasetChangedError(
+        dataset.key, encoder,
         f"{where} has changed since table {table_name(dataset.key, encoder)} was extracted from it: it listed "
         f"{recorded.get('images', '?')} images then and {now['images']} now; {gone} stored image(s) are gone or renamed "
-        f"and {changed} have another label or split. Refusing to mix them; re-extract: `{invocation.current().rerun(add=('--rebuild',))}`, "
-        "or use another --home."
+        f"and {changed} have another label or split. Refusing to mix them",
     )
