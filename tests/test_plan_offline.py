@@ -12,7 +12,7 @@ import pytest
 
 from bench import __main__ as cli
 from bench import encoders
-from bench.encoders import loaders
+from bench.encoders import counted, loaders
 
 NOT_CACHED = ("timm/resnet50.a1_in1k", "mocov3/resnet50")  # weights from the Hub and from a URL, absent in the test's caches
 PLAN = ("extract", "--dataset", "demo-mini", "--processings", "original", "--splits", "val", "--plan")
@@ -31,6 +31,7 @@ def no_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.setitem(loaders.LOADERS, name, dataclasses.replace(chosen, build=_never))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no counts kept from earlier plans
     monkeypatch.setenv("COLUMNS", "400")  # the whole table on one line per encoder
 
 
@@ -38,7 +39,7 @@ def test_a_plan_times_random_weights_and_says_which_weights_are_missing(no_weigh
     code = cli.main(["--home", str(tmp_path / "home"), *PLAN, "--encoders", ",".join(NOT_CACHED)])
     out = " ".join(capsys.readouterr().err.split())
     assert code == 0, out
-    assert out.count("to download") == len(NOT_CACHED)
+    assert out.count("to download (≈") == len(NOT_CACHED)  # with the size of the weights
     assert "img/s" in out and "unknown" not in out
     assert not (tmp_path / "torch").exists() and not (tmp_path / "hub").exists()
     assert not (tmp_path / "home" / "embeddings").exists()
@@ -47,6 +48,7 @@ def test_a_plan_times_random_weights_and_says_which_weights_are_missing(no_weigh
 def test_network_access_while_planning_fails_at_once_once_per_encoder(no_weights: None, tmp_path: Path, monkeypatch, capsys) -> None:
     tries: list[str] = []
     timm = loaders.LOADERS["timm"]
+    monkeypatch.setattr(counted, "COUNTED_WITH", "")  # no shipped counts: every network is built to be counted
 
     def reaching(spec):  # an architecture whose library fetches its configuration from the Hub
         tries.append(spec.name)

@@ -1,8 +1,10 @@
 """What a plan will cost before it runs: per encoder, what is stored and what is missing, the
-disk the missing vectors take, whether its weights are on this machine, and the time, from rates
-measured here on a few of the plan's own items (the prepare stage on one core; forward passes on
-the device). A plan downloads nothing: forward passes run on the architecture with random weights
-(as fast as the trained ones), and the network is closed while it measures."""
+disk the missing vectors take, whether its weights are on this machine (and about how large they
+are when not), and the time, from rates measured here on a few of the plan's own items (the
+prepare stage on one core; forward passes on the device the plan states). A plan downloads
+nothing: forward passes run on the architecture with random weights (as fast as the trained
+ones), one encoder per network, and the network is closed while it measures. FLOPs and
+parameters come from bench.extraction.costs (counted once per network and library version)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.errors import BenchError
+from bench.extraction.costs import Cost, CostBook, shape_key
 from bench.extraction.plan import Plan
 from bench.extraction.settings import ExtractionSettings
 
 ROW_BYTES = 256  # a row's metadata columns and key, beside its vector (measured on stored tables: 150-250 bytes)
 SAMPLE_ITEMS = 16  # items timed through the prepare stage
 TIMED_BATCHES = 2  # forward passes timed per encoder, after one warm-up
-TIMING_SECONDS = 10.0  # encoders are timed cheapest first until this is spent; the rest are scaled from them by FLOPs
+TIMING_SECONDS = 10.0  # networks are timed cheapest first until this is spent; the rest are scaled from them by FLOPs
 OFFLINE_VARIABLES = "HF_HUB_OFFLINE=1 or BENCH_OFFLINE=1"
 BUILD_ERRORS = (OSError, RuntimeError, ValueError, ImportError, KeyError, BenchError)  # a model that cannot be built here
 
@@ -39,10 +42,13 @@ class Rates:
 
     prepare: float  # items/s through the prepare stage on one core
     forward: dict[int, float | str]  # target -> images/s on the device, or why it is unknown
-    device: str
+    device: str  # the device the forward passes were timed on (the plan's assumption, stated with the estimate)
     workers: int  # processes preparing items in parallel (1: this one)
     scaled: frozenset[int] = frozenset()  # targets whose rate is a timed one scaled by FLOPs, not timed themselves
     weights: dict[int, bool] = field(default_factory=dict)  # target -> its weights are on this machine (no download needed)
+    params: dict[int, int] = field(default_factory=dict)  # target -> parameters of its network
+    batch_size: int = 0  # images per timed forward pass
+    counted: frozenset[int] = frozenset()  # targets whose FLOPs were counted by this plan (not shipped or kept)
 
 
 @contextlib.contextmanager
@@ -62,31 +68,6 @@ def network_closed() -> Iterator[None]:
         socket.socket.connect = original  # type: ignore[method-assign]
 
 
-_FLOPS: dict[tuple, float] = {}  # by what shapes the network: encoders of one architecture are counted once
-
-
-def flops(spec) -> float:
-    """Floating-point operations of one image's forward pass, counted on the architecture built
-    without memory (torch's meta device): no weights, no download, no arithmetic."""
-    shape = (spec.loader, spec.architecture, spec.input_size, spec.options, spec.pooling, spec.block)
-    if shape not in _FLOPS:
-        _FLOPS[shape] = _count_flops(spec)
-    return _FLOPS[shape]
-
-
-def _count_flops(spec) -> float:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from bench import encoders
-
-    with torch.device("meta"):
-        model = encoders.architecture(spec).eval().requires_grad_(False)
-        with FlopCounterMode(display=False) as counter:
-            model(torch.empty(1, 3, spec.input_size, spec.input_size))
-    return float(counter.get_total_flops())
-
-
 def _unbuilt(spec, error: Exception) -> str:
     """Why an encoder's architecture cannot be built for the plan, on one line with the fix."""
     reason = " ".join(str(error).split())[:160] or type(error).__name__
@@ -95,10 +76,25 @@ def _unbuilt(spec, error: Exception) -> str:
     return f"unknown: {spec.name}: {reason}"
 
 
-def measure(plan: Plan, settings: ExtractionSettings, sample: int = SAMPLE_ITEMS, budget: float = TIMING_SECONDS) -> Rates:
+def assumed_device(settings: ExtractionSettings) -> str:
+    """The device the plan times forward passes on, decided from the options alone where it can
+    be: a named --device; with auto, this machine's best device for the local engine (which runs
+    here), and the CPU for Ray, whose workers' devices a plan cannot see."""
+    if settings.device != "auto":
+        return settings.device
+    if settings.engine == "ray":
+        return "cpu"
+    from bench.runtime import pick_device
+
+    return str(pick_device("auto"))
+
+
+def measure(plan: Plan, settings: ExtractionSettings, sample: int = SAMPLE_ITEMS, budget: float = TIMING_SECONDS,
+            book: CostBook | None = None) -> Rates:
     """Time the prepare stage on `sample` of the plan's items, spread over the plan, and the
-    working encoders' forward passes on batches of them: random weights, cheapest first for
-    `budget` seconds, the rest scaled from the timed ones by their FLOPs. Nothing is downloaded."""
+    working encoders' forward passes on batches of them: random weights, one encoder per network,
+    cheapest first for `budget` seconds, the rest scaled from the timed ones by their FLOPs.
+    Nothing is downloaded."""
     import torch
 
     from bench import encoders
@@ -107,9 +103,9 @@ def measure(plan: Plan, settings: ExtractionSettings, sample: int = SAMPLE_ITEMS
     from bench.extraction.embed import Embedder
     from bench.extraction.local import defaults
     from bench.extraction.prepare import DECODE_ERRORS, prepare
-    from bench.runtime import pick_device
 
-    device = pick_device(settings.device)
+    book = book or CostBook()
+    device = torch.device(assumed_device(settings))
     batch_size, workers = defaults(device, settings)
     step = max(1, len(plan.items) // sample)
     chosen = plan.items[::step][:sample]
@@ -122,29 +118,32 @@ def measure(plan: Plan, settings: ExtractionSettings, sample: int = SAMPLE_ITEMS
             continue
     prepare_rate = len(chosen) / max(time.perf_counter() - started, 1e-9)
     forward: dict[int, float | str] = {}
-    cost: dict[int, float] = {}
-    achieved: list[float] = []  # FLOP/s of the timed encoders
+    costs: dict[int, Cost] = {}
+    networks: dict[str, list[int]] = {}  # shape key -> the targets of that network
+    achieved: list[float] = []  # FLOP/s of the timed networks
     with network_closed():
         weights = {t: encoders.available_offline(plan.targets[t].spec) for t in plan.working()}
         for t in plan.working():
             try:
-                cost[t] = flops(plan.targets[t].spec)
+                costs[t] = book.cost(plan.targets[t].spec)
             except BUILD_ERRORS as error:
                 forward[t] = _unbuilt(plan.targets[t].spec, error)
+                continue
+            networks.setdefault(shape_key(plan.targets[t].spec), []).append(t)
         spent = 0.0
-        for t in sorted(cost, key=lambda t: (cost[t], t)):
+        for key, members in sorted(networks.items(), key=lambda entry: (costs[entry[1][0]].flops, entry[1][0])):
             if achieved and spent >= budget:
                 break
-            target = plan.targets[t]
+            target = plan.targets[members[0]]
             pixels = [found[target.shape] for found in prepared if target.shape in found]
             if not pixels:
-                forward[t] = "no sample item decoded"
+                forward.update({t: "no sample item decoded" for t in members})
                 continue
             began = time.perf_counter()
             try:
                 model = encoders.architecture(target.spec).eval().requires_grad_(False)
             except BUILD_ERRORS as error:
-                forward[t] = _unbuilt(target.spec, error)
+                forward.update({t: _unbuilt(plan.targets[t].spec, error) for t in members})
                 continue
             embedder = Embedder(LoadedEncoder(target.spec, model, paper_preprocess(target.spec), "random init"), device, settings.precision)
             batch = torch.stack((pixels * -(-batch_size // len(pixels)))[:batch_size])
@@ -153,14 +152,16 @@ def measure(plan: Plan, settings: ExtractionSettings, sample: int = SAMPLE_ITEMS
             for _ in range(TIMED_BATCHES):
                 embedder(batch)
             rate = TIMED_BATCHES * len(batch) / max(time.perf_counter() - timed, 1e-9)
-            forward[t] = rate
-            achieved.append(rate * cost[t])
+            forward.update({t: rate for t in members})
+            achieved.append(rate * costs[members[0]].flops)
             del embedder, model
             spent += time.perf_counter() - began
-    scaled = frozenset(t for t in cost if t not in forward and achieved)
+    scaled = frozenset(t for t in costs if t not in forward and achieved)
     for t in scaled:
-        forward[t] = statistics.median(achieved) / max(cost[t], 1.0)
-    return Rates(prepare_rate, forward, str(device), max(workers, 1), scaled, weights)
+        forward[t] = statistics.median(achieved) / max(costs[t].flops, 1.0)
+    counted = frozenset(t for t, cost in costs.items() if cost.source == "counted")
+    return Rates(prepare_rate, forward, str(device), max(workers, 1), scaled, weights,
+                 {t: cost.params for t, cost in costs.items()}, batch_size, counted)
 
 
 def _size(count: float) -> str:
@@ -195,7 +196,9 @@ def show(plan: Plan, console: Console, rates: Rates | None = None) -> None:
         if rates:
             found = rates.forward.get(t)
             cached = rates.weights.get(t)
-            cells.append("" if cached is None else "on this machine" if cached else "[yellow]to download[/yellow]")
+            params = rates.params.get(t)
+            size = f" (≈ {_size(4 * params)})" if params else ""  # float32 weights; a checkpoint in half precision is half that
+            cells.append("" if cached is None else "on this machine" if cached else f"[yellow]to download{size}[/yellow]")
             if missing == 0:
                 cells += ["", "nothing to do"]
             elif isinstance(found, float):
@@ -211,9 +214,11 @@ def show(plan: Plan, console: Console, rates: Rates | None = None) -> None:
         # on a CPU one process prepares and then embeds; on an accelerator the workers prepare while the device embeds
         total = preparing + forward_seconds if rates.device == "cpu" else max(preparing, forward_seconds)
         console.print(f"prepare stage: {rates.prepare:,.1f} items/s per process × {rates.workers} on this machine → "
-                      f"{_duration(preparing)}; forward passes on {rates.device}: {_duration(forward_seconds)}. "
-                      f"Estimated time: {'at least ' if unknown else ''}{_duration(total)}"
+                      f"{_duration(preparing)}; forward passes on {rates.device} (assumed; batches of {rates.batch_size}): "
+                      f"{_duration(forward_seconds)}. Estimated time here: {'at least ' if unknown else ''}{_duration(total)}"
                       + (" (encoders whose rate is unknown are not counted)" if unknown else "") + ".")
+        console.print(f"Rates are of random weights (as fast as trained ones) on this machine's {rates.device}; another device "
+                      "(--device, or the workers of --engine ray) runs at its own speed. Download sizes: ≈ parameters × 4 bytes.")
         if rates.scaled:
-            console.print(f"≈: not timed here; the timed encoders' speed in FLOP/s scaled by this encoder's FLOPs per image "
-                          f"(encoders are timed cheapest first for {TIMING_SECONDS:g} s). Rates are of random weights, as fast as trained ones.")
+            console.print(f"≈: not timed here; the timed networks' speed in FLOP/s scaled by this encoder's FLOPs per image "
+                          f"(networks are timed cheapest first for {TIMING_SECONDS:g} s; encoders of one network share its timing).")
