@@ -1,48 +1,69 @@
-"""mitigate's pictures: the gap, the probe and the semantic accuracy before and after, with their
-intervals, and the rule under its table."""
+"""mitigate's pictures: the trace of every processing group before and after the method, with
+intervals, the semantic price, and the rule under its table."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from bench import results
+from bench import mitigation, processing, results
 from bench.boards import Board
 from bench.report import plots
 from bench.report.captions import TaskView, interval_rule
 from bench.results import Cell
-from bench.tasks.mitigate import STAGES
+from bench.tasks.mitigate import GAP, PROBE, SHORT, STAGES, group_metric
+
+METHOD_WORDS = {
+    mitigation.PROJECTION: "projection: the processing subspace a linear probe finds (bench.tasks.erasure) is projected out of "
+                           "every vector",
+    mitigation.ADVERSARIAL: "adversarial: a D × D linear map W (identity at first) is trained against a processing classifier "
+                            "retrained on W f every step; W f replaces every vector",
+    mitigation.NORMALISE: "normalise: each processing class is standardised by its own train mean and standard deviation, "
+                          "(f − mean_c) / std_c, so the query's processing class must be known at test time (as every database "
+                          "vector's); a class it has no statistics for gets those pooled over the classes it was fitted on",
+}
+
+
+def method_of(cell: Cell) -> str:
+    """The cell's method: projection's cells name none (their condition is what it was before the other methods)."""
+    return str(cell.settings.get("method", mitigation.DEFAULT_METHOD))
 
 
 def rule(cells: list[Cell]) -> str:
-    return ("The processing subspace is learned per encoder from train embeddings only and projected out of train and val "
-            "(vectors normalised again). before / after: gap = knn-influence pos-same − neg-same "
-            f"({results.setting(cells, 'k')}-NN, {results.setting(cells, 'seeds')} seeds), probe = the processing probe's accuracy "
+    methods = sorted({method_of(cell) for cell in cells})
+    fitted = results.setting(cells, "group")
+    chances = ", ".join(f"{SHORT[group]} {100.0 / len(members):.1f} %" for group, members in processing.GROUPS.items())
+    return (f"{' / '.join(METHOD_WORDS[method] for method in methods)}. Fitted per encoder on the {fitted} classes of the train "
+            "split alone, applied in memory to train and val under every processing (vectors normalised again). "
+            f"gap / probe / sem before: the {fitted} group on the original vectors: knn-influence pos-same − neg-same "
+            f"({results.setting(cells, 'k')}-NN, {results.setting(cells, 'seeds')} seeds), the processing probe's accuracy "
             f"(probe-processing's protocol: {results.setting(cells, 'trials')}-trial search, {results.setting(cells, 'epochs')} "
-            "epochs), sem = semantic kNN accuracy (all-same), on the original and on the projected "
-            "vectors; price = sem after − sem before; dims = directions removed; chance = the probe's. Intervals of the before "
-            "values are in the cell and the report. "
-            + interval_rule("val image", cells, "0 (probe after: chance)") + " Before and after share their resamples; the price has "
+            "epochs) and semantic kNN accuracy (all-same); price = sem after − sem before. <group> gap / probe: the same gap and "
+            f"probe AFTER the method on each group: the {fitted} columns are the trace it was fitted to remove, the others its "
+            f"transfer to traces it never saw (their before values are in the cell and the report); probe chance: {chances}. "
+            + interval_rule("val image", cells, "0 (probes: chance)") + " Before and after share their resamples; the price has "
             "an interval and no test (a change of accuracy is no trace).")
 
 
 def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
-    """Before and after, per encoder: the kNN gap, the processing probe and the semantic accuracy, with intervals."""
+    """Per group (columns) and encoder (rows): the gap and the probe before and after, with intervals."""
     cells = board.ordered()
-    chance = cells[0].value("chance")  # one group per board: the same for every cell
-    panels = [
-        ("gap_pos_minus_neg", "kNN gap pos−neg (points)", 0.0, False),
-        ("probe_acc1", "processing probe (%); line: chance", chance, True),
-        ("all_same", "semantic kNN, all-same (%)", None, False),
-    ]
-    figure, axes = plt.subplots(1, len(panels), figsize=(9.0, 1.3 + 0.6 * len(cells)), sharey=True)
-    for ax, (name, label, reference, above) in zip(axes, panels):
-        plots.interval_panel(ax, cells, [(f"{stage}.{name}", stage) for stage in STAGES], label, reference, above)
-    plots.interval_legend(axes[-1], cells, list(STAGES))
+    groups = list(processing.GROUPS)
+    figure, axes = plt.subplots(2, len(groups), figsize=(3.0 * len(groups), 2.2 + 1.2 * len(cells)), sharey=True, squeeze=False)
+    for column, group in enumerate(groups):
+        chance = cells[0].value(f"group.{group}.chance")
+        plots.interval_panel(axes[0][column], cells, [(group_metric(group, stage, GAP), stage) for stage in STAGES],
+                             f"{group}: kNN gap pos−neg", 0.0)
+        plots.interval_panel(axes[1][column], cells, [(group_metric(group, stage, PROBE), stage) for stage in STAGES],
+                             f"{group}: probe (%); line: chance", chance, True)
+    plots.interval_legend(axes[0][-1], cells, list(STAGES))
+    method = method_of(cells[0])
+    fitted = cells[0].setting("group")
     return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('mitigate', board.dataset, board.condition)}.png"),
-                         f"Removing the processing trace on {board.title()} ({board.condition}), per encoder, before (circles) and "
-                         "after (squares) the learned processing subspace is projected out, with 95 % bootstrap intervals over val "
-                         "images. The gap and the probe should fall to 0 and chance; the drop in semantic accuracy is the price.")]
+                         f"Removing the {fitted} trace by {method} on {board.title()} ({board.condition}), per encoder: the kNN gap "
+                         "(top) and the processing probe (bottom) of every group before (circles) and after (squares), with 95 % "
+                         f"bootstrap intervals over val images; hollow: not significant on its own. The {fitted} column is the "
+                         "trace the method was fitted on; the others show what it does to traces it never saw.")]
 
 
 VIEW = TaskView(rule, figures)
