@@ -113,7 +113,7 @@ def embed_image(encoder: str, path: Path, store: Store, dataset: str) -> np.ndar
     from bench.data import ImageRecord
     from bench.extraction.embed import Embedder
     from bench.extraction.fingerprint import fingerprint
-    from bench.extraction.prepare import DECODE_ERRORS, prepare, input_shape_of
+    from bench.extraction.prepare import DECODE_ERRORS, input_shape_of, prepare
     from bench.runtime import pick_device
 
     spec = encoders.get(encoder)

@@ -146,7 +146,7 @@ def predecode(records, ops, embedder):
     embedder's own normalisation."""
     import torch
 
-    from bench.extraction.prepare import prepare, input_shape_of
+    from bench.extraction.prepare import input_shape_of, prepare
 
     view = input_shape_of(embedder.spec)
     tensors = [embedder.inputs(prepare(record, op, [view]).pixels[view][None])[0] for record in records for op in ops]
@@ -155,7 +155,7 @@ def predecode(records, ops, embedder):
 
 def prepare_all(records, ops, specs) -> float:
     """Seconds for extraction's prepare stage over every item, one thread: the decoding work."""
-    from bench.extraction.prepare import prepare, input_shape_of
+    from bench.extraction.prepare import input_shape_of, prepare
 
     views = list(dict.fromkeys(input_shape_of(spec) for spec in specs))
     started = time.perf_counter()

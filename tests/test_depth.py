@@ -148,7 +148,7 @@ def test_several_depths_are_stored_from_one_pass_of_the_network(tmp_path: Path, 
     assert dims == {names[0]: 24, names[1]: 112, names[2]: 320}
     # the stored block-5 vector of the first image is timm's block 5, pooled, on the prepared pixels
     from bench.extraction.embed import Embedder
-    from bench.extraction.prepare import prepare, input_shape_of
+    from bench.extraction.prepare import input_shape_of, prepare
     from bench import processing
 
     record = next(r for r in dataset.listing.records if r.image_id == stored[names[1]].image_ids[0])

@@ -18,7 +18,7 @@ from bench.extraction.commit import COMMIT_ROWS, Committer, Embedded, row
 from bench.extraction.embed import Embedder
 from bench.extraction.fingerprint import fingerprint
 from bench.extraction.plan import make_plan
-from bench.extraction.prepare import InputShape, prepare, input_shape_of
+from bench.extraction.prepare import InputShape, input_shape_of, prepare
 from bench.store import FingerprintMismatchError, Store
 
 RANDOM = "effnet/lite0.random"

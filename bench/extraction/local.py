@@ -14,7 +14,7 @@ from bench import encoders
 from bench.extraction.commit import BatchOutcome, Embedded, row
 from bench.extraction.embed import Embedder
 from bench.extraction.plan import Plan
-from bench.extraction.prepare import DECODE_ERRORS, Prepared, InputShape, prepare
+from bench.extraction.prepare import DECODE_ERRORS, InputShape, Prepared, prepare
 from bench.extraction.settings import ExtractionSettings
 from bench.runtime import cpu_count, keep_freed_memory, pick_device
 
