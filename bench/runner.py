@@ -157,10 +157,10 @@ def _finite(cell: results.Cell, task: TaskSpec) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _table_id(uri: str, dataset: str, encoder: str, store: Store | None = None) -> str | None:
-    """The id of the table a cell reads: from the table's state record while that is current,
-    without opening LanceDB; else from the store, which records it anew."""
-    known = table_state.recall(uri, table_name(dataset, encoder))
+def _table_id(uri: str, dataset: str, encoder: str, store: Store | None = None, recorded: bool = True) -> str | None:
+    """The id of the table a cell reads: from the table's state record while that is current
+    (`recorded`), without opening LanceDB; else from the store, which records it anew."""
+    known = table_state.recall(uri, table_name(dataset, encoder)) if recorded else None
     if known is not None:
         return known.table_id
     if store is None:
@@ -180,13 +180,15 @@ def _stale(request: RunRequest, task: TaskSpec, dataset: data.ResolvedDataset, w
     pending = []
     for spec in request.encoder_specs():
         key = results.CellKey(task.name, dataset.key, spec.name, work.condition.text)
-        wanted = identity.CellInputs(
-            {**dataset.identity, "contents": dataset.contents, "units": dataset.units_digest}, fingerprint(spec, request.extraction.precision, dataset.identity),
-            versions, None if request.rebuild else _table_id(uri, dataset.key, spec.name, store),  # a rebuilt table is dropped unread
-        )
         cached, unreadable = (None, None) if request.overwrite else results.stored(key, request.workspace.results)
         if cached is not None and not _finite(cached, task):
             cached, unreadable = None, f"damaged: its {task.primary} is not a finite number"
+        table = None if request.rebuild else _table_id(  # a rebuilt table is dropped unread; the record serves cells that may be reused
+            uri, dataset.key, spec.name, store, recorded=cached is not None)
+        wanted = identity.CellInputs(
+            {**dataset.identity, "contents": dataset.contents, "units": dataset.units_digest}, fingerprint(spec, request.extraction.precision, dataset.identity),
+            versions, table,
+        )
         if unreadable is not None:
             request.console.print(f"[yellow]stale:[/yellow] {escape(str(key.path(request.workspace.results)))}: {escape(unreadable)}; "
                                   f"recomputing (the old file moves to {escape(str(request.workspace.superseded))})")

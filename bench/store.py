@@ -249,10 +249,7 @@ class Store:
     @_table_io
     def table_id(self, dataset: str, encoder: str) -> str | None:
         """The id the table was created with (None: no such table); a rebuilt table has a new one.
-        Read from the table's state record while that is current (bench.table_state)."""
-        known = table_state.recall(self.uri, table_name(dataset, encoder))
-        if known is not None:
-            return known.table_id
+        Read from LanceDB, and recorded for bench.table_state, whose record answers without it."""
         if not self.has_table(dataset, encoder):
             return None
         return self._record(table_name(dataset, encoder)).table_id
