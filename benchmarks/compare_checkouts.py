@@ -19,7 +19,9 @@ board (tasks and traces views; CSV, Markdown, JSON) and writes the report. The c
       (a change of wording or layout shows in the text and not in the numbers);
   (c) the numbers of each report page (HTML and Markdown; embedded images left out), as multisets;
   (d) the BEFORE home's stored cells read by the AFTER code (a copy of its results, so nothing in the
-      saved home changes), against the BEFORE exports, as (a) and (b).
+      saved home changes), against the BEFORE exports: every board at once (Markdown, as (b)) and one
+      task at a time (JSON, as (a)), so a task whose old cells the new code refuses is named and the
+      other tasks are still compared.
 
 A run that one side refuses must be refused by the other with the same exit status. The summary table
 prints dataset x check -> identical or the number of differences. Exit 1 when anything differs.
@@ -157,8 +159,11 @@ def same_number(a, b) -> bool:
 
 
 def board_numbers(export: Path) -> dict[tuple, object]:
-    """(task, dataset, condition, encoder, metric, field) -> value, from a tasks-view JSON export."""
+    """(task, dataset, condition, encoder, metric, field) -> value, from a tasks-view JSON export
+    (none when the export was not written)."""
     numbers = {}
+    if not export.is_file():
+        return numbers
     for board in json.loads(export.read_text())["boards"]:
         metric_of = {c["header"]: c.get("metric") or c["header"] for c in board.get("columns", [])}
         base = (board["task"], board["dataset"], board["condition"])
@@ -286,8 +291,8 @@ def compare(before: Path, after: Path, datasets: list[str], reread: Path | None)
 
     a = compare_maps(board_numbers(before / "exports/tasks.json"), board_numbers(after / "exports/tasks.json"),
                      "tasks.json")
-    traces = compare_maps(leaves(json.loads((before / "exports/traces.json").read_text())),
-                          leaves(json.loads((after / "exports/traces.json").read_text())), "traces.json")
+    traces = compare_maps(*(leaves(json.loads(path.read_text())) if path.is_file() else {}
+                            for path in (before / "exports/traces.json", after / "exports/traces.json")), "traces.json")
     found["(a) json values"] = [(dataset_of(p, names), p) for p in a + traces]
 
     b, b_full = [], []
@@ -319,12 +324,19 @@ def compare(before: Path, after: Path, datasets: list[str], reread: Path | None)
     found["(c) report numbers"] = c
 
     if reread is not None:
-        d = compare_maps(board_numbers(before / "exports/tasks.json"), board_numbers(reread / "tasks.json"),
-                         "old cells, after code")
-        d_text = []
-        for name in ("tasks.csv", "tasks.md"):
-            d_text += text_diff(before / "exports" / name, reread / name, homes, names)[1]
-        found["(d) old cells read after"] = [(dataset_of(p, names), p) for p in d] + d_text
+        refused = json.loads((reread / "refused.json").read_text()) if (reread / "refused.json").is_file() else {}
+        old_numbers = {key: value for key, value in board_numbers(before / "exports/tasks.json").items() if key[0] not in refused}
+        new_numbers = {}
+        for part in sorted(reread.glob("task-*.json")):
+            new_numbers.update(board_numbers(part))
+        d = compare_maps(old_numbers, new_numbers, "old cells, after code")
+        found["(d) old cells read after"] = [(dataset_of(p, names), p) for p in d]
+        found["(d) old cells read after"] += [("all", f"leaderboard --task {task} refuses the old cells: {line}")
+                                               for task, line in refused.items()]
+        if (reread / "tasks.md").is_file():
+            found["(d) old cells read after"] += text_diff(before / "exports/tasks.md", reread / "tasks.md", homes, names)[1]
+        else:
+            found["(d) old cells read after"].append(("all", "leaderboard (every task) wrote no export: see its log"))
 
     for check, problems in found.items():
         if problems:
@@ -410,6 +422,14 @@ def main() -> int:
     for fmt in ("json", "csv", "markdown"):
         bench(opts.after.resolve(), old / "home", ["leaderboard", "--format", fmt, "--out",
                                                    str(reread / f"tasks.{SUFFIX[fmt]}")], old / f"log-{fmt}.txt")
+    # One task at a time as well: a task whose old cells the new code refuses leaves the others readable.
+    refused = {}
+    for task in sorted({board["task"] for board in json.loads((before / "exports/tasks.json").read_text())["boards"]}):
+        rc, last = bench(opts.after.resolve(), old / "home", ["leaderboard", "--task", task, "--format", "json", "--out",
+                                                              str(reread / f"task-{task}.json")], old / f"log-{task}.txt")
+        if rc != 0:
+            refused[task] = last
+    (reread / "refused.json").write_text(json.dumps(refused, indent=2))
     return compare(before, after, datasets, reread)
 
 
