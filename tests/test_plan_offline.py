@@ -36,11 +36,12 @@ def no_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_a_plan_times_random_weights_and_says_which_weights_are_missing(no_weights: None, tmp_path: Path, capsys) -> None:
-    code = cli.main(["--home", str(tmp_path / "home"), *PLAN, "--encoders", ",".join(NOT_CACHED)])
+    code = cli.main(["--home", str(tmp_path / "home"), *PLAN, "--device", "cpu", "--encoders", ",".join(NOT_CACHED)])
     out = " ".join(capsys.readouterr().err.split())
     assert code == 0, out
     assert out.count("to download (≈") == len(NOT_CACHED)  # with the size of the weights
     assert "img/s" in out and "unknown" not in out
+    assert "forward passes on cpu (assumed; batches of 8)" in out  # the device and batch the estimate assumes, stated
     assert not (tmp_path / "torch").exists() and not (tmp_path / "hub").exists()
     assert not (tmp_path / "home" / "embeddings").exists()
 
