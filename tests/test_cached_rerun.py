@@ -25,7 +25,7 @@ from bench import table_state
 from bench.encoders.catalog import ENCODERS
 from bench.encoders.preprocess import paper_preprocess
 from bench.extraction.fingerprint import fingerprint, preprocess_description
-from bench.store import TABLE_ID_KEY, Store, rows_to_arrow, schema, table_name
+from bench.store import TABLE_ID_KEY, Store, rows_to_arrow, table_name
 
 PROJECT = Path(__file__).resolve().parents[1]
 RANDOM = "effnet/lite0.random"
