@@ -61,12 +61,24 @@ def centres_of(rng: np.random.Generator) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def planted(strength: float) -> tuple[SplitVectors, SplitVectors]:
-    """Train (360) and val (240) images under the three classes of one group, the planted offset
-    along TRACE; strength 0 is the no-trace control."""
+    """Train (360) and val (240) images under the three classes of one group: a semantic centre plus
+    noise, and per processing the planted offset along TRACE and a little noise of its own;
+    strength 0 is the no-trace control."""
     rng = np.random.default_rng(7)
-    centres = centres_of(rng)
-    offsets = {name: (strength * offset, 0.0) for name, offset in zip(CLASSES, OFFSETS)}
-    return versions(offsets, 360, "t", rng, centres), versions(offsets, 240, "v", rng, centres)
+    centres = rng.normal(size=(LABELS, DIM))
+    centres[:, TRACE] = 0.0
+
+    def split(count: int, prefix: str) -> SplitVectors:
+        labels = np.arange(count) % LABELS
+        content = centres[labels] + 1.1 * rng.normal(size=(count, DIM))
+        content[:, TRACE] = 0.0
+        vectors = {
+            name: (content + 0.2 * rng.normal(size=(count, DIM)) + strength * OFFSETS[c] * np.eye(DIM)[TRACE]).astype(np.float32)
+            for c, name in enumerate(CLASSES)
+        }
+        return SplitVectors(np.array([f"{prefix}{i:04d}" for i in range(count)]), labels.astype(np.int64), vectors)
+
+    return split(360, "t"), split(240, "v")
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,10 +148,7 @@ def test_each_method_removes_the_trace_it_was_fitted_on_at_little_semantic_cost(
     after_gap, after_effect, after = gap(changed_train, changed_val)
     probe_after = probe_effect(changed_train, changed_val)
     assert abs(after_gap) < 0.2 * before_gap and not after_effect.marked
-    assert probe_after.value < 100.0 / len(CLASSES) + 5.0
-    # a linear adversary leaves a little that a fresh probe finds on 720 val rows (34.7 % against chance 33.3 % here);
-    # projection and normalisation leave nothing it finds
-    assert probe_after.marked == (method == mitigation.ADVERSARIAL)
+    assert probe_after.value < 100.0 / len(CLASSES) + 5.0 and not probe_after.marked  # a fresh probe finds nothing left
     assert before.setups()["all_same"] - after.setups()["all_same"] < 4.0  # the content survives (standardising reweights it a little)
     assert fitted.needs_class_at_test == (method == mitigation.NORMALISE)
 
