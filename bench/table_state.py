@@ -48,11 +48,11 @@ class TableState:
 
 
 def manifests(folder: Path, name: str) -> str | None:
-    """A digest of the table's version listing; None where the table has no folder here."""
+    """A digest of the table's version listing; None where the table has no readable folder here."""
     try:
         with os.scandir(folder / f"{name}.lance" / VERSIONS_FOLDER) as entries:
             listed = sorted((entry.name, entry.stat(follow_symlinks=False)) for entry in entries)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # no such folder, or one that cannot be listed: the exact read says which
         return None
     digest = hashlib.blake2b(digest_size=16)
     for entry, status in listed:

@@ -217,3 +217,18 @@ def test_a_store_in_object_storage_has_no_record() -> None:
     assert table_state.local_folder("s3://bucket/prefix") is None
     assert table_state.recall("s3://bucket/prefix", "t") is None
     assert table_state.local_folder("file:///tmp/x") == Path("/tmp/x")
+
+
+def test_a_version_folder_that_cannot_be_listed_is_left_to_the_exact_read(tmp_path: Path, monkeypatch) -> None:
+    uri = str(tmp_path / "embeddings")
+    Store(uri).prepare("d", RANDOM, 4, fingerprint(ENCODERS[RANDOM]))
+    name = table_name("d", RANDOM)
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == table_state.VERSIONS_FOLDER:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert table_state.manifests(Path(uri), name) is None and table_state.recall(uri, name) is None
