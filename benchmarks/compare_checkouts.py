@@ -215,12 +215,18 @@ def normalised_lines(path: Path, homes: dict[str, str]) -> list[str]:
     return [line for line in text.splitlines() if not VOLATILE.search(line)]
 
 
+TASKS_NAMED = re.compile(r"\b(knn-influence|similarity|masking|probe-processing|probe-acquisition|paircams|mitigate)\b")
+
+
 def sections(lines: list[str], names: dict[str, str]) -> list[str]:
-    """Per line, the dataset of the nearest line at or above it that names one ('all' before any)."""
+    """Per line, 'dataset/task' of the nearest line at or above it that names a dataset (and the task
+    that line names, if any); 'all' before any."""
     current, found = "all", []
     for line in lines:
         named = dataset_of(line, names)
-        current = named if named != "all" else current
+        if named != "all":
+            task = TASKS_NAMED.search(line.replace("paircams-sim", ""))
+            current = f"{named}/{task.group(1)}" if task else named
         found.append(current)
     return found
 
@@ -252,6 +258,7 @@ def split_by_dataset(problems: list[tuple[str, str]], datasets: list[str]) -> di
     """Count problems per dataset; those naming none go to 'all'."""
     counts = collections.Counter()
     for dataset, _ in problems:
+        dataset = dataset.split("/")[0]
         counts[dataset if dataset in datasets else "all"] += 1
     return counts
 
@@ -301,12 +308,18 @@ def compare(before: Path, after: Path, datasets: list[str], reread: Path | None)
         b_full += shown
         b += changed
     found["(b) csv/md text"] = b
-    numbers = []
+    lost, added = [], []
     for name in ("tasks.csv", "tasks.md", "traces.csv", "traces.md"):
         nx, ny = (page_numbers(side / "exports" / name, homes, names) for side in (before, after))
-        numbers += [(where, f"{name} [{where}]: {number!r} appears {nx[where, number]} times before, {ny[where, number]} after")
-                    for where, number in sorted(set(nx) | set(ny)) if nx[where, number] != ny[where, number]]
-    found["(b) csv/md numbers"] = numbers
+        for where, number in sorted(set(nx) | set(ny)):
+            line = (where, f"{name} [{where}]: {number!r} appears {nx[where, number]} times before, {ny[where, number]} after")
+            if nx[where, number] > ny[where, number]:
+                lost.append(line)
+            elif nx[where, number] < ny[where, number]:
+                added.append(line)
+    # A number printed before and not after is a change; one only after may be a new column.
+    found["(b) csv/md numbers lost"] = lost
+    found["(b) csv/md numbers added"] = added
 
     c = []
     pages = sorted({p.relative_to(side / "report") for side in (before, after) if (side / "report").is_dir()
@@ -314,7 +327,8 @@ def compare(before: Path, after: Path, datasets: list[str], reread: Path | None)
     for page in pages:
         x, y = before / "report" / page, after / "report" / page
         if not x.is_file() or not y.is_file():
-            c.append(("all", f"{page}: only {'after' if y.is_file() else 'before'}"))
+            c.append(("all", f"{page}: only {'after' if y.is_file() else 'before'} (report exit status: before "
+                             f"{manifests[0]['report_rc']}, after {manifests[1]['report_rc']})"))
             continue
         nx, ny = page_numbers(x, homes, names), page_numbers(y, homes, names)
         for where, number in sorted(set(nx) | set(ny)):
@@ -341,7 +355,7 @@ def compare(before: Path, after: Path, datasets: list[str], reread: Path | None)
     for check, problems in found.items():
         if problems:
             print(f"\n== {check}: {len(problems)} difference(s)")
-            shown = b_full if check.startswith("(b)") else [p for _, p in problems]
+            shown = b_full if check == "(b) csv/md text" else [p for _, p in problems]
             for line in shown[:400]:
                 print("  " + line)
             if len(shown) > 400:
@@ -349,13 +363,13 @@ def compare(before: Path, after: Path, datasets: list[str], reread: Path | None)
 
     columns = [*datasets, "all"]
     print("\nsummary (dataset x check; 'all' = a difference naming no one dataset)")
-    print(f"{'check':28}" + "".join(f"{c:>17}" for c in columns))
+    print(f"{'check':30}" + "".join(f"{c:>17}" for c in columns))
     total = 0
     for check, problems in found.items():
         counts = split_by_dataset(problems, datasets)
         total += len(problems)
         cells = ["identical" if counts[c] == 0 else f"{counts[c]} differences" for c in columns]
-        print(f"{check:28}" + "".join(f"{c:>17}" for c in cells))
+        print(f"{check:30}" + "".join(f"{c:>17}" for c in cells))
     print(f"\nignored in (b)-(d): lines matching {VOLATILE.pattern!r} (dates, times); the homes' paths "
           "replaced by <HOME>; in (c) embedded data: URIs")
     return 1 if total else 0
