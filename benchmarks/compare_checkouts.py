@@ -390,6 +390,12 @@ def main() -> int:
                         help="start the AFTER home with a copy of the BEFORE home's embeddings (skips "
                              "extraction when the fingerprint is unchanged; the vectors are then not compared)")
     opts = parser.parse_args()
+    for given in (opts.before_outputs, opts.after_outputs):
+        if given is not None and not (given / "manifest.json").is_file():
+            parser.error(f"{given} holds no saved side (no manifest.json)")
+    for given in (opts.before, opts.after):
+        if given is not None and not (given / "bench" / "__init__.py").is_file():
+            parser.error(f"{given} is not a bench checkout (no bench/__init__.py)")
     scratch = opts.scratch.resolve()
     scratch.mkdir(parents=True, exist_ok=True)
 
