@@ -40,6 +40,9 @@ def collect(results_dir: Path, task_names: Iterable[str] | None = None) -> tuple
         task = TASKS[name]
         cells, bad = results.read_cells(results_dir, task.name)
         damaged += bad
+        damaged += [results.Damaged(cell.key.path(results_dir), f"measured by version {cell.task_version} of {task.name}, whose cells "
+                                    f"now hold other numbers (version {task.version})") for cell in cells if cell.task_version != task.version]
+        cells = [cell for cell in cells if cell.task_version == task.version]
         key = lambda cell: (cell.dataset, cell.condition)  # noqa: E731
         for (dataset, condition), group in itertools.groupby(sorted(cells, key=key), key=key):
             boards.append(Board(task, dataset, condition, tuple(group)))

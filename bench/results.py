@@ -84,6 +84,7 @@ class Cell:
     dataset_identity: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     settings: Mapping[str, Setting] = field(default_factory=dict)  # the condition's settings, typed
+    task_version: int = 1  # the version of the task that measured it (TaskSpec.version)
 
     def __post_init__(self) -> None:
         if not self.settings:  # a cell written before cells recorded their settings, or made by hand: its condition's text
@@ -141,6 +142,7 @@ class Cell:
             "tests": {name: test.as_json() for name, test in self.tests.items()}, "detail": dict(self.detail),
             "picks": self.picks.as_json() if self.picks is not None else None, "inputs": dict(self.inputs),
             "dataset_identity": dict(self.dataset_identity), "provenance": dict(self.provenance), "settings": dict(self.settings),
+            "task_version": self.task_version,
         }
 
     @classmethod
@@ -164,6 +166,9 @@ class Cell:
         settings = _mapping(document, "settings")
         if not all(isinstance(value, (str, int, float, bool)) for value in settings.values()):
             raise ValueError("settings must be numbers, text or true/false")
+        version = document.get("task_version", 1)  # cells written before tasks had versions: the first
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError("task_version must be a whole number")
         return cls(
             CellKey(document["task"], document["dataset"], document["encoder"], document["condition"]), document["family"],
             {name: float(value) for name, value in metrics.items()},
@@ -171,7 +176,7 @@ class Cell:
             {name: tuple(float(value) for value in values) for name, values in _mapping(document, "resamples").items()},
             {name: Test.from_json(found) for name, found in _mapping(document, "tests").items()},
             _mapping(document, "detail"), Picks.from_json(picks) if picks is not None else None, _mapping(document, "inputs"),
-            _mapping(document, "dataset_identity"), _mapping(document, "provenance"), settings,
+            _mapping(document, "dataset_identity"), _mapping(document, "provenance"), settings, version,
         )
 
 

@@ -88,7 +88,7 @@ def assemble(key: results.CellKey, family: str, outcome: Outcome, resampling: bo
     resampled = outcome.resample(resampling) if resampling is not None else None
     seconds = time.perf_counter() - began
     cell = results.Cell(
-        key, family, outcome.metrics(),
+        key, family, outcome.metrics(), task_version=task.version,
         intervals=resampled.intervals() if resampled is not None else {},
         resamples=resampled.kept(task.trace.path) if resampled is not None and task.trace is not None else {},
         tests=dict(resampled.tests) if resampled is not None else {},
@@ -196,6 +196,8 @@ def _stale(request: RunRequest, task: TaskSpec, dataset: data.ResolvedDataset, w
             reasons = identity.changes(dict(cached.inputs) or None, wanted)
             if resampling is not None and cached.provenance.get("bootstrap") != resampling.provenance():
                 reasons.append("other bootstrap settings")
+            if cached.task_version != task.version:
+                reasons.append(f"measured by version {cached.task_version} of {task.name}, this bench measures version {task.version}")
             path = key.path(request.workspace.results)
             if not reasons:
                 request.console.print(f"[dim]cached: {escape(str(path))}[/dim]")

@@ -130,3 +130,22 @@ def test_a_setting_the_cells_did_not_record_is_an_error_naming_it() -> None:
         results.setting([cell], "k")
     with pytest.raises(ValueError, match="do not make the condition"):  # settings and the file's name cannot disagree
         results.Cell(cell.key, "sup", {"mean_norm": 1.0}, settings={"power": 3})
+
+
+def test_cells_of_an_older_version_of_a_task_are_skipped_by_boards_and_recomputed_by_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(tasks.TASKS, TOY.name, TOY)
+    run = ["--home", str(tmp_path), "run", "toy-norm", "--power", "1", "--encoders", "effnet/lite0.random"]
+    assert cli.main(run) == 0
+    (path,) = (tmp_path / "reports" / "results" / "toy-norm").glob("**/*.json")
+    assert json.loads(path.read_text())["task_version"] == 1
+    monkeypatch.setitem(tasks.TASKS, TOY.name, dataclasses.replace(TOY, version=2))  # its cells now mean something else
+    capsys.readouterr()
+    assert cli.main(["--home", str(tmp_path), "leaderboard", "--task", "toy-norm"]) == 0
+    printed = capsys.readouterr()
+    printed = " ".join((printed.out + printed.err).split())
+    assert "measured by version 1 of toy-norm" in printed and "No results" in printed  # skipped with the reason, not a traceback
+    assert cli.main(run) == 0
+    assert "measured by version 1 of toy-norm, this bench measures version 2" in " ".join(capsys.readouterr().err.split())
+    assert json.loads(path.read_text())["task_version"] == 2

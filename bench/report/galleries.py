@@ -94,9 +94,9 @@ def draw(shot: Shot, view: Picks):
     resize and centre crop, after-crop ops), scaled down to a PIXELS-wide PNG image."""
     from PIL import Image
 
-    from bench.extraction.prepare import View, prepare  # torch loads only when a gallery is drawn
+    from bench.extraction.prepare import InputShape, prepare  # torch loads only when a gallery is drawn
 
-    seen = View(view.size, view.interpolation)
+    seen = InputShape(view.size, view.interpolation)
     pixels = prepare(shot.record(), processing.get(shot.processing), [seen]).pixels[seen]
     return Image.fromarray(pixels.permute(1, 2, 0).numpy()).resize((PIXELS, PIXELS), Image.Resampling.LANCZOS)
 

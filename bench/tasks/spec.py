@@ -167,6 +167,7 @@ class TaskSpec:
     decimals: int = 2  # how the leaderboard prints the metrics
     trace: Trace | None = None  # how the task enters the trace ranking (`leaderboard --view traces`)
     view: str = ""  # its view in bench.report, "module:attribute" (attribute default VIEW), imported only to draw
+    version: int = 1  # raised whenever what its cells hold changes: cells of another version are recomputed by `run`, skipped by boards
 
     @property
     def primary(self) -> str:
