@@ -231,4 +231,5 @@ TASK = TaskSpec(
     options=(METHOD, GROUP, K, SEEDS, SEARCH, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
     decimals=1,  # twelve columns, nine with intervals: one decimal keeps them readable
     view="bench.report.mitigate",
+    version=2,  # 2: every group's gap and probe after the method (transfer); 1 held the trained group's only
 )
