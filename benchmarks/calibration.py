@@ -372,7 +372,8 @@ def audit_replicate(labels: np.ndarray, units: np.ndarray, values: np.ndarray, s
     _, label_codes = np.unique(labels, return_inverse=True)
     _, value_codes = np.unique(values, return_inverse=True)
     classes, levels = int(label_codes.max()) + 1, int(value_codes.max()) + 1
-    coded = association.Coded(label_codes.astype(np.int64), units.astype(np.int64), value_codes.astype(np.int64), classes, levels)
+    coded = association.per_file(association.Coded(label_codes.astype(np.int64), units.astype(np.int64), value_codes.astype(np.int64),
+                                                   classes, levels))
     if levels < 2 or classes < 2:
         return Replicate(0.0, None, None, moved=False)
     strata = np.full(len(values), classes, dtype=np.int64)

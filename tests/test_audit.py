@@ -204,3 +204,21 @@ def test_cifar_files_carry_the_tables_of_quality_75(shared_data: Path) -> None:
     files = sorted((shared_data / "cifar10-test" / "cat").glob("*.jpg"))[:20]
     assert files, "cifar10-test/cat holds no .jpg files"
     assert {properties.of_file(str(path))["jpeg_quality"] for path in files} == {"q75"}
+
+
+def test_crops_count_as_their_file_so_they_do_not_read_as_association() -> None:
+    files = np.arange(60)
+    file_classes = files % 6  # six classes of ten files; each file's value drawn apart from its class
+    by_crop, by_file = [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        units = np.repeat(files, rng.integers(3, 13, len(files)))
+        coded = association.Coded(file_classes[units], units, rng.integers(0, 4, len(files)), 6, 4)
+        by_crop.append(float(association.cramers_v(coded.table())))
+        by_file.append(float(association.cramers_v(association.per_file(coded).table())))
+        assert association.per_file(coded).table().sum() == pytest.approx(len(files))  # every file counts once
+    assert np.mean(by_file) < 0.08 and min(by_crop) > 0.15  # counted crop by crop, the crops made an association
+    planted = association.per_file(association.Coded(file_classes[units], units, file_classes % 4, 6, 4))
+    assert float(association.cramers_v(planted.table())) > 0.9  # a value set by the class still reads as one
+    single = association.Coded(file_classes, files, file_classes % 4, 6, 4)
+    assert association.per_file(single) is single  # one image a file: the numbers are those of the plain counts

@@ -27,12 +27,16 @@ class Coded:
     values: np.ndarray  # (files,) value codes 0 … levels-1
     classes: int
     levels: int
+    record_weights: np.ndarray | None = None  # (records,) what each record counts for (None: 1); see per_file
 
     def table(self, values: np.ndarray | None = None, weights: np.ndarray | None = None) -> np.ndarray:
         """The classes × values contingency table (optionally with other file values or file weights)."""
         per_record = (self.values if values is None else values)[self.units]
         cells = self.labels * self.levels + per_record
-        counts = np.bincount(cells, weights=None if weights is None else weights[self.units], minlength=self.classes * self.levels)
+        counted = None if weights is None else weights[self.units]
+        if self.record_weights is not None:
+            counted = self.record_weights if counted is None else counted * self.record_weights
+        counts = np.bincount(cells, weights=counted, minlength=self.classes * self.levels)
         return counts.reshape(self.classes, self.levels)
 
     def chunk(self) -> int:
@@ -46,11 +50,24 @@ class Coded:
         offsets = np.arange(rows)[:, None] * size
         if values is not None:
             cells = self.labels * self.levels + values[:, self.units]
-            counts = np.bincount((cells + offsets).ravel(), minlength=rows * size)
+            counted = None if self.record_weights is None else np.broadcast_to(self.record_weights, cells.shape).ravel()
+            counts = np.bincount((cells + offsets).ravel(), weights=counted, minlength=rows * size)
         else:
             cells = self.labels * self.levels + self.values[self.units]
-            counts = np.bincount((cells + offsets).ravel(), weights=weights[:, self.units].ravel(), minlength=rows * size)
+            counted = weights[:, self.units] * (1.0 if self.record_weights is None else self.record_weights)
+            counts = np.bincount((cells + offsets).ravel(), weights=counted.ravel(), minlength=rows * size)
         return counts.reshape(rows, self.classes, self.levels)
+
+
+def per_file(coded: Coded) -> Coded:
+    """The same codes with every file counting once, its weight shared among its records: images
+    cut from one file are not independent observations of the property, and counted one by one
+    they read as association (twelve crops of one photo in one class are one file in that class).
+    Unchanged where every file holds one record."""
+    sizes = np.bincount(coded.units, minlength=len(coded.values))
+    if sizes.max(initial=1) <= 1:
+        return coded
+    return Coded(coded.labels, coded.units, coded.values, coded.classes, coded.levels, 1.0 / sizes[coded.units])
 
 
 def cramers_v(tables: np.ndarray) -> np.ndarray:

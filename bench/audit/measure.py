@@ -117,7 +117,8 @@ def _associate(prop: Property, records: list[ImageRecord], reading: Reading, lab
         return Association(prop.name, prop.title, LABEL, share, links)
     if len(value_names) < 2 or len(class_names) < 2:
         return Association(prop.name, prop.title, CONSTANT, share, links)
-    v = float(association.cramers_v(table))
+    coded = association.per_file(coded)  # V, its interval and its test count files, not crops; the shares above count images
+    v = float(association.cramers_v(coded.table()))
     low, high = association.bootstrap_interval(coded, strata, settings.resamples, _rng(settings, prop.name, "bootstrap"), settings.interval)
     p = association.permutation_p(coded, v, settings.permutations, _rng(settings, prop.name, "permutation"))
     return Association(prop.name, prop.title, MEASURED, share, links, v, low, high, p)
