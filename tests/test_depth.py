@@ -133,12 +133,13 @@ def test_several_depths_are_stored_from_one_pass_of_the_network(tmp_path: Path, 
         found = original(network, name)
         return dataclasses.replace(found, call=lambda images: calls.append(len(images)) or found.call(images))
 
+    names = [f"{RANDOM}@block{n}" for n in (2, 5, 7)]
+    specs = [encoders.get(name) for name in names]  # naming a depth may read the blocks' widths once: not the pass counted here
     monkeypatch.setattr(trunk, "reader", counting)
     dataset = data.resolve("demo-mini")
     dataset = dataclasses.replace(dataset, listing=data.Listing([r for r in dataset.listing.records if r.split == "val"][:3]))
-    names = [f"{RANDOM}@block{n}" for n in (2, 5, 7)]
     store = Store(tmp_path / "home")
-    summaries = extraction.extract(dataset, [encoders.get(name) for name in names], ("jpeg75_420", "mask50"), store, splits=("val",),
+    summaries = extraction.extract(dataset, specs, ("jpeg75_420", "mask50"), store, splits=("val",),
                                    console=Console(quiet=True))
     assert {name: summary.rows_written for name, summary in summaries.items()} == dict.fromkeys(names, 6)
     assert sum(calls) == 6  # each item ran through the network once, for three depths
