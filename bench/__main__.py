@@ -418,6 +418,11 @@ def _switches(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if any("\x00" in value for value in given):  # no shell passes one; a program calling main might
+        Console(stderr=True).print("[bold red]error:[/bold red] an argument holds a NUL character, which no name, path or value can "
+                                   "contain; remove it", highlight=False)
+        return 2
     parser = build_parser()
     arguments = parser.parse_args(argv)
     command = Invocation(tuple(sys.argv[1:] if argv is None else argv), frozenset(_switches(parser)))  # for the fixes errors name
@@ -493,6 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         longest = max((len(part.encode("utf-8", "surrogateescape")) for part in Path(name).parts), default=0)
         errors.print(f"[bold red]error:[/bold red] {escape(name[:80])}{'…' if len(name) > 80 else ''}: too long a name for the file "
                      f"system (a part of {longest:,} bytes; most allow 255); choose a shorter path", highlight=False, soft_wrap=True)
+        return 2
+    except ValueError as error:
+        if "null byte" not in str(error):
+            raise
+        errors.print("[bold red]error:[/bold red] a path read from a file holds a NUL character, which no path can contain; "
+                     "remove it from the file that names it", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         if arguments.verb in ("extract", "run"):

@@ -120,7 +120,17 @@ OUTPUT_ERRORS = {
     "an overlong output name": (lambda tmp: ["leaderboard", "--format", "csv", "--out", str(tmp / ("x" * 300))], "too long a name"),
     "an overlong root": (lambda tmp: ["run", "knn-influence", "--dataset", "imagefolder", "--root", str(tmp / ("x" * 300)),
                                       "--encoders", RANDOM], "too long a name"),
+    "a NUL in an argument": (lambda tmp: ["list", "encoders", "--encoders-file", "\x00"], "holds a NUL character"),
 }
+
+
+def test_a_nul_in_a_path_an_encoders_file_names_is_one_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "nul.toml"
+    path.write_text('[[encoder]]\nname = "mine/nul"\nfamily = "sup"\nloader = "timm"\narchitecture = "resnet18"\n'
+                    'input_size = 224\nembed_dim = 512\nweights = "a\\u0000b.pt"\n', encoding="utf-8")
+    assert bench(tmp_path / "home", "list", "encoders", "--encoders-file", str(path)) == 2
+    error = capsys.readouterr().err
+    assert "holds a NUL character" in error and len(error.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("case", OUTPUT_ERRORS)
