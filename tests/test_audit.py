@@ -13,7 +13,7 @@ from PIL import Image
 from rich.console import Console
 
 from bench.audit import association, command, properties, quality, stored
-from bench.audit.measure import CONSTANT, LABEL, MEASURED, AuditOutcome, AuditSettings
+from bench.audit.measure import CONSTANT, LABEL, MEASURED, ONE_FILE, AuditOutcome, AuditSettings
 from bench.data import DatasetOptions
 from bench.report import audit as board
 from bench.report import writer
@@ -222,3 +222,12 @@ def test_crops_count_as_their_file_so_they_do_not_read_as_association() -> None:
     assert float(association.cramers_v(planted.table())) > 0.9  # a value set by the class still reads as one
     single = association.Coded(file_classes, files, file_classes % 4, 6, 4)
     assert association.per_file(single) is single  # one image a file: the numbers are those of the plain counts
+
+
+def test_a_dataset_of_one_file_a_class_says_no_association_can_be_measured() -> None:
+    outcome = command.audit("patches", DatasetOptions(), AuditSettings(permutations=19, resamples=20), Console(file=io.StringIO()))
+    varying = [found for found in outcome.properties if len(found.values) > 1]
+    assert varying and outcome.files == outcome.classes < outcome.readable  # one photo a class, cut into crops
+    assert all(found.status == ONE_FILE and found.v is None and not found.marked for found in varying)
+    text = board.as_markdown([outcome])
+    assert "each class is one file: no association can be measured" in text and "(none: each class is one file)" in text

@@ -15,7 +15,7 @@ from bench.audit.properties import PROPERTIES, Property, Reading
 from bench.data.record import ImageRecord
 from bench.seeding import stable_int
 
-MEASURED, CONSTANT, LABEL = "measured", "constant", "label"
+MEASURED, CONSTANT, LABEL, ONE_FILE = "measured", "constant", "label", "one file a class"
 TOP_CLASSES = 3  # classes kept per value, most associated first
 SHOWN_UNREADABLE = 5  # unreadable files named in the outcome
 
@@ -117,6 +117,8 @@ def _associate(prop: Property, records: list[ImageRecord], reading: Reading, lab
         return Association(prop.name, prop.title, LABEL, share, links)
     if len(value_names) < 2 or len(class_names) < 2:
         return Association(prop.name, prop.title, CONSTANT, share, links)
+    if np.bincount(strata, minlength=len(class_names)).max() <= 1:  # each class one file: any property fixes the class
+        return Association(prop.name, prop.title, ONE_FILE, share, links)
     coded = association.per_file(coded)  # V, its interval and its test count files, not crops; the shares above count images
     v = float(association.cramers_v(coded.table()))
     low, high = association.bootstrap_interval(coded, strata, settings.resamples, _rng(settings, prop.name, "bootstrap"), settings.interval)

@@ -10,7 +10,7 @@ import json
 
 from bench import tables
 from bench.audit import stored
-from bench.audit.measure import CONSTANT, LABEL, Association, AuditOutcome
+from bench.audit.measure import CONSTANT, LABEL, ONE_FILE, Association, AuditOutcome
 from bench.report import render
 from bench.report.pages import Section
 from bench.tables import Grid
@@ -40,6 +40,8 @@ def strength(found: Association) -> str:
         return f"constant{only}: no association can be measured"
     if found.status == LABEL:
         return LABEL_TEXT
+    if found.status == ONE_FILE:
+        return "each class is one file: no association can be measured"
     return f"{_number(found.v)} [{_number(found.low)}, {_number(found.high)}]{MARK if found.marked else ''}"
 
 
@@ -67,8 +69,8 @@ def rule(outcome: AuditOutcome) -> str:
         "files inflate V), clipped to [0, 1]. p: one-sided permutation test, the "
         f"property's values permuted among files ({settings.permutations} permutations; exact under the null of no "
         f"association). {MARK} = p passes Benjamini–Hochberg at a {_percent(settings.level)} false-discovery rate over this board's "
-        f"{len(family)} measured properties{'' if family else ' (none: no property varies)'}. "
-        "The unit is the file: images cut from one file move together. "
+        f"{len(family)} measured properties{'' if family else (' (none: each class is one file)' if any(found.status == ONE_FILE for found in outcome.properties) else ' (none: no property varies)')}. "
+        "The unit is the file: images cut from one file move together and count once in V. "
         "'not JPEG' and 'absent' count as values of their own. Classes most associated: per value, the class with the "
         "largest standardized residual (observed − expected) / √expected.",
     ]
