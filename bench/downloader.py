@@ -4,11 +4,8 @@ a finished one belongs."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import threading
-import urllib.error
-import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +120,10 @@ def fetch_all(downloads: Iterable[Download], settings: DownloadSettings, check: 
 
 
 def _attempt(download: Download, settings: DownloadSettings, check: Check, partial: Path, stop: threading.Event) -> None:
+    import http.client  # the HTTP stack loads when a download starts, not with every command's parser
+    import urllib.error
+    import urllib.request
+
     scheme = download.url.partition(":")[0].lower() if ":" in download.url else ""
     if scheme not in ("http", "https"):  # never a local file (file:), never a retry for a scheme no server speaks
         raise _Refused(Failure("unsupported URL", f"only http and https URLs are fetched, not {scheme or 'a URL without a scheme'}"))
@@ -162,6 +163,8 @@ def _attempt(download: Download, settings: DownloadSettings, check: Check, parti
 
 def _read(response, received: int, expected: int | None, settings: DownloadSettings) -> bytes:
     """What has arrived of the body, up to a chunk (b"" at its end), with network failures sorted into retries."""
+    import http.client
+
     try:
         return response.read1(CHUNK_BYTES)  # read1: no waiting for a full chunk, so partial bodies reach the disk
     except http.client.IncompleteRead as error:
