@@ -98,7 +98,7 @@ def test_plan_says_what_a_run_would_do_and_does_none_of_it(tmp_path: Path) -> No
     assert planned.returncode == 0, planned.stderr
     text = " ".join(planned.stderr.split())
     rows = 66 * 3  # demo-mini: 11 classes x 6 images, under 3 processings
-    assert "1 cell(s) to compute" in text and f"{rows} items to prepare" in text and "Estimated time:" in text
+    assert "1 cell(s) to compute" in text and f"{rows} items to prepare" in text and "Estimated time here:" in text
     line = next(line for line in planned.stderr.splitlines() if "effnet/lite" in line)
     assert [cell.strip() for cell in line.split("│")[2:4]] == ["0", str(rows)]  # stored, missing
     assert not home.exists() or not any(home.rglob("*.json")) and not (home / "embeddings").exists()

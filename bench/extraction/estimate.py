@@ -185,8 +185,8 @@ def show(plan: Plan, console: Console, rates: Rates | None = None) -> None:
     and, with measured `rates`, how long it will take here."""
     grid = Table(title=f"plan · {plan.dataset}: {len(plan.items)} items to prepare (each decoded once for every encoder)",
                  title_justify="left")
-    for header in ("encoder", "stored rows", "missing (forward passes)", "disk for the missing", *(("weights", "rate", "time") if rates else ())):
-        grid.add_column(header, justify="left" if header == "encoder" else "right")
+    for header in ("encoder", "stored rows", "missing rows", "disk for the missing", *(("weights", "rate", "time") if rates else ())):
+        grid.add_column(header, justify="left" if header == "encoder" else "right", no_wrap=header == "encoder")  # rows told apart by name
     forward_seconds = 0.0
     unknown = False
     for t, target in enumerate(plan.targets):
