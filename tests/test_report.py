@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from bench import bootstrap, measures, processing, results, runner, tasks
+from bench import mitigation as removal
 from bench.picks import Picks
 from bench.report import writer
 from bench.tasks import erasure, knn_influence, masking, mitigate, paircams, probe_acquisition, probe_processing, similarity
@@ -82,9 +83,11 @@ def write_cells(results_dir: Path) -> None:
 
         measured = {name: 50.0 + 10.0 * rng.normal(size=len(val.image_ids)) for name in ("gap_pos_minus_neg", "probe_acc1", "all_same")}
         erased = erasure.Erasure(np.eye(16)[:, :2], (erasure.Round(80.0, 1), erasure.Round(60.0, 1), erasure.Round(34.0, 0)), 100 / 3, 2.0)
-        mitigation = mitigate.Mitigation(measured, {name: values - 5.0 for name, values in measured.items()}, erased,
-                                         mitigate.MitigateSettings(knn_influence.KnnSettings(sweep, 3, (0, 1), "versioned", "faiss-cpu"), PROBE), 4, (40, 12), 0.1, "cpu")
-        store(results_dir, "mitigate", encoder, family, f"epochs={PROBE.epochs},group=toy,k=3,schedule={PROBE.schedule},seeds=2,trials={PROBE.trials}", mitigation)
+        groups = {group: (measured, {name: values - 5.0 for name, values in measured.items()}) for group in processing.GROUPS}
+        knn = knn_influence.KnnSettings(processing.group("jpeg"), 3, (0, 1), "versioned", "faiss-cpu")
+        mitigation = mitigate.Mitigation(groups, removal.Projection(erased), mitigate.MitigateSettings(knn, PROBE, group="jpeg"), 4,
+                                         (40, 12), 0.1, "cpu")
+        store(results_dir, "mitigate", encoder, family, f"epochs={PROBE.epochs},group=jpeg,k=3,schedule={PROBE.schedule},seeds=2,trials={PROBE.trials}", mitigation)
 
 
 def test_every_figure_is_a_valid_image_referenced_by_both_reports(tmp_path: Path) -> None:
