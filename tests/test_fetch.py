@@ -263,9 +263,8 @@ def start_until_held(tmp_path: Path, root: Path, command: tuple[str, ...], quick
     """The fetch started, returned once the quick photos are saved and both workers hold half a body."""
     process = subprocess.Popen(bench_command(tmp_path / "home", *command), cwd=PROJECT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
-    deadline = time.monotonic() + 90
     while not (len(list(root.glob("*.jpg"))) == quick and len(list((root / ".fetch-partial").glob("*.part"))) == 2):
-        assert process.poll() is None and time.monotonic() < deadline, "the fetch ended or stalled before it could be stopped"
+        assert process.poll() is None, "the fetch ended before it could be stopped"
         time.sleep(0.05)
     return process
 

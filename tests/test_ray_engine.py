@@ -40,16 +40,15 @@ def test_ray_engine_survives_a_killed_worker_and_matches_the_local_engine(tmp_pa
     ray_home, local_home = tmp_path / "ray", tmp_path / "local"
     process = subprocess.Popen(bench_command(ray_home, *EXTRACT, "--engine", "ray", "--commit-seconds", "0"), cwd=PROJECT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    deadline = time.monotonic() + 300
     killed = False
-    while process.poll() is None and time.monotonic() < deadline:
+    while process.poll() is None:  # the run ends on its own, killed worker or not
         store = Store(ray_home / "embeddings")
         stored = store.count("demo-mini", ENCODER) if store.has_table("demo-mini", ENCODER) else 0
         if not killed and stored > 0 and _worker_pids():
             os.kill(_worker_pids()[0], signal.SIGKILL)  # a worker dies mid-run; Ray restarts it and retries its batch
             killed = True
         time.sleep(0.2)
-    _, errors = process.communicate(timeout=300)
+    _, errors = process.communicate()
     assert process.returncode == 0, errors[-2000:]
     assert killed, "the run ended before a worker could be killed"
 
