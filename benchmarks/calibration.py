@@ -453,6 +453,19 @@ def _split(vectors: list[np.ndarray], labels: np.ndarray, prefix: str):
                         {f"v{v}": matrix for v, matrix in enumerate(vectors)})
 
 
+def _mitigated(drawn: tuple[tuple, tuple], method: str, adversarial: mitigation.AdversarialSettings | None = None
+               ) -> tuple[list[str], SplitVectors, SplitVectors]:
+    """One replicate's versions, fitted on by `method` in train and applied to train and val:
+    (version names, train after, val after). `adversarial`: the adversarial fit's settings (None: its defaults)."""
+    from bench import mitigation
+
+    (train, train_labels, _), (val, val_labels, _) = drawn
+    train_split, val_split = _split(train, train_labels, "t"), _split(val, val_labels, "v")
+    names = list(train_split.vectors)
+    fitted = mitigation.fit(method, train_split, names, adversarial=adversarial or mitigation.AdversarialSettings())
+    return names, fitted.apply(train_split), fitted.apply(val_split)
+
+
 def mitigate_family(world: Versions, sizes: Sizes, seed: int, replicates: int, method: str, k: int = 5, train_photos: int = 12,
                     val_photos: int = 6) -> list[Replicate]:
     """The knn gap's test and interval on the vectors a method fitted on the train split hands back:
@@ -463,12 +476,9 @@ def mitigate_family(world: Versions, sizes: Sizes, seed: int, replicates: int, m
     adversarial = mitigation.AdversarialSettings(steps=MITIGATE_ADVERSARIAL_STEPS, batch=128)
     out = []
     for r in range(replicates):
-        generator = rng(seed, f"mitigate-{method}-{world}", r)
-        (train, train_labels, train_units), (val, val_labels, val_units) = world.draw(generator, train_photos, val_photos)
-        train_split, val_split = _split(train, train_labels, "t"), _split(val, val_labels, "v")
-        names = list(train_split.vectors)
-        fitted = mitigation.fit(method, train_split, names, adversarial=dataclasses.replace(adversarial, seed=r))
-        after_train, after_val = fitted.apply(train_split), fitted.apply(val_split)
+        drawn = world.draw(rng(seed, f"mitigate-{method}-{world}", r), train_photos, val_photos)
+        (_, train_labels, train_units), (_, val_labels, val_units) = drawn
+        names, after_train, after_val = _mitigated(drawn, method, dataclasses.replace(adversarial, seed=r))
         found = measures.knn_gap([after_train.vectors[name] for name in names], train_labels, [after_val.vectors[name] for name in names],
                                  val_labels, k, train_units=train_units, val_units=val_units, permutations=sizes.permutations,
                                  resampling=Resampling(sizes.resamples, seed=r), seed=r)
@@ -479,18 +489,15 @@ def mitigate_family(world: Versions, sizes: Sizes, seed: int, replicates: int, m
 def mitigate_probe_family(world: Versions, sizes: Sizes, seed: int, replicates: int, method: str, train_photos: int = 12,
                           val_photos: int = 6) -> list[Replicate]:
     """The processing probe's test after the method: probe-processing's protocol, with a small search."""
-    from bench import mitigation
     from bench.tasks.linear_probe import ProbeSettings
     from bench.tasks.probe_processing import processing_probe
 
     out = []
     for r in range(replicates):
-        generator = rng(seed, f"mitigate-probe-{method}-{world}", r)
-        (train, train_labels, _), (val, val_labels, val_units) = world.draw(generator, train_photos, val_photos)
-        train_split, val_split = _split(train, train_labels, "t"), _split(val, val_labels, "v")
-        names = list(train_split.vectors)
-        fitted = mitigation.fit(method, train_split, names)
-        probed = processing_probe(fitted.apply(train_split), fitted.apply(val_split), names, seeds=(0,),
+        drawn = world.draw(rng(seed, f"mitigate-probe-{method}-{world}", r), train_photos, val_photos)
+        val_units = drawn[1][2]
+        names, after_train, after_val = _mitigated(drawn, method)
+        probed = processing_probe(after_train, after_val, names, seeds=(0,),
                                   settings=ProbeSettings(trials=2, epochs=20), search_seed=r)
         found = measures.processing_probe_accuracy(probed.predictions, len(names), units=val_units, permutations=sizes.permutations,
                                                    resampling=Resampling(sizes.resamples, seed=r), seed=r)
