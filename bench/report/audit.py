@@ -11,6 +11,7 @@ import json
 from bench import tables
 from bench.audit import stored
 from bench.audit.measure import CONSTANT, LABEL, ONE_FILE, Association, AuditOutcome
+from bench.bootstrap import MARK  # the one mark every board prints, which the Markdown writer keeps literal
 from bench.report import render
 from bench.report.pages import Section
 from bench.tables import Grid
@@ -18,7 +19,6 @@ from bench.tables import Grid
 FORMATS = ("table", "csv", "markdown", "json")
 HEADER = ["property", "carried by", "values", "Cramér's V [95 % interval]", "p", "classes most associated with a value"]
 LABEL_TEXT = "the label itself: not audited"
-MARK = "*"
 
 
 def title(outcome: AuditOutcome) -> str:
