@@ -400,9 +400,9 @@ def _run(arguments: argparse.Namespace, workspace: Workspace, console: Console, 
     data.get(request.dataset)
     if "group" in {option.name for option in task.options}:
         processing.group(request.values.get("group", "jpeg"))
-    run(request, task)
-    if not arguments.plan:
-        leaderboard.show(workspace.results, [task.name], console, errors)
+    ran = run(request, task)
+    if not arguments.plan:  # this run's board only: the home may hold the task's boards of other datasets and conditions
+        leaderboard.show(workspace.results, [task.name], console, errors, only=(ran.dataset, ran.condition))
 
 
 def _switches(parser: argparse.ArgumentParser) -> set[str]:

@@ -98,17 +98,27 @@ def assemble(key: results.CellKey, family: str, outcome: Outcome, resampling: bo
     return cell, seconds
 
 
-def run(request: RunRequest, task: TaskSpec) -> list[Path]:
-    """The task's cells for every encoder of the request; returns the paths written."""
+@dataclass(frozen=True)
+class Ran:
+    """What a run was about: its board (the dataset's key and the condition) and the cells it wrote."""
+
+    dataset: str
+    condition: str
+    written: tuple[Path, ...] = ()
+
+
+def run(request: RunRequest, task: TaskSpec) -> Ran:
+    """The task's cells for every encoder of the request; returns its board and the paths written."""
     dataset = data.resolve(request.dataset, request.dataset_options)
     options = options_of(task, request.values)
     work = task.work(options, dataset)  # a dataset the task cannot use is refused here, before any extraction
+    nothing_written = Ran(dataset.key, work.condition.text)
     for note in work.notes:
         request.console.print(render.terminal(note) if isinstance(note, Grid) else note)
     resampling = inference(options, dataset) if work.unit else None
     pending = _stale(request, task, dataset, work, None, resampling)
     if not pending:
-        return []
+        return nothing_written
     from bench.store import Store
 
     store = Store(request.workspace.embeddings_uri)
@@ -117,7 +127,7 @@ def run(request: RunRequest, task: TaskSpec) -> list[Path]:
         request.console.print(f"{len(pending)} cell(s) to compute; what their extraction needs:")
         extraction.extract(dataset, specs, work.processings, store, splits=work.splits, settings=request.extraction,
                            rebuild=request.rebuild, console=request.console, plan_only=True)
-        return []
+        return nothing_written
     started = time.perf_counter()
     ray = request.extraction.engine == "ray"
     if ray:
@@ -148,7 +158,7 @@ def run(request: RunRequest, task: TaskSpec) -> list[Path]:
         )
         results.supersede(key, request.workspace.results, request.workspace.superseded, cell.inputs)
         written.append(results.write(cell, request.workspace.results))
-    return written
+    return dataclasses.replace(nothing_written, written=tuple(written))
 
 
 def _finite(cell: results.Cell, task: TaskSpec) -> bool:

@@ -4,6 +4,7 @@ where the format allows), and a column naming a metric a cell lacks is an error,
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import shutil
@@ -135,3 +136,18 @@ def test_a_column_naming_a_metric_the_cell_lacks_fails_loudly(home: Path) -> Non
 def test_an_export_into_a_missing_folder_is_refused_before_anything_is_read(home: Path) -> None:
     done = run_bench(home, "leaderboard", "--format", "csv", "--out", str(home / "nowhere" / "board.csv"))
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_a_run_prints_its_own_board_and_counts_the_others_in_the_home(home: Path) -> None:
+    from rich.console import Console
+
+    results_dir = home / "reports" / "results"
+    mine = collect(results_dir)[0][0]
+    for cell in mine.cells:  # the same cells on another dataset: a second board of the task
+        results.write(dataclasses.replace(cell, key=dataclasses.replace(cell.key, dataset="elsewhere")), results_dir)
+    out, notes = Console(record=True, width=200), Console(record=True, width=200)
+    shown = leaderboard.show(results_dir, ["knn-influence"], out, notes, only=(mine.dataset, mine.condition))
+    printed, said = out.export_text(), notes.export_text()
+    assert shown == 1 and "elsewhere" not in printed and mine.cells[0].encoder in printed
+    assert "1 other board(s)" in said and "leaderboard --task knn-influence" in said
+    assert leaderboard.show(results_dir, ["knn-influence"], Console(record=True, width=200)) == 2  # the leaderboard verb shows both

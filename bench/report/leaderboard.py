@@ -247,12 +247,21 @@ def export(boards: list[Board], form: str, view: str = "tasks", adjust: str = "b
 
 
 def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Console | None = None,
-         errors: Console | None = None, view: str = "tasks", form: str = "table", out: Path | None = None, adjust: str = "bh") -> int:
+         errors: Console | None = None, view: str = "tasks", form: str = "table", out: Path | None = None, adjust: str = "bh",
+         only: tuple[str, str] | None = None) -> int:
     """Print the leaderboards, or the trace ranking across them (and a line per damaged result
     file), as rich tables or in `form` (to `out` when given), marked after `adjust`'s
-    false-discovery control; return how many tables there were."""
+    false-discovery control; return how many tables there were. `only` (a dataset's key and a
+    condition) keeps that one board and says how many others there are."""
     console = console or Console()
     boards, damaged = collect(results_dir, task_names)
+    if only is not None:
+        others = len([board for board in boards if (board.dataset, board.condition) != only])
+        boards = [board for board in boards if (board.dataset, board.condition) == only]
+        if others:
+            named = f" --task {next(iter(task_names))}" if task_names else ""
+            (errors or console).print(f"{others} other board(s) of this task in this home (other datasets or settings): "
+                                      f"`python -m bench leaderboard{named}` shows them all.", highlight=False)
     for bad in damaged:
         (errors or console).print(f"[yellow]warning:[/yellow] {escape(bad.line())}")
     which = f" for {', '.join(task_names)}" if task_names else ""
