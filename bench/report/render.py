@@ -4,8 +4,12 @@ terminal, Markdown, or HTML. Group headings (an encoder family) print the same w
 from __future__ import annotations
 
 import html
+from dataclasses import replace
+from typing import Callable
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -13,7 +17,75 @@ from bench.bootstrap import MARK
 from bench.tables import Grid
 
 
-def terminal(grid: Grid) -> Table:
+class FittedTable:
+    """A grid drawn for the terminal at the width it is printed at. A table too wide is printed as
+    several, each with the first column and some of the others, the intervals kept while three
+    tables suffice; beyond that the intervals are left out (each value keeps its mark) and the
+    caption says so. rich alone would narrow whole columns to nothing or cut the numbers."""
+
+    MOST_PIECES_WITH_INTERVALS = 3
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = lambda grid: Measurement.get(console, options.update_width(1 << 20), _table(grid)).maximum  # noqa: E731  (room to spare)
+        intervals = self._intervals()
+        pieces = _pieces(self.grid, lambda grid: width(grid) <= options.max_width)
+        if len(pieces) > self.MOST_PIECES_WITH_INTERVALS and intervals:
+            rows = lambda group: tuple(tuple(_value_only(value) if index in intervals else value  # noqa: E731
+                                             for index, value in enumerate(row)) for row in group.rows)
+            note = f"Intervals left out to fit {options.max_width} columns; a wider terminal, or --format markdown|csv|json, shows them."
+            # every column may wrap its header: rich narrows wrappable columns first, down to nothing when the others may not wrap
+            compact = replace(self.grid, groups=tuple(replace(group, rows=rows(group)) for group in self.grid.groups),
+                              keep_whole=tuple(index for index in self.grid.keep_whole if index not in intervals),
+                              caption=f"{note} {self.grid.caption}" if self.grid.caption else note)
+            pieces = _pieces(compact, lambda grid: width(grid) <= options.max_width)
+        if len(pieces) == 1:
+            yield _table(pieces[0])
+            return
+        for number, part in enumerate(pieces):  # the caption once, below the last, as wide as the terminal
+            yield _table(replace(part, title=part.title if number == 0 else "", caption=""))
+        if pieces[0].caption:
+            yield Text(pieces[0].caption)
+
+    def _intervals(self) -> set[int]:
+        """The columns whose values carry an interval ("1.8 [-0.5, 3.9]")."""
+        return {index for group in self.grid.groups for row in group.rows for index, value in enumerate(row) if " [" in value}
+
+
+def _pieces(grid: Grid, fits: Callable[[Grid], bool]) -> list[Grid]:
+    """The grid whole if it fits, else tables of its first column and as many consecutive others
+    as fit (at least one each)."""
+    pieces: list[list[int]] = [[]]
+    for index in range(1, len(grid.header)):
+        if pieces[-1] and not fits(_columns(grid, [*pieces[-1], index])):
+            pieces.append([])
+        pieces[-1].append(index)
+    return [_columns(grid, piece) for piece in pieces]
+
+
+def _columns(grid: Grid, kept: list[int]) -> Grid:
+    """The grid with its first column and the `kept` ones."""
+    order = [0, *kept]
+    pick = lambda row: tuple(row[index] for index in order)  # noqa: E731
+    return replace(grid, header=pick(grid.header), groups=tuple(replace(group, rows=tuple(pick(row) for row in group.rows)) for group in grid.groups),
+                   numbers=None if grid.numbers is None else tuple(new for new, old in enumerate(order) if old in grid.numbers),
+                   keep_whole=tuple(new for new, old in enumerate(order) if old in grid.keep_whole))
+
+
+def _value_only(text: str) -> str:
+    """"1.8 [-0.5, 3.9]*" -> "1.8*": the value and its mark."""
+    value, bracket, _ = text.partition(" [")
+    return value + (MARK if bracket and text.endswith(MARK) else "")
+
+
+def terminal(grid: Grid) -> FittedTable:
+    """The grid for the terminal: see FittedTable."""
+    return FittedTable(grid)
+
+
+def _table(grid: Grid) -> Table:
     """A rich table: the title above, the caption below, a section per group under its heading."""
     table = Table(title=escape(grid.title), title_justify="left", caption=escape(grid.caption) if grid.caption else None,
                   caption_justify="left")
