@@ -145,9 +145,16 @@ def test_a_run_prints_its_own_board_and_counts_the_others_in_the_home(home: Path
     mine = collect(results_dir)[0][0]
     for cell in mine.cells:  # the same cells on another dataset: a second board of the task
         results.write(dataclasses.replace(cell, key=dataclasses.replace(cell.key, dataset="elsewhere")), results_dir)
+    damaged = results_dir / "knn-influence" / "elsewhere" / "enc" / f"{mine.condition}.json"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text("{not json")  # a damaged file of the other board: counted, not listed
+    own = results_dir / "knn-influence" / mine.dataset / "broken-encoder" / f"{mine.condition}.json"
+    own.parent.mkdir(parents=True)
+    own.write_text("{not json")  # one of this board's: listed
     out, notes = Console(record=True, width=200), Console(record=True, width=200)
     shown = leaderboard.show(results_dir, ["knn-influence"], out, notes, only=(mine.dataset, mine.condition))
     printed, said = out.export_text(), notes.export_text()
     assert shown == 1 and "elsewhere" not in printed and mine.cells[0].encoder in printed
-    assert "1 other board(s)" in said and "leaderboard --task knn-influence" in said
+    assert "1 other board(s)" in said and "1 of their files skipped" in said and "leaderboard --task knn-influence" in said
+    assert str(damaged) not in said and "broken-encoder" in said
     assert leaderboard.show(results_dir, ["knn-influence"], Console(record=True, width=200)) == 2  # the leaderboard verb shows both

@@ -258,9 +258,12 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
     if only is not None:
         others = len([board for board in boards if (board.dataset, board.condition) != only])
         boards = [board for board in boards if (board.dataset, board.condition) == only]
-        if others:
+        elsewhere = [bad for bad in damaged if (bad.path.parent.parent.name, bad.path.stem) != only]  # files of other boards
+        damaged = [bad for bad in damaged if bad not in elsewhere]
+        if others or elsewhere:
             named = f" --task {next(iter(task_names))}" if task_names else ""
-            (errors or console).print(f"{others} other board(s) of this task in this home (other datasets or settings): "
+            skipped = f", and {len(elsewhere)} of their files skipped" if elsewhere else ""
+            (errors or console).print(f"{others} other board(s) of this task in this home (other datasets or settings){skipped}: "
                                       f"`python -m bench leaderboard{named}` shows them all.", highlight=False)
     for bad in damaged:
         (errors or console).print(f"[yellow]warning:[/yellow] {escape(bad.line())}")
