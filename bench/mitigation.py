@@ -3,8 +3,8 @@ fitted on the train split's vectors under ONE processing group's classes, and th
 memory to any split under any processing, the classes it never saw included (its transfer).
 
 - projection: the linear subspace bench.tasks.erasure learns, projected out of every vector;
-- adversarial: a D x D linear map W (identity at first), trained against a processing classifier
-  that is retrained as W moves, with a penalty that keeps W f close to f;
+- adversarial: a D x D linear map (identity at first), trained against a processing classifier
+  that is retrained as the map moves, with a penalty that keeps the moved vectors close to the originals;
 - normalise: each processing class standardised by its own train mean and standard deviation.
   It needs the processing class of every vector it is given, queries included; a class it has no
   statistics for gets the statistics pooled over the classes it was fitted on.
@@ -128,32 +128,38 @@ def fit_normalisation(train: SplitVectors, classes: Sequence[str]) -> GroupNorma
 
 @dataclass(frozen=True)
 class AdversarialSettings:
-    """How W is trained (docs/tasks/mitigate.md#adversarial): every step, the classifier takes
-    `critic_steps` Adam steps on a batch of W f (W fixed), then W one Adam step against it."""
+    """How W is trained (docs/tasks/mitigate.md#adversarial). Both players read the train rows
+    standardised (z = (f − mean) / std per dimension), so the settings mean the same for every
+    encoder whatever its scale: every step the classifier takes `critic_steps` Adam steps on a
+    batch of A z (A fixed), then A one plain gradient step against it."""
 
     steps: int = 600
     batch: int = 256  # (image, class) rows drawn per step, with replacement, from every train image under every class
-    lr: float = 3e-3  # W's Adam learning rate at the start; it decays to 0 along a cosine
+    step_size: float = 1.0  # A's learning rate times D (mean ||z||^2 = D): the penalty's pull is stable for any D; cosine decay to 0
+    momentum: float = 0.9
     critic_lr: float = 1e-2
     critic_steps: int = 5
-    penalty: float = 10.0  # lambda on mean ||W f − f||^2 (f unit vectors)
+    penalty: float = 1.0  # lambda on mean ||A z − z||^2, the move measured in each dimension's own train spread
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class LinearMap:
-    """The trained W (applied as f W^T) and how its training ended."""
+    """The trained map as it acts on unit vectors, f -> W f + b (W = S A S^-1, b = m − W m for
+    the train rows' mean m and per-dimension spread S), and how its training ended."""
 
     weight: np.ndarray  # (D, D) float32
+    bias: np.ndarray  # (D,) float32
     settings: AdversarialSettings
     critic_acc1: tuple[float, ...]  # the classifier's accuracy on its batch, every tenth step and the last, %
-    distortion: float  # mean ||W f − f||^2 over the train rows at the end
+    distortion: float  # mean ||A z − z||^2 over the train rows at the end: the move the penalty weighs
+    moved: float  # mean ||W f + b − f||^2 over the train rows (unit vectors f) at the end
     needs_class_at_test: bool = False
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
         out = np.empty(vectors.shape, dtype=np.float32)
         for start in range(0, len(vectors), BLOCK_ROWS):
-            out[start:start + BLOCK_ROWS] = normalise(normalise(vectors[start:start + BLOCK_ROWS]) @ self.weight.T)
+            out[start:start + BLOCK_ROWS] = normalise(normalise(vectors[start:start + BLOCK_ROWS]) @ self.weight.T + self.bias)
         return out
 
     def apply(self, split: SplitVectors) -> SplitVectors:
@@ -161,8 +167,9 @@ class LinearMap:
 
     def record(self) -> dict[str, Any]:
         return {"settings": asdict(self.settings), "critic_acc1": list(self.critic_acc1), "distortion": self.distortion,
-                "objective": "confusion: cross-entropy of the classifier on W f against the uniform distribution "
-                             "+ penalty * mean ||W f - f||^2"}
+                "moved": self.moved,
+                "objective": "confusion: cross-entropy of the classifier on A z against the uniform distribution "
+                             "+ penalty * mean ||A z - z||^2, z the train rows standardised per dimension"}
 
 
 def train_adversarial(train: SplitVectors, classes: Sequence[str], settings: AdversarialSettings = AdversarialSettings(),
@@ -174,25 +181,28 @@ def train_adversarial(train: SplitVectors, classes: Sequence[str], settings: Adv
     generator = torch.Generator().manual_seed(stable_int(f"{settings.seed}|adversarial-mitigation"))
     pool = torch.as_tensor(np.concatenate([normalise(train.vectors[name]) for name in classes]), device=device)  # (K·N, D)
     labels = torch.arange(len(classes), device=device).repeat_interleave(len(train.image_ids))
-    # the classifier reads standardised W f: the trace is small beside the content, and Adam then needs no scale search
+    # standardised rows: the trace is small beside the content, and one step size then serves every encoder
     centre, scale = pool.mean(dim=0), pool.std(dim=0).clamp_min(STD_FLOOR)
+    rows_z = (pool - centre) / scale
     dim = pool.shape[1]
-    weight = torch.eye(dim, device=device, requires_grad=True)
+    mix = torch.eye(dim, device=device, requires_grad=True)  # A
     critic = torch.nn.Linear(dim, len(classes)).to(device)
     with torch.no_grad():
         bound = 1.0 / dim**0.5
         critic.weight.copy_((torch.rand(critic.weight.shape, generator=generator) * 2 - 1) * bound)
         critic.bias.copy_((torch.rand(critic.bias.shape, generator=generator) * 2 - 1) * bound)
-    mover = torch.optim.Adam([weight], lr=settings.lr)
+    # plain gradient steps keep A − I inside the span of the train rows and of the classifier's directions; Adam's
+    # per-entry steps would fill every entry and move directions no train row spans, i.e. move val vectors unseen
+    mover = torch.optim.SGD([mix], lr=settings.step_size / dim, momentum=settings.momentum)
     judge = torch.optim.Adam(critic.parameters(), lr=settings.critic_lr)
-    # W's steps shrink to 0 along a cosine: with a constant rate the two players circle the trace's removal instead of reaching it
+    # A's steps shrink to 0 along a cosine: with a constant rate the two players circle the trace's removal instead of reaching it
     settle = torch.optim.lr_scheduler.CosineAnnealingLR(mover, settings.steps)
     accuracy: list[float] = []
     for step in range(settings.steps):
-        rows = torch.randint(len(pool), (settings.batch,), generator=generator).to(device)
-        batch, truth = pool[rows], labels[rows]
-        moved = batch @ weight.T
-        inputs = ((moved.detach() - centre) / scale)
+        rows = torch.randint(len(rows_z), (settings.batch,), generator=generator).to(device)
+        batch, truth = rows_z[rows], labels[rows]
+        moved = batch @ mix.T
+        inputs = moved.detach()
         for _ in range(settings.critic_steps):
             judge.zero_grad()
             torch.nn.functional.cross_entropy(critic(inputs), truth).backward()
@@ -201,17 +211,22 @@ def train_adversarial(train: SplitVectors, classes: Sequence[str], settings: Adv
             with torch.no_grad():
                 accuracy.append(float(100.0 * (critic(inputs).argmax(dim=1) == truth).float().mean()))
         mover.zero_grad()
-        logits = critic((moved - centre) / scale)
-        confusion = -torch.log_softmax(logits, dim=1).mean()  # cross-entropy against the uniform distribution
+        confusion = -torch.log_softmax(critic(moved), dim=1).mean()  # cross-entropy against the uniform distribution
         loss = confusion + settings.penalty * (moved - batch).square().sum(dim=1).mean()
         loss.backward()
         mover.step()
         settle.step()
     with torch.no_grad():
-        final = weight.detach()
-        distortion = float(sum(((pool[start:start + BLOCK_ROWS] @ final.T - pool[start:start + BLOCK_ROWS]).square().sum())
-                               for start in range(0, len(pool), BLOCK_ROWS)) / len(pool))
-    return LinearMap(final.cpu().numpy().astype(np.float32), settings, tuple(accuracy), distortion)
+        final = mix.detach().double()
+        weight = scale.double()[:, None] * final / scale.double()[None, :]
+        bias = centre.double() - weight @ centre.double()
+        distortion = moved_by = 0.0
+        for start in range(0, len(pool), BLOCK_ROWS):
+            block_z, block = rows_z[start:start + BLOCK_ROWS].double(), pool[start:start + BLOCK_ROWS].double()
+            distortion += float((block_z @ final.T - block_z).square().sum())
+            moved_by += float((block @ weight.T + bias - block).square().sum())
+    return LinearMap(weight.cpu().numpy().astype(np.float32), bias.cpu().numpy().astype(np.float32), settings, tuple(accuracy),
+                     distortion / len(pool), moved_by / len(pool))
 
 
 # ---------------------------------------------------------------------------------------------

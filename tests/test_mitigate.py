@@ -235,3 +235,40 @@ def test_run_mitigate_with_a_method_writes_its_own_cell(tmp_path: Path) -> None:
         assert f"group.{group}.before.probe_acc1" in cell["intervals"]
     assert cell["detail"]["fitted_on"] == "sharpening" and cell["detail"]["needs_class_at_test"] is True
     assert "sharp gap" in found.stdout and "interp probe" in found.stdout and "query's processing class" in found.stdout
+
+
+WIDE = 512  # more dimensions than train rows (60 images x 3 classes): a classifier can separate any batch by noise alone
+
+
+@functools.lru_cache(maxsize=None)
+def wide(strength: float) -> tuple[SplitVectors, SplitVectors]:
+    """Train (60) and val (120) images in WIDE dimensions: weak semantic centres, noise in every
+    dimension, and per processing an offset of strength * (c − 1) along the last one."""
+    rng = np.random.default_rng(3)
+    centres = 0.2 * rng.normal(size=(LABELS, WIDE))
+
+    def split(count: int, prefix: str) -> SplitVectors:
+        labels = np.arange(count) % LABELS
+        content = centres[labels] + rng.normal(size=(count, WIDE))
+        content[:, -1] = 0.0
+        vectors = {name: (content + 0.3 * rng.normal(size=(count, WIDE)) + strength * (c - 1) * np.eye(WIDE)[-1]).astype(np.float32)
+                   for c, name in enumerate(CLASSES)}
+        return SplitVectors(np.array([f"{prefix}{i:04d}" for i in range(count)]), labels.astype(np.int64), vectors)
+
+    return split(60, "t"), split(120, "v")
+
+
+@pytest.mark.parametrize("strength", [0.0, 3.0])
+def test_the_adversarial_map_keeps_the_content_when_train_rows_are_fewer_than_dimensions(strength: float) -> None:
+    """The map must not chase what its classifier reads in noise (it reads most batches well above
+    chance here even without a trace), nor move directions that no train row spans."""
+    train, val = wide(strength)
+    before_gap, before_effect, before = gap(train, val)
+    fitted = mitigation.fit(mitigation.ADVERSARIAL, train, CLASSES)
+    changed_train, changed_val = fitted.apply(train), fitted.apply(val)
+    after_gap, after_effect, after = gap(changed_train, changed_val)
+    assert before.setups()["all_same"] - after.setups()["all_same"] < 3.0
+    assert not after_effect.marked
+    if strength:
+        assert before_effect.marked and abs(after_gap) < 0.2 * before_gap
+        assert not probe_effect(changed_train, changed_val).marked

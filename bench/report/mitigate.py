@@ -16,8 +16,9 @@ from bench.tasks.mitigate import GAP, PROBE, SHORT, STAGES, group_metric
 METHOD_WORDS = {
     mitigation.PROJECTION: "projection: the processing subspace a linear probe finds (bench.tasks.erasure) is projected out of "
                            "every vector",
-    mitigation.ADVERSARIAL: "adversarial: a D × D linear map W (identity at first) is trained against a processing classifier "
-                            "retrained on W f every step; W f replaces every vector",
+    mitigation.ADVERSARIAL: "adversarial: a D × D linear map with a bias (the identity at first) is trained against a processing "
+                            "classifier retrained on its output every step, with a penalty on how far it moves the train vectors "
+                            "(both in units of each dimension's train spread); W f + b replaces every vector",
     mitigation.NORMALISE: "normalise: each processing class is standardised by its own train mean and standard deviation, "
                           "(f − mean_c) / std_c, so the query's processing class must be known at test time (as every database "
                           "vector's); a class it has no statistics for gets those pooled over the classes it was fitted on",

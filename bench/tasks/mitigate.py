@@ -175,7 +175,7 @@ def summary(fitted: mitigation.Mitigator, settings: MitigateSettings) -> str:
                 f"{found.rounds[0].held_out_acc1:.1f}% → {found.rounds[-1].held_out_acc1:.1f}% (chance {found.chance:.1f}%)")
     if isinstance(fitted, mitigation.LinearMap):
         return (f"linear map trained in {fitted.settings.steps} steps; the classifier on its batch {fitted.critic_acc1[0]:.1f}% → "
-                f"{fitted.critic_acc1[-1]:.1f}% (chance {100.0 / len(settings.knn.classes):.1f}%), mean ||W f − f||² {fitted.distortion:.2g}")
+                f"{fitted.critic_acc1[-1]:.1f}% (chance {100.0 / len(settings.knn.classes):.1f}%), mean ||W f + b − f||² {fitted.moved:.2g} (unit f)")
     return f"per-class statistics of {len(settings.knn.classes)} classes"
 
 
@@ -231,5 +231,6 @@ TASK = TaskSpec(
     options=(METHOD, GROUP, K, SEEDS, SEARCH, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
     decimals=1,  # twelve columns, nine with intervals: one decimal keeps them readable
     view="bench.report.mitigate",
-    version=2,  # 2: every group's gap and probe after the method (transfer); 1 held the trained group's only
+    version=3,  # 3: the adversarial map trained in standardised units by plain gradient steps; 2: every group's gap and probe
+    # after the method (transfer); 1 held the trained group's only
 )
