@@ -30,6 +30,9 @@ class FittedTable:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = lambda grid: Measurement.get(console, options.update_width(1 << 20), _table(grid)).maximum  # noqa: E731  (room to spare)
+        if width(self.grid) <= options.max_width:
+            yield _table(self.grid)
+            return
         intervals = self._intervals()
         pieces = _pieces(self.grid, lambda grid: width(grid) <= options.max_width)
         if len(pieces) > self.MOST_PIECES_WITH_INTERVALS and intervals:
