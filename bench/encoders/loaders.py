@@ -7,6 +7,7 @@ weights cheaply, for the extraction fingerprint) and `build` (the network with i
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,11 +96,25 @@ class _OpenClipImage(torch.nn.Module):
         return self.visual(images)
 
 
+class _IntendedRandomInit(logging.Filter):
+    """open_clip warns on the root logger that a model built without `pretrained` is random: bench
+    builds it so on purpose (to load a checkpoint into it, or to time or shape the architecture)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
 def _open_clip_model(spec: EncoderSpec, pretrained: str | None) -> torch.nn.Module:
     import open_clip
 
     device = "meta" if torch.empty(0).device.type == "meta" else "cpu"
-    return open_clip.create_model(spec.architecture, pretrained=pretrained, device=device, **_options(spec))
+    quiet = _IntendedRandomInit()
+    if pretrained is None:
+        logging.getLogger().addFilter(quiet)
+    try:
+        return open_clip.create_model(spec.architecture, pretrained=pretrained, device=device, **_options(spec))
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 def _open_clip_architecture(spec: EncoderSpec) -> torch.nn.Module:

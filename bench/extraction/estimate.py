@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from bench.errors import BenchError
 from bench.extraction.costs import Cost, CostBook, shape_key
 from bench.extraction.plan import Plan
 from bench.extraction.settings import ExtractionSettings
+from bench.report import render
+from bench.tables import grid
 
 ROW_BYTES = 256  # a row's metadata columns and key, beside its vector (measured on stored tables: 150-250 bytes)
 SAMPLE_ITEMS = 16  # items timed through the prepare stage
@@ -183,22 +183,19 @@ def _duration(seconds: float) -> str:
 def show(plan: Plan, console: Console, rates: Rates | None = None) -> None:
     """The plan as a table: per encoder what is stored, what is missing, the disk it will take
     and, with measured `rates`, how long it will take here."""
-    grid = Table(title=f"plan · {plan.dataset}: {len(plan.items)} items to prepare (each decoded once for every encoder)",
-                 title_justify="left")
-    for header in ("encoder", "stored rows", "missing rows", "disk for the missing", *(("weights", "rate", "time") if rates else ())):
-        grid.add_column(header, justify="left" if header == "encoder" else "right", no_wrap=header == "encoder")  # rows told apart by name
+    header = ("encoder", "stored rows", "missing rows", "disk for the missing", *(("weights", "rate", "time") if rates else ()))
+    rows: list[list[str]] = []
     forward_seconds = 0.0
     unknown = False
     for t, target in enumerate(plan.targets):
         missing = plan.missing(t)
-        cells = [escape(target.spec.name), f"{plan.stored[target.spec.name]:,}", f"{missing:,}",
-                 _size(missing * (4 * target.spec.embed_dim + ROW_BYTES))]
+        cells = [target.spec.name, f"{plan.stored[target.spec.name]:,}", f"{missing:,}", _size(missing * (4 * target.spec.embed_dim + ROW_BYTES))]
         if rates:
             found = rates.forward.get(t)
             cached = rates.weights.get(t)
             params = rates.params.get(t)
             size = f" (≈ {_size(4 * params)})" if params else ""  # float32 weights; a checkpoint in half precision is half that
-            cells.append("" if cached is None else "on this machine" if cached else f"[yellow]to download{size}[/yellow]")
+            cells.append("" if cached is None else "on this machine" if cached else f"to download{size}")
             if missing == 0:
                 cells += ["", "nothing to do"]
             elif isinstance(found, float):
@@ -206,9 +203,11 @@ def show(plan: Plan, console: Console, rates: Rates | None = None) -> None:
                 cells += [f"{'≈ ' if t in rates.scaled else ''}{found:,.1f} img/s", _duration(missing / found)]
             else:
                 unknown = True
-                cells += [escape(str(found)), "unknown"]
-        grid.add_row(*cells)
-    console.print(grid)
+                cells += [str(found), "unknown"]
+        rows.append(cells)
+    # rows are told apart by the encoder's name: it is never wrapped or cut
+    console.print(render.terminal(grid(f"plan · {plan.dataset}: {len(plan.items)} items to prepare (each decoded once for every encoder)",
+                                       header, rows, keep_whole=(0,))))
     if rates and plan.items:
         preparing = len(plan.items) / rates.prepare / rates.workers
         # on a CPU one process prepares and then embeds; on an accelerator the workers prepare while the device embeds
