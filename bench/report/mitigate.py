@@ -58,6 +58,7 @@ def figures(plt: Any, folder: Path, board: Board) -> list[plots.Figure]:
         plots.interval_panel(axes[1][column], cells, [(group_metric(group, stage, PROBE), stage) for stage in STAGES],
                              f"{group}: probe (%); line: chance", chance, True)
     plots.interval_legend(axes[0][-1], cells, list(STAGES))
+    figure.subplots_adjust(hspace=0.45)  # room for the top row's axis labels
     method = method_of(cells[0])
     fitted = cells[0].setting("group")
     return [plots.Figure(plots.save(plt, figure, folder, f"{plots.slug('mitigate', board.dataset, board.condition)}.png"),

@@ -86,7 +86,8 @@ def interval_panel(ax, cells: list[Cell], series: list[tuple[str, str]], xlabel:
                    above: bool = False) -> None:
     """One row per encoder (in the cells' order, top down), a point per (metric, label) in
     `series` with its stored 95 % interval as whiskers, and a line at `reference`; a point is
-    hollow where its own test of no trace is not significant at 5 % (unadjusted: a figure is no board)."""
+    hollow where its own test of no trace is not significant at 5 % (unadjusted: a figure is no board)
+    or where it has no test: a filled point always means a significant test."""
     rows = len(cells)
     spacing = 0.7 / len(series)
     for row, cell in enumerate(cells):
@@ -116,7 +117,7 @@ def interval_legend(ax, cells: list[Cell], labels: list[str]) -> None:
     handles = [Line2D([], [], marker=marker, color="#444444", linestyle="none", label=label)
                for label, marker in zip(labels, SERIES_MARKERS)]
     handles.append(Line2D([], [], marker="o", color="#444444", markerfacecolor="white", linestyle="none",
-                          label="hollow: its test of no trace\nis not significant at 5 %"))
+                          label="hollow: its test of no trace\nis not significant at 5 %\n(or it has none)"))
     families = sorted({cell.family for cell in cells})
     handles += [Line2D([], [], color=FAMILY_COLOURS.get(f, OTHER_COLOUR), linewidth=2, label=FAMILY_TITLES.get(f, f)) for f in families]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)

@@ -90,7 +90,7 @@ class Mitigation:
     learn_seconds: float
     device: str
     units: tuple[str, ...] | None = None  # each val image's unit
-    effects: dict[str, measures.Effect] = field(default_factory=dict)  # tests of the trace left, per group (after.*, group.*.after.*)
+    effects: dict[str, measures.Effect] = field(default_factory=dict)  # tests of the trace, per group and stage (group.*.*.*, after.*)
 
     @property
     def before(self) -> dict[str, np.ndarray]:
@@ -117,8 +117,9 @@ class Mitigation:
         return metrics | {"chance": 100.0 / len(self.settings.knn.classes), "semantic_chance": 100.0 / self.semantic_classes}
 
     def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
-        """Before, after and their change, from the same resamples of val units (the gaps after: of
-        train and val units together), and the tests of the trace left on every group. The price
+        """Before, after and their change, from the same resamples of val units (every group's gaps:
+        of train and val units together), and the tests of the trace on every group, before and
+        after. The price
         (the change of semantic accuracy) has an interval, no test: a change is no trace."""
         per_image = self.per_image()
         points = {name: float(np.mean(values)) for name, values in per_image.items()}
@@ -197,13 +198,14 @@ def measure(inputs: Inputs[MitigateSettings]) -> Mitigation:
         before = measured(train, val, knn_settings, settings.probe, device)
         after = measured(changed_train, changed_val, knn_settings, settings.probe, device)
         groups[group] = (before.per_image, after.per_image)
-        if resampling is not None:
-            gap = knn_influence.gap_effect(changed_train, changed_val, inputs.dataset, knn_settings)
-            assert gap is not None
-            effects[group_metric(group, "after", GAP)] = gap
-            effects[group_metric(group, "after", PROBE)] = measures.processing_probe_accuracy(
-                after.predictions, len(knn_settings.classes), units=units, permutations=resampling.permutations,
-                resampling=bootstrap.Resampling(0))
+        if resampling is not None:  # before too: the report draws each point as tested (the board marks the after columns)
+            for stage, (stage_train, stage_val), found in (("before", (train, val), before), ("after", (changed_train, changed_val), after)):
+                gap = knn_influence.gap_effect(stage_train, stage_val, inputs.dataset, knn_settings)
+                assert gap is not None
+                effects[group_metric(group, stage, GAP)] = gap
+                effects[group_metric(group, stage, PROBE)] = measures.processing_probe_accuracy(
+                    found.predictions, len(knn_settings.classes), units=units, permutations=resampling.permutations,
+                    resampling=bootstrap.Resampling(0))
     if resampling is not None:  # the fitted group's trace left, under the names its board has always had
         effects |= {f"after.{name}": effects[group_metric(settings.group, "after", name)] for name in (GAP, PROBE)}
     return Mitigation(groups, fitted, settings, knn.class_count(train, val), (len(train.image_ids), len(val.image_ids)), learn_seconds,
