@@ -68,6 +68,12 @@ class CellKey:
         return results_dir / self.task / self.dataset / encoder_slug(self.encoder) / f"{self.condition}.json"
 
 
+def board_of(path: Path) -> tuple[str, str]:
+    """The (dataset, condition) a cell file's place in the results folder names (CellKey.path's layout),
+    readable even when the file itself is not."""
+    return path.parent.parent.name, path.stem
+
+
 @dataclass(frozen=True)
 class Cell:
     """One task's numbers for one encoder on one dataset under one condition, and what made them."""

@@ -258,7 +258,7 @@ def show(results_dir: Path, task_names: Iterable[str] | None = None, console: Co
     if only is not None:
         others = len([board for board in boards if (board.dataset, board.condition) != only])
         boards = [board for board in boards if (board.dataset, board.condition) == only]
-        elsewhere = [bad for bad in damaged if (bad.path.parent.parent.name, bad.path.stem) != only]  # files of other boards
+        elsewhere = [bad for bad in damaged if results.board_of(bad.path) != only]  # files of other boards
         damaged = [bad for bad in damaged if bad not in elsewhere]
         if others or elsewhere:
             named = f" --task {next(iter(task_names))}" if task_names else ""
