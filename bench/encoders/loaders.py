@@ -108,9 +108,8 @@ def _open_clip_model(spec: EncoderSpec, pretrained: str | None) -> torch.nn.Modu
     import open_clip
 
     device = "meta" if torch.empty(0).device.type == "meta" else "cpu"
-    quiet = _IntendedRandomInit()
-    if pretrained is None:
-        logging.getLogger().addFilter(quiet)
+    quiet = _IntendedRandomInit()  # only a model built without `pretrained` says so
+    logging.getLogger().addFilter(quiet)
     try:
         return open_clip.create_model(spec.architecture, pretrained=pretrained, device=device, **_options(spec))
     finally:

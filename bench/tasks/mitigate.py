@@ -119,8 +119,8 @@ class Mitigation:
     def resample(self, resampling: bootstrap.Resampling) -> bootstrap.Resampled:
         """Before, after and their change, from the same resamples of val units (every group's gaps:
         of train and val units together), and the tests of the trace on every group, before and
-        after. The price
-        (the change of semantic accuracy) has an interval, no test: a change is no trace."""
+        after. The price (the change of semantic accuracy) has an interval, no test: a change is
+        no trace."""
         per_image = self.per_image()
         points = {name: float(np.mean(values)) for name, values in per_image.items()}
         samples = measures.unit_means(per_image, self.units, resampling) if resampling.enabled else {}
@@ -233,6 +233,6 @@ TASK = TaskSpec(
     options=(METHOD, GROUP, K, SEEDS, SEARCH, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
     decimals=1,  # twelve columns, nine with intervals: one decimal keeps them readable
     view="bench.report.mitigate",
-    version=3,  # 3: the adversarial map trained in standardised units by plain gradient steps; 2: every group's gap and probe
-    # after the method (transfer); 1 held the trained group's only
+    version=3,  # 3: the adversarial map trained in standardised units by plain gradient steps, every group tested before too;
+    # 2: every group's gap and probe after the method (transfer); 1 held the trained group's only
 )
