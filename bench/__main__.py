@@ -335,8 +335,10 @@ def _extract(arguments: argparse.Namespace, workspace: Workspace, console: Conso
     for name in names:
         processing.get(name)
     dataset = data.resolve(arguments.dataset, _dataset_options(arguments))
+    target = store.Store(workspace.embeddings_uri)
+    target.table_names()  # a store that cannot be reached fails here, before the model libraries load
     extraction.extract(
-        dataset, specs, names, store.Store(workspace.embeddings_uri), splits=arguments.splits,
+        dataset, specs, names, target, splits=arguments.splits,
         settings=_settings(arguments), rebuild=arguments.rebuild, rejects_dir=workspace.rejects, console=console, plan_only=arguments.plan,
     )
 
