@@ -1,8 +1,9 @@
-"""Shared fixtures: offline hub, the real-data folder, running the CLI in a subprocess, one-thread search."""
+"""Shared fixtures: offline hub, the real-data folder, running the CLI in a subprocess, an S3 server, one-thread search."""
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -33,6 +34,23 @@ def run_bench(home: Path, *arguments: str, timeout: float = 300) -> subprocess.C
     """Run `python -m bench` as a user would, capturing its output."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160"}
     return subprocess.run(bench_command(home, *arguments), capture_output=True, text=True, timeout=timeout, env=environment, cwd=PROJECT)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[dict[str, str]]:
+    """A moto S3 server on a free localhost port, one bucket, and the environment that points at it."""
+    moto_server = pytest.importorskip("moto.server", reason="moto (the dev extra) runs the S3-compatible test server")
+    boto3 = pytest.importorskip("boto3")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **credentials).create_bucket(Bucket="bench")
+    yield {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": endpoint,
+           "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"}
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ localhost; extract, run and query on s3:// give the same rows and numbers as on 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -22,23 +21,6 @@ ENCODER = "effnet/lite0.random"
 RUN = ("run", "knn-influence", "--dataset", "demo-mini", "--encoders", ENCODER, "--group", "sharpening", "--seeds", "2")
 QUERY = ("query", "--dataset", "demo-mini", "--encoder", ENCODER, "--where", "processing = 'sharpen2' AND label < 3",
          "--columns", "image_id,split,label", "--format", "csv")
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, str]]:
-    """A moto S3 server on a free localhost port, one bucket, and the environment that points at it."""
-    moto_server = pytest.importorskip("moto.server", reason="moto (the dev extra) runs the S3-compatible test server")
-    boto3 = pytest.importorskip("boto3")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **credentials).create_bucket(Bucket="bench")
-    yield {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": endpoint,
-           "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"}
-    server.stop()
 
 
 def _bench(home: Path, environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -71,22 +53,6 @@ def test_every_verb_on_s3_matches_a_local_folder(s3: dict[str, str], tmp_path: P
         assert list(mine.image_ids) == list(theirs.image_ids)
         for name in mine.vectors:
             np.testing.assert_allclose(mine.vectors[name], theirs.vectors[name], rtol=0, atol=1e-5)
-
-
-def test_the_ray_engine_writes_its_fragments_to_s3(s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("ray", reason="the Ray engine needs the ray extra (pip install -e '.[ray]')")
-    uri = f"s3://bench/{uuid.uuid4().hex}"
-    extract = ("extract", "--dataset", "demo-mini", "--encoders", ENCODER, "--processings", "sharpen2", "--splits", "val")
-    _bench(tmp_path / "remote", {**s3, "BENCH_EMBEDDINGS_URI": uri}, *extract, "--engine", "ray")
-    _bench(tmp_path / "local", {}, *extract)
-    for name, value in s3.items():
-        monkeypatch.setenv(name, value)
-    local, bucket = Store(tmp_path / "local" / "embeddings"), Store(uri)
-    state = bucket.key_state("demo-mini", ENCODER)
-    assert len(state.merge_keys) == local.count("demo-mini", ENCODER) and state.duplicates() == 0
-    mine, theirs = (store.split_vectors("demo-mini", ENCODER, "val", ["sharpen2"]) for store in (local, bucket))
-    assert list(mine.image_ids) == list(theirs.image_ids)
-    np.testing.assert_allclose(mine.vectors["sharpen2"], theirs.vectors["sharpen2"], rtol=0, atol=1e-5)
 
 
 def _free_port() -> int:

@@ -1,5 +1,5 @@
 """`--engine ray` on a local Ray cluster: the same rows and vectors as the local engine, and a
-worker killed mid-run is retried without storing any key twice."""
+worker killed mid-run is retried without storing any key twice, on an S3 bucket as on a folder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +37,20 @@ def _worker_pids() -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
-def test_ray_engine_survives_a_killed_worker_and_matches_the_local_engine(tmp_path: Path) -> None:
-    ray_home, local_home = tmp_path / "ray", tmp_path / "local"
-    process = subprocess.Popen(bench_command(ray_home, *EXTRACT, "--engine", "ray", "--commit-seconds", "0"), cwd=PROJECT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+def test_ray_engine_survives_a_killed_worker_writes_its_fragments_to_s3_and_matches_the_local_engine(
+        s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Ray run on an S3 bucket (moto's server on localhost) with a worker killed mid-run: every
+    key once in the bucket, and the vectors and kNN numbers of the local engine on a folder."""
+    uri = f"s3://bench/{uuid.uuid4().hex}"
+    for name, value in s3.items():
+        monkeypatch.setenv(name, value)  # this process reads the bucket too
+    remote = Store(uri)
+    process = subprocess.Popen(bench_command(tmp_path / "ray", *EXTRACT, "--engine", "ray", "--commit-seconds", "0"), cwd=PROJECT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1", "BENCH_EMBEDDINGS_URI": uri})
     killed = False
     while process.poll() is None:  # the run ends on its own, killed worker or not
-        store = Store(ray_home / "embeddings")
-        stored = store.count("demo-mini", ENCODER) if store.has_table("demo-mini", ENCODER) else 0
+        stored = remote.count("demo-mini", ENCODER) if remote.has_table("demo-mini", ENCODER) else 0
         if not killed and stored > 0 and _worker_pids():
             os.kill(_worker_pids()[0], signal.SIGKILL)  # a worker dies mid-run; Ray restarts it and retries its batch
             killed = True
@@ -51,9 +58,10 @@ def test_ray_engine_survives_a_killed_worker_and_matches_the_local_engine(tmp_pa
     _, errors = process.communicate()
     assert process.returncode == 0, errors[-2000:]
     assert killed, "the run ended before a worker could be killed"
+    assert not (tmp_path / "ray" / "embeddings").exists()  # the fragments went to the bucket
 
-    assert run_bench(local_home, *EXTRACT).returncode == 0
-    remote, local = Store(ray_home / "embeddings"), Store(local_home / "embeddings")
+    assert run_bench(tmp_path / "local", *EXTRACT).returncode == 0
+    local = Store(tmp_path / "local" / "embeddings")
     state = remote.key_state("demo-mini", ENCODER)
     assert len(state.merge_keys) == ROWS and state.duplicates() == 0  # every key exactly once
     splits = {}
