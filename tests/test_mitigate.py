@@ -153,6 +153,15 @@ def test_each_method_removes_the_trace_it_was_fitted_on_at_little_semantic_cost(
     assert fitted.needs_class_at_test == (method == mitigation.NORMALISE)
 
 
+def test_reached_chance_is_the_rule_that_ends_the_rounds() -> None:
+    """A small hold-out stops the rounds within two standard errors of chance: the record says so too."""
+    rounds = (erasure.Round(60.0, 1), erasure.Round(40.0, 0))
+    small = erasure.Erasure(np.zeros((8, 1)), rounds, 100 / 3, erasure.TOLERANCE, held_rows=30)
+    large = erasure.Erasure(np.zeros((8, 1)), rounds, 100 / 3, erasure.TOLERANCE, held_rows=30000)
+    assert erasure.at_chance(40.0, 100 / 3, erasure.TOLERANCE, 30) and small.reached_chance
+    assert not erasure.at_chance(40.0, 100 / 3, erasure.TOLERANCE, 30000) and not large.reached_chance
+
+
 def test_projection_finds_the_planted_direction_and_leaves_the_store_vectors_alone() -> None:
     train, val = planted(2.0)
     found = erasure.learn(train, CLASSES)

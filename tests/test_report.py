@@ -82,7 +82,7 @@ def write_cells(results_dir: Path) -> None:
         store(results_dir, "probe-acquisition", encoder, family, f"epochs={PROBE.epochs},processing=mask95,schedule={PROBE.schedule},trials={PROBE.trials}", acquired)
 
         measured = {name: 50.0 + 10.0 * rng.normal(size=len(val.image_ids)) for name in ("gap_pos_minus_neg", "probe_acc1", "all_same")}
-        erased = erasure.Erasure(np.eye(16)[:, :2], (erasure.Round(80.0, 1), erasure.Round(60.0, 1), erasure.Round(34.0, 0)), 100 / 3, 2.0)
+        erased = erasure.Erasure(np.eye(16)[:, :2], (erasure.Round(80.0, 1), erasure.Round(60.0, 1), erasure.Round(34.0, 0)), 100 / 3, 2.0, 3000)
         groups = {group: (measured, {name: values - 5.0 for name, values in measured.items()}) for group in processing.GROUPS}
         knn = knn_influence.KnnSettings(processing.group("jpeg"), 3, (0, 1), "versioned", "faiss-cpu")
         mitigation = mitigate.Mitigation(groups, removal.Projection(erased), mitigate.MitigateSettings(knn, PROBE, group="jpeg"), 4,

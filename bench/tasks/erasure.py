@@ -51,6 +51,7 @@ class Erasure:
     rounds: tuple[Round, ...]
     chance: float  # 100 / classes
     tolerance: float
+    held_rows: int  # the check probe's held-out rows (images x classes): a small hold-out widens "at chance"
 
     @property
     def directions(self) -> int:
@@ -58,7 +59,8 @@ class Erasure:
 
     @property
     def reached_chance(self) -> bool:
-        return bool(self.rounds) and self.rounds[-1].held_out_acc1 <= self.chance + self.tolerance
+        """Whether the last check stopped the rounds by the same rule that ends them (not by the round limit)."""
+        return bool(self.rounds) and at_chance(self.rounds[-1].held_out_acc1, self.chance, self.tolerance, self.held_rows)
 
     def project(self, vectors: np.ndarray) -> np.ndarray:
         """Unit vectors with the subspace projected out, normalised again (float32, a new array)."""
@@ -140,15 +142,16 @@ def learn(train_split: SplitVectors, classes: Sequence[str], *, tolerance: float
     dim = next(iter(train_split.vectors.values())).shape[1]
     basis = np.zeros((dim, 0))
     rounds: list[Round] = []
+    held_rows = len(held) * len(classes)
     for _ in range(max_rounds + 1):
-        current = Erasure(basis, (), chance, tolerance)
+        current = Erasure(basis, (), chance, tolerance, held_rows)
         versions = np.stack([current.project(train_split.vectors[name][chosen]) for name in classes])  # (K, checked images, D)
         accuracy, weights = check_probe(torch.as_tensor(versions, device=torch.device(device)), positions[:len(fit)], positions[len(fit):])
-        if at_chance(accuracy, chance, tolerance, len(held) * len(classes)) or len(rounds) == max_rounds:
+        if at_chance(accuracy, chance, tolerance, held_rows) or len(rounds) == max_rounds:
             rounds.append(Round(accuracy, 0))
             break
         direction = strongest_direction(class_means(train_split, classes, current), weights)
         direction -= basis @ (basis.T @ direction)  # already orthogonal up to rounding: the vectors lie outside the basis
         rounds.append(Round(accuracy, 1))
         basis = np.concatenate([basis, (direction / np.linalg.norm(direction))[:, None]], axis=1)
-    return Erasure(basis, tuple(rounds), chance, tolerance)
+    return Erasure(basis, tuple(rounds), chance, tolerance, held_rows)
