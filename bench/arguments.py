@@ -45,6 +45,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def non_negative_number(text: str) -> float:
+    """A finite number, 0 or more ("nan", "inf" and negatives are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bench import bootstrap, data, encoders, measures, mitigation, processing
+from bench.errors import UsageError
 from bench.tasks import erasure, knn_influence, mitigate, probe_processing
 from bench.tasks.linear_probe import ProbeSettings
 from bench.tasks.spec import Inputs
@@ -232,6 +233,20 @@ def test_the_method_is_part_of_the_condition_and_projection_keeps_the_old_one() 
     assert "method=adversarial" in conditions["adversarial"] and "method=normalise" in conditions["normalise"]
     assert len(set(conditions.values())) == 3
     assert set(mitigate.work(options, dataset).processings) == {name for group in processing.GROUPS.values() for name in group}
+
+
+def test_the_penalty_is_part_of_the_condition_and_holds_the_map_closer() -> None:
+    dataset = data.resolve("demo-mini", data.DatasetOptions())
+    options = {option.name: option.default for option in mitigate.TASK.options} | {"group": "jpeg", "method": "adversarial"}
+    default, explicit, stronger = (mitigate.work(options | {"penalty": penalty}, dataset) for penalty in (None, 1.0, 8.0))
+    assert "penalty" not in default.condition.text and explicit.condition.text == default.condition.text  # stored cells stay current
+    assert "penalty=8" in stronger.condition.text and stronger.settings.adversarial.penalty == 8.0
+    with pytest.raises(UsageError, match="--method adversarial"):
+        mitigate.work(options | {"method": "normalise", "penalty": 2.0}, dataset)
+    train, _ = planted(2.0)
+    loose, tight = (mitigation.fit(mitigation.ADVERSARIAL, train, CLASSES, adversarial=mitigate.adversarial_settings("adversarial", penalty))
+                    for penalty in (0.25, 8.0))
+    assert tight.distortion < 0.5 * loose.distortion  # the weight on the move is what the map pays
 
 
 def test_run_mitigate_with_a_method_writes_its_own_cell(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from bench import bootstrap, data, exact_search, knn, measures, mitigation, processing, results, versioned_search
+from bench.arguments import non_negative_number
+from bench.errors import UsageError
 from bench.runtime import pick_device
 from bench.tasks import erasure, knn_influence, probe_processing, probes
 from bench.tasks.linear_probe import ProbeSettings
@@ -37,6 +39,15 @@ METHOD = TaskOption(
     "finds, projected out), adversarial (a D x D linear map trained against a processing classifier), normalise (each "
     "processing class standardised by its own train mean and std: the query's class must be known) (default: projection)",
     default=mitigation.DEFAULT_METHOD,
+)
+
+
+PENALTY = TaskOption(
+    "penalty",
+    "λ of --method adversarial: the weight of the map's move, mean ||A z − z||² in each dimension's own spread, against the "
+    "classifier's confusion; larger keeps the vectors closer and removes less, 0 leaves the move free "
+    f"(default: {mitigation.AdversarialSettings().penalty:g})",
+    parse=non_negative_number,
 )
 
 
@@ -161,11 +172,25 @@ def work(options: Mapping[str, Any], dataset: data.ResolvedDataset) -> Work:
     classes = processing.group(group)
     knn_settings = knn_influence.KnnSettings(classes, k, tuple(range(seed_count)), options[SEARCH.name],
                                              exact_search.resolve_backend(options[BACKEND.name]), inference(options, dataset))
-    settings = MitigateSettings(knn_settings, probe, group, method)
-    # projection's cells keep the condition they had before there were other methods
-    named = {} if method == mitigation.DEFAULT_METHOD else {"method": method}
+    adversarial = adversarial_settings(method, options.get(PENALTY.name))
+    settings = MitigateSettings(knn_settings, probe, group, method, adversarial)
+    # projection's cells keep the condition they had before there were other methods, and a
+    # default adversarial map the condition it had before its strength could be chosen
+    named: dict[str, Any] = {} if method == mitigation.DEFAULT_METHOD else {"method": method}
+    if adversarial != mitigation.AdversarialSettings():
+        named["penalty"] = f"{adversarial.penalty:g}"
     condition = results.condition(group=group, k=k, seeds=seed_count, **named, **probes.settings_condition(probe))
     return Work(condition, processings_read(), ("train", "val"), settings, unit=dataset.unit_name)
+
+
+def adversarial_settings(method: str, penalty: float | None) -> mitigation.AdversarialSettings:
+    """The adversarial map's settings with --penalty applied; --penalty with another method is refused."""
+    if penalty is None:
+        return mitigation.AdversarialSettings()
+    if method != mitigation.ADVERSARIAL:
+        raise UsageError(f"--penalty weighs the adversarial map's move: it applies to --method adversarial only, not to --method {method}; "
+                         "drop --penalty or add --method adversarial")
+    return dataclasses.replace(mitigation.AdversarialSettings(), penalty=float(penalty))
 
 
 def summary(fitted: mitigation.Mitigator, settings: MitigateSettings) -> str:
@@ -230,7 +255,7 @@ TASK = TaskSpec(
         Column("price", "change.all_same", interval=True),
         *(column for group in processing.GROUPS for column in _group_columns(group)),
     ),
-    options=(METHOD, GROUP, K, SEEDS, SEARCH, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
+    options=(METHOD, PENALTY, GROUP, K, SEEDS, SEARCH, BACKEND, probes.TRIALS, probes.EPOCHS, probes.SCHEDULE, BOOTSTRAP, PERMUTATIONS),
     decimals=1,  # twelve columns, nine with intervals: one decimal keeps them readable
     view="bench.report.mitigate",
     version=3,  # 3: the adversarial map trained in standardised units by plain gradient steps, every group tested before too;
