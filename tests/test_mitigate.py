@@ -161,6 +161,9 @@ def test_reached_chance_is_the_rule_that_ends_the_rounds() -> None:
     large = erasure.Erasure(np.zeros((8, 1)), rounds, 100 / 3, erasure.TOLERANCE, held_rows=30000)
     assert erasure.at_chance(40.0, 100 / 3, erasure.TOLERANCE, 30) and small.reached_chance
     assert not erasure.at_chance(40.0, 100 / 3, erasure.TOLERANCE, 30000) and not large.reached_chance
+    settings = settings_for(mitigation.PROJECTION)
+    assert "round limit" not in mitigate.summary(mitigation.Projection(small), settings)
+    assert "round limit stopped it before chance" in mitigate.summary(mitigation.Projection(large), settings)
 
 
 def test_projection_finds_the_planted_direction_and_leaves_the_store_vectors_alone() -> None:

@@ -198,7 +198,8 @@ def summary(fitted: mitigation.Mitigator, settings: MitigateSettings) -> str:
     if isinstance(fitted, mitigation.Projection):
         found = fitted.erased
         return (f"{found.directions} processing directions removed in {len(found.rounds) - 1} rounds; held-out probe "
-                f"{found.rounds[0].held_out_acc1:.1f}% → {found.rounds[-1].held_out_acc1:.1f}% (chance {found.chance:.1f}%)")
+                f"{found.rounds[0].held_out_acc1:.1f}% → {found.rounds[-1].held_out_acc1:.1f}% (chance {found.chance:.1f}%)"
+                + ("" if found.reached_chance else "; the round limit stopped it before chance"))
     if isinstance(fitted, mitigation.LinearMap):
         return (f"linear map trained in {fitted.settings.steps} steps; the classifier on its batch {fitted.critic_acc1[0]:.1f}% → "
                 f"{fitted.critic_acc1[-1]:.1f}% (chance {100.0 / len(settings.knn.classes):.1f}%), mean ||W f + b − f||² {fitted.moved:.2g} (unit f)")
