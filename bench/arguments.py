@@ -36,23 +36,21 @@ def positive_int(text: str) -> int:
 
 def seconds(text: str) -> float:
     """A finite number of seconds, 0 or more ("nan", "inf" and "-1" are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, got {text}")
-    return value
+    return _finite_at_least_zero(text, "a number of seconds")
 
 
 def non_negative_number(text: str) -> float:
     """A finite number, 0 or more ("nan", "inf" and negatives are refused)."""
+    return _finite_at_least_zero(text, "a number")
+
+
+def _finite_at_least_zero(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
     if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
+        raise argparse.ArgumentTypeError(f"must be {what.replace('a ', 'a finite ', 1)}, 0 or more, got {text}")
     return value
 
 
