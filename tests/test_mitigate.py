@@ -252,6 +252,19 @@ def test_the_penalty_is_part_of_the_condition_and_holds_the_map_closer() -> None
     assert tight.distortion < 0.5 * loose.distortion  # the weight on the move is what the map pays
 
 
+def test_the_board_rule_names_the_penalty_of_its_cells() -> None:
+    from bench import results
+    from bench.report import mitigate as view
+
+    def cell(condition: str) -> results.Cell:
+        return results.Cell(results.CellKey("mitigate", "toy", ENCODER.name, condition), "sup", {})
+
+    base = "epochs=30,group=jpeg,k=10,method=adversarial"
+    assert "penalty (λ = 1)" in view.rule([cell(f"{base},schedule=paper,seeds=3,trials=5")])
+    assert "penalty (λ = 4)" in view.rule([cell(f"{base},penalty=4,schedule=paper,seeds=3,trials=5")])
+    assert "λ" not in view.rule([cell("epochs=30,group=jpeg,k=10,method=normalise,schedule=paper,seeds=3,trials=5")])
+
+
 def test_run_mitigate_with_a_method_writes_its_own_cell(tmp_path: Path) -> None:
     options = {"method": "normalise", "group": "sharpening", "seeds": 2, "trials": 2, "epochs": 3, "bootstrap": 100, "permutations": 49}
     found = run_bench(tmp_path, "run", "mitigate", "--dataset", "demo-mini", "--encoders", "effnet/lite0.random",

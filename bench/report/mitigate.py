@@ -17,8 +17,8 @@ METHOD_WORDS = {
     mitigation.PROJECTION: "projection: the processing subspace a linear probe finds (bench.tasks.erasure) is projected out of "
                            "every vector",
     mitigation.ADVERSARIAL: "adversarial: a D × D linear map with a bias (the identity at first) is trained against a processing "
-                            "classifier retrained on its output every step, with a penalty on how far it moves the train vectors "
-                            "(both in units of each dimension's train spread); W f + b replaces every vector",
+                            "classifier retrained on its output every step, with a penalty (λ = {penalty}) on how far it moves the "
+                            "train vectors (both in units of each dimension's train spread); W f + b replaces every vector",
     mitigation.NORMALISE: "normalise: each processing class is standardised by its own train mean and standard deviation, "
                           "(f − mean_c) / std_c, so the query's processing class must be known at test time (as every database "
                           "vector's); a class it has no statistics for gets those pooled over the classes it was fitted on",
@@ -30,11 +30,17 @@ def method_of(cell: Cell) -> str:
     return str(cell.settings.get("method", mitigation.DEFAULT_METHOD))
 
 
+def penalty_of(cell: Cell) -> str:
+    """The adversarial map's λ: the condition names it only when it is not the default."""
+    return str(cell.settings.get("penalty", f"{mitigation.AdversarialSettings().penalty:g}"))
+
+
 def rule(cells: list[Cell]) -> str:
     methods = sorted({method_of(cell) for cell in cells})
+    penalty = " or ".join(sorted({penalty_of(cell) for cell in cells if method_of(cell) == mitigation.ADVERSARIAL}))
     fitted = results.setting(cells, "group")
     chances = ", ".join(f"{SHORT[group]} {100.0 / len(members):.1f} %" for group, members in processing.GROUPS.items())
-    return (f"{' / '.join(METHOD_WORDS[method] for method in methods)}. Fitted per encoder on the {fitted} classes of the train "
+    return (f"{' / '.join(METHOD_WORDS[method].format(penalty=penalty) for method in methods)}. Fitted per encoder on the {fitted} classes of the train "
             "split alone, applied in memory to train and val under every processing (vectors normalised again). "
             f"gap / probe / sem before: the {fitted} group on the original vectors: knn-influence pos-same − neg-same "
             f"({results.setting(cells, 'k')}-NN, {results.setting(cells, 'seeds')} seeds), the processing probe's accuracy "
