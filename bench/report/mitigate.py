@@ -40,7 +40,8 @@ def rule(cells: list[Cell]) -> str:
     penalty = " or ".join(sorted({penalty_of(cell) for cell in cells if method_of(cell) == mitigation.ADVERSARIAL}))
     fitted = results.setting(cells, "group")
     chances = ", ".join(f"{SHORT[group]} {100.0 / len(members):.1f} %" for group, members in processing.GROUPS.items())
-    return (f"{' / '.join(METHOD_WORDS[method].format(penalty=penalty) for method in methods)}. Fitted per encoder on the {fitted} classes of the train "
+    words = " / ".join(METHOD_WORDS[method].format(penalty=penalty) for method in methods)
+    return (f"{words}. Fitted per encoder on the {fitted} classes of the train "
             "split alone, applied in memory to train and val under every processing (vectors normalised again). "
             f"gap / probe / sem before: the {fitted} group on the original vectors: knn-influence pos-same − neg-same "
             f"({results.setting(cells, 'k')}-NN, {results.setting(cells, 'seeds')} seeds), the processing probe's accuracy "
